@@ -1,0 +1,1 @@
+"""Code shared by the cozeplus services: ids, settings, NATS subjects, generated RPC stubs."""
