@@ -9,6 +9,7 @@ temporary folder and fails when they differ from the committed ones.
 from __future__ import annotations
 
 import sys
+import sysconfig
 from importlib import resources
 from pathlib import Path
 
@@ -16,6 +17,14 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
+
+
+def _plugin(name: str) -> str:
+    """mypy-protobuf's protoc plugins, installed beside this interpreter."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.exists():
+        raise SystemExit(f"{name} not found: pip install mypy-protobuf")
+    return str(path)
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -27,8 +36,12 @@ def generate(out_dir: Path) -> list[Path]:
         f"-I{PROTOS}",
         f"-I{well_known}",
         f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        # Typed stubs (.pyi) for messages and for the gRPC client/server classes.
+        f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+        f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
+        f"--mypy_out={out_dir}",
+        f"--mypy_grpc_out={out_dir}",
         *[str(s) for s in sources],
     ]
     if protoc.main(args) != 0:

@@ -7,7 +7,6 @@ depends on a NATS installed on the machine.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -57,12 +56,17 @@ class EmbeddedNats:
         self.process = subprocess.Popen(
             [
                 str(nats_server_binary()),
-                "--addr", self.host,
-                "--port", str(self.requested_port or -1),
+                "--addr",
+                self.host,
+                "--port",
+                str(self.requested_port or -1),
                 "--jetstream",
-                "--store_dir", str(self.store_dir),
-                "--ports_file_dir", str(self._ports_dir),
-                "--log", str(log_file),
+                "--store_dir",
+                str(self.store_dir),
+                "--ports_file_dir",
+                str(self._ports_dir),
+                "--log",
+                str(log_file),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -102,5 +106,3 @@ class EmbeddedNats:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-

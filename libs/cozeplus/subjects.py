@@ -3,3 +3,19 @@
 # Core NATS broadcast: a credential was revoked; every edge drops it from its auth cache.
 # Payload: JSON {"credential_id": int}.
 AUTH_REVOKED = "cozeplus.auth.revoked"
+
+# JetStream work queue of chat requests: the edge publishes, runners share one durable
+# pull consumer. The message id is the chat id, so a retried publish is deduplicated.
+CHAT_REQUEST_STREAM = "COZEPLUS_CHAT_REQUESTS"
+CHAT_REQUEST_SUBJECT = "cozeplus.chat.request"
+CHAT_RUNNER_CONSUMER = "runners"
+
+
+def chat_events(chat_id: int) -> str:
+    """Core NATS subject on which a run publishes its events, in order."""
+    return f"cozeplus.chat.events.{chat_id}"
+
+
+def chat_cancel(chat_id: int) -> str:
+    """Core NATS subject telling whichever runner holds a chat to stop it."""
+    return f"cozeplus.chat.cancel.{chat_id}"

@@ -1,0 +1,87 @@
+"""The `cozeplus` command: run the system, operate it, and run the mock model server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import grpc
+
+from services.cli import operator
+from services.cli.up import UpOptions, default_data_dir, run_up
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cozeplus", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run NATS, the registry, the edge and a runner on this machine")
+    up.add_argument("--data-dir", type=Path, default=default_data_dir())
+    up.add_argument("--host", default="127.0.0.1", help="address the HTTP edge binds")
+    up.add_argument("--port", type=int, default=8080, help="HTTP edge port")
+    up.add_argument("--registry-port", type=int, default=50051)
+    up.add_argument("--nats-port", type=int, default=0, help="0 picks a free port")
+    up.add_argument("--models-file", type=Path, default=None)
+
+    registry_default = os.environ.get("COZEPLUS_REGISTRY_ADDR", "127.0.0.1:50051")
+
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create_user = users.add_parser("create")
+    create_user.add_argument("username")
+    create_user.add_argument("--password", help="prompted for (or generated) when omitted")
+    create_user.add_argument("--display-name", default="")
+    create_user.add_argument("--registry", default=registry_default)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    for name in ("create", "list", "revoke"):
+        action = keys.add_parser(name)
+        action.add_argument("--user", default="admin", help="the key owner's username")
+        action.add_argument("--registry", default=registry_default)
+        if name == "create":
+            action.add_argument("--name", default="cli")
+            action.add_argument("--expires-in-days", type=float, default=0, help="0 = never")
+        if name == "revoke":
+            action.add_argument("key_id", type=int)
+
+    sub.add_parser("mock-llm", help="a local OpenAI-compatible server for tests", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["mock-llm"]:
+        from services.mock_llm.main import main as mock_llm_main
+
+        mock_llm_main(argv[1:])
+        return 0
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return run_up(
+                UpOptions(
+                    data_dir=args.data_dir,
+                    edge_host=args.host,
+                    edge_port=args.port,
+                    registry_port=args.registry_port,
+                    nats_port=args.nats_port,
+                    models_file=args.models_file,
+                )
+            )
+        if args.command == "users":
+            return operator.create_user(
+                args.registry, args.username, args.password, args.display_name
+            )
+        if args.action == "create":
+            return operator.create_key(args.registry, args.user, args.name, args.expires_in_days)
+        if args.action == "list":
+            return operator.list_keys(args.registry, args.user)
+        return operator.revoke_key(args.registry, args.user, args.key_id)
+    except grpc.RpcError as err:
+        print(f"cozeplus: {err.code().name.lower()}: {err.details()}", file=sys.stderr)
+        return 1

@@ -1,0 +1,154 @@
+"""Session fixtures that start the real system: NATS from the wheel, the registry's gRPC
+server, the HTTP edge and runners, each as its own process on loopback ports."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cozeplus.embedded_nats import EmbeddedNats
+from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from services.cli.system import (
+    ServiceProcess,
+    edge_process,
+    free_port,
+    registry_process,
+    runner_process,
+)
+
+
+@dataclass
+class Account:
+    user_id: int
+    username: str
+    password: str
+    token: str
+    key_id: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cozeplus")
+
+
+@pytest.fixture(scope="session")
+def nats_server(work_dir: Path) -> Iterator[EmbeddedNats]:
+    with EmbeddedNats(work_dir / "nats") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: EmbeddedNats) -> str:
+    return nats_server.url
+
+
+@pytest.fixture(scope="session")
+def start_service() -> Iterator[Callable[[ServiceProcess], ServiceProcess]]:
+    """Start a service process, wait until healthy, stop it at the end of the session."""
+    started: list[ServiceProcess] = []
+
+    def start(service: ServiceProcess) -> ServiceProcess:
+        service.start()
+        started.append(service)
+        service.wait_ready()
+        return service
+
+    yield start
+    for service in reversed(started):
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(
+    work_dir: Path, nats_url: str, start_service: Callable[[ServiceProcess], ServiceProcess]
+) -> ServiceProcess:
+    return start_service(
+        registry_process(
+            data_dir=work_dir / "registry",
+            port=free_port(),
+            nats_url=nats_url,
+            log_dir=work_dir / "logs",
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def registry_addr(registry: ServiceProcess) -> str:
+    return registry.env["COZEPLUS_REGISTRY_LISTEN"]
+
+
+@pytest.fixture(scope="session")
+def edge(
+    work_dir: Path,
+    nats_url: str,
+    registry_addr: str,
+    start_service: Callable[[ServiceProcess], ServiceProcess],
+) -> ServiceProcess:
+    return start_service(
+        edge_process(
+            port=free_port(),
+            registry_addr=registry_addr,
+            nats_url=nats_url,
+            log_dir=work_dir / "logs",
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def edge_url(edge: ServiceProcess) -> str:
+    return f"http://127.0.0.1:{edge.env['COZEPLUS_EDGE_PORT']}"
+
+
+@pytest.fixture(scope="session")
+def runner(
+    work_dir: Path,
+    nats_url: str,
+    registry_addr: str,
+    start_service: Callable[[ServiceProcess], ServiceProcess],
+) -> ServiceProcess:
+    return start_service(
+        runner_process(
+            health_port=free_port(),
+            registry_addr=registry_addr,
+            nats_url=nats_url,
+            log_dir=work_dir / "logs",
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def make_account(registry_addr: str) -> Iterator[Callable[..., Account]]:
+    """Create a fresh user with an API key through the registry's Accounts service."""
+    channel = grpc.insecure_channel(registry_addr)
+    accounts = AccountsStub(channel)
+
+    def make(expires_in: int = 0) -> Account:
+        username = f"user_{secrets.token_hex(6)}"
+        password = secrets.token_urlsafe(12)
+        user = accounts.CreateUser(pb.CreateUserRequest(username=username, password=password))
+        created = accounts.CreateApiKey(
+            pb.CreateApiKeyRequest(user_id=user.id, name="test", expires_in=expires_in)
+        )
+        return Account(
+            user_id=user.id,
+            username=username,
+            password=password,
+            token=created.token,
+            key_id=created.key.id,
+            headers={"Authorization": f"Bearer {created.token}"},
+        )
+
+    yield make
+    channel.close()
+
+
+@pytest.fixture
+def account(make_account: Callable[..., Account]) -> Account:
+    return make_account()
