@@ -1,0 +1,67 @@
+"""What edges and runners say to each other over NATS about a chat.
+
+A chat request goes edge -> runners on the JetStream work queue as `ChatRequest` JSON.
+The run's events come back on the chat's core-NATS subject (`subjects.chat_events`),
+one NATS message per SSE event: the event name in the `EVENT_HEADER` header and the
+payload, already encoded as the wire's one-line JSON, as the body. The edge writes
+body bytes to the client as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+EVENT_HEADER = "Cozeplus-Event"
+# A runner sends this on a chat's subject while the model is quiet, so the edge can tell
+# a slow model from a lost runner. Never forwarded to clients.
+HEARTBEAT_EVENT = "cozeplus.heartbeat"
+
+CHAT_CREATED = "conversation.chat.created"
+CHAT_IN_PROGRESS = "conversation.chat.in_progress"
+CHAT_COMPLETED = "conversation.chat.completed"
+CHAT_FAILED = "conversation.chat.failed"
+CHAT_CANCELED = "conversation.chat.canceled"
+MESSAGE_DELTA = "conversation.message.delta"
+MESSAGE_COMPLETED = "conversation.message.completed"
+ERROR = "error"
+STREAM_DONE = "conversation.stream.done"
+DONE = "done"
+
+TERMINAL_CHAT_EVENTS = frozenset({CHAT_COMPLETED, CHAT_FAILED, CHAT_CANCELED})
+
+
+class InputMessage(BaseModel):
+    role: str
+    type: str = "question"
+    content: str
+    content_type: str = "text"
+    meta_data: dict[str, str] = Field(default_factory=dict)
+
+
+class ChatRequest(BaseModel):
+    """One chat, queued by an edge for any runner. `bot_version` 0 runs the draft."""
+
+    chat_id: int
+    conversation_id: int
+    section_id: int
+    owner_id: int
+    user_id: str
+    bot_id: int
+    bot_version: int
+    messages: list[InputMessage]
+    custom_variables: dict[str, str] = Field(default_factory=dict)
+    meta_data: dict[str, str] = Field(default_factory=dict)
+    extra_params: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    auto_save_history: bool = True
+    created_at: int
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump())
+
+    @classmethod
+    def decode(cls, data: bytes) -> ChatRequest:
+        return cls.model_validate(orjson.loads(data))

@@ -1,0 +1,143 @@
+"""The wire shapes of chats and messages (wire contract sections 2 and 3).
+
+Chat and Message objects are the official SDK shapes (every id a string) with the
+product document's fields beside them (`message_item`, `run_record_item`), so both
+kinds of client read the same payload. Runners build stream events with these; the
+edge builds JSON responses and the events it must synthesize (a chat that never
+reached a runner) with the same functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from cozeplus.chat_protocol import (
+    CHAT_CANCELED,
+    CHAT_COMPLETED,
+    CHAT_FAILED,
+    DONE,
+    ERROR,
+    STREAM_DONE,
+)
+from cozeplus.rpc.v1 import conversations_pb2 as cpb
+
+STREAM_DONE_DATA = b'{"event":"conversation.stream.done"}'
+DONE_DATA = b'"[DONE]"'
+
+
+def json_object(raw: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    value = orjson.loads(raw)
+    return value if isinstance(value, dict) else {}
+
+
+def usage_object(usage: cpb.Usage) -> dict[str, int]:
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    return {
+        "token_count": prompt + completion,
+        "output_count": completion,
+        "input_count": prompt,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def chat_object(run: cpb.ChatRun, meta_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": str(run.id),
+        "conversation_id": str(run.conversation_id),
+        "bot_id": str(run.bot_id),
+        "section_id": str(run.section_id),
+        "status": run.status,
+        "created_at": run.created_at,
+        "completed_at": run.completed_at,
+        "failed_at": run.failed_at,
+        "meta_data": json_object(run.meta_data_json) if meta_data is None else meta_data,
+        "last_error": {"code": run.last_error.code, "msg": run.last_error.msg},
+        "usage": usage_object(run.usage),
+    }
+
+
+def message_object(message: cpb.Message) -> dict[str, Any]:
+    return {
+        "id": str(message.id),
+        "conversation_id": str(message.conversation_id),
+        "section_id": str(message.section_id),
+        "bot_id": str(message.bot_id),
+        "chat_id": str(message.chat_id),
+        "role": message.role,
+        "type": message.type,
+        "content": message.content,
+        "content_type": message.content_type,
+        "reasoning_content": message.reasoning_content,
+        "meta_data": json_object(message.meta_data_json),
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
+
+
+def chat_event(event: str, chat: dict[str, Any]) -> bytes:
+    """A conversation.chat.* payload from a `chat_object`."""
+    usage = chat["usage"]
+    record = {
+        "id": chat["id"],
+        "conversation_id": chat["conversation_id"],
+        "status": chat["status"],
+        "usage": {
+            "prompt_tokens": usage["prompt_tokens"],
+            "completion_tokens": usage["completion_tokens"],
+            "total_tokens": usage["total_tokens"],
+        },
+    }
+    return orjson.dumps({"event": event, **chat, "run_record_item": record})
+
+
+class MessageEvents:
+    """Encodes the delta and completed events of one answer message.
+
+    The message's fixed fields are laid out once; each delta only swaps the content.
+    """
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self._payload: dict[str, Any] = {"event": "", **message}
+        self._item: dict[str, Any] = {
+            "id": message["id"],
+            "role": message["role"],
+            "type": message["type"],
+            "content": "",
+            "content_type": message["content_type"],
+        }
+        self._payload["message_item"] = self._item
+
+    def encode(self, event: str, content: str, updated_at: int | None = None) -> bytes:
+        self._payload["event"] = event
+        self._payload["content"] = content
+        self._item["content"] = content
+        if updated_at is not None:
+            self._payload["updated_at"] = updated_at
+        return orjson.dumps(self._payload)
+
+
+def error_event(code: int, msg: str) -> bytes:
+    error = {"code": code, "msg": msg}
+    return orjson.dumps({"event": "conversation.error", **error, "error": error})
+
+
+def stream_trailer(terminal_event: str, chat: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The events that close a stream after its chat's terminal event."""
+    tail = [(STREAM_DONE, STREAM_DONE_DATA), (DONE, DONE_DATA)]
+    if terminal_event == CHAT_FAILED:
+        error = chat["last_error"]
+        return [(ERROR, error_event(error["code"] or 500, error["msg"] or "chat failed")), *tail]
+    if terminal_event in (CHAT_COMPLETED, CHAT_CANCELED):
+        return tail
+    raise ValueError(f"{terminal_event} does not end a chat")
+
+
+def sse_frame(event: str, data: bytes) -> bytes:
+    """Exactly `event:`, `data:` and a blank line: the SDKs reject anything else."""
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
