@@ -19,3 +19,7 @@ def chat_events(chat_id: int) -> str:
 def chat_cancel(chat_id: int) -> str:
     """Core NATS subject telling whichever runner holds a chat to stop it."""
     return f"cozeplus.chat.cancel.{chat_id}"
+
+
+# Every runner listens here and stops the chat if it holds it.
+CHAT_CANCEL_ALL = "cozeplus.chat.cancel.*"

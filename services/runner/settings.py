@@ -16,4 +16,13 @@ class RunnerSettings(BaseSettings):
     # Chats one runner process runs at once.
     concurrency: int = 64
     models_file: Path | None = None
+    # Longest wait for the model's next token (the first included) before the chat fails.
+    model_timeout_s: float = 60.0
+    # How often a running chat tells JetStream and the edge that its runner is alive.
+    heartbeat_s: float = 2.0
+    # On SIGTERM, how long running chats may take to finish before they are left to
+    # another runner.
+    shutdown_grace_s: float = 30.0
+    # None leases a free id node from NATS; set it only to pin one.
+    node_id: int | None = None
     log_level: str = "INFO"
