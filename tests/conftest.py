@@ -18,6 +18,7 @@ from services.cli.system import (
     ServiceProcess,
     edge_process,
     free_port,
+    http_ok,
     registry_process,
     runner_process,
 )
@@ -66,8 +67,61 @@ def start_service() -> Iterator[Callable[[ServiceProcess], ServiceProcess]]:
 
 
 @pytest.fixture(scope="session")
+def mock_llm_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def models_file(work_dir: Path, mock_llm_port: int) -> Path:
+    """Models served by the mock LLM, each behaving as its provider model name says."""
+    base_url = f"http://127.0.0.1:{mock_llm_port}/v1"
+    path = work_dir / "models.toml"
+    path.write_text(
+        "\n".join(
+            f'[models.{model_id}]\nprovider = "openai"\nbase_url = "{base_url}"\n'
+            f'model = "{provider_model}"\nvision = {str(vision).lower()}\n'
+            for model_id, provider_model, vision in MOCK_MODELS
+        )
+    )
+    return path
+
+
+# (catalogue id, model name sent to the mock, vision)
+MOCK_MODELS = [
+    ("mock", "mock", False),
+    ("mock-vision", "mock", True),
+    ("mock-echo", "mock-echo", False),
+    ("mock-fail", "mock-fail-after-3", False),
+    ("mock-error", "mock-status-500", False),
+    ("mock-slow", "mock-ttft-60000", False),
+    ("mock-stream-slow", "mock-inter-token-200", False),
+]
+
+
+@pytest.fixture(scope="session")
+def mock_llm(
+    work_dir: Path, mock_llm_port: int, start_service: Callable[[ServiceProcess], ServiceProcess]
+) -> str:
+    """A local OpenAI-compatible server that streams over real HTTP."""
+    start_service(
+        ServiceProcess(
+            "mock-llm",
+            "services.mock_llm",
+            {},
+            work_dir / "logs" / "mock-llm.log",
+            http_ok(f"http://127.0.0.1:{mock_llm_port}/v1/models"),
+            args=["--port", str(mock_llm_port)],
+        )
+    )
+    return f"http://127.0.0.1:{mock_llm_port}"
+
+
+@pytest.fixture(scope="session")
 def registry(
-    work_dir: Path, nats_url: str, start_service: Callable[[ServiceProcess], ServiceProcess]
+    work_dir: Path,
+    nats_url: str,
+    models_file: Path,
+    start_service: Callable[[ServiceProcess], ServiceProcess],
 ) -> ServiceProcess:
     return start_service(
         registry_process(
@@ -75,6 +129,7 @@ def registry(
             port=free_port(),
             nats_url=nats_url,
             log_dir=work_dir / "logs",
+            extra_env={"COZEPLUS_REGISTRY_MODELS_FILE": str(models_file)},
         )
     )
 
@@ -106,21 +161,41 @@ def edge_url(edge: ServiceProcess) -> str:
     return f"http://127.0.0.1:{edge.env['COZEPLUS_EDGE_PORT']}"
 
 
+RUNNER_TEST_ENV = {
+    # Short enough that timeout tests finish quickly, long enough for a loaded CI machine.
+    "COZEPLUS_RUNNER_MODEL_TIMEOUT_S": "3",
+    "COZEPLUS_RUNNER_HEARTBEAT_S": "0.5",
+}
+
+
 @pytest.fixture(scope="session")
-def runner(
+def start_runner(
     work_dir: Path,
     nats_url: str,
     registry_addr: str,
+    models_file: Path,
     start_service: Callable[[ServiceProcess], ServiceProcess],
-) -> ServiceProcess:
-    return start_service(
-        runner_process(
-            health_port=free_port(),
-            registry_addr=registry_addr,
-            nats_url=nats_url,
-            log_dir=work_dir / "logs",
+) -> Callable[[str], ServiceProcess]:
+    """Start one more runner process of the shared pool."""
+
+    def start(name: str) -> ServiceProcess:
+        return start_service(
+            runner_process(
+                health_port=free_port(),
+                registry_addr=registry_addr,
+                nats_url=nats_url,
+                log_dir=work_dir / "logs",
+                name=name,
+                extra_env={"COZEPLUS_RUNNER_MODELS_FILE": str(models_file), **RUNNER_TEST_ENV},
+            )
         )
-    )
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def runner(start_runner: Callable[[str], ServiceProcess]) -> ServiceProcess:
+    return start_runner("runner")
 
 
 @pytest.fixture(scope="session")
