@@ -1,0 +1,582 @@
+"""Bots: drafts, validation, tenancy and publishing.
+
+Tenancy: every call names the calling account (`owner_id`). Another account's bot is
+reported as not found, so callers cannot probe which ids exist. A bot lives in its
+owner's personal space, whose id equals the owner's id; there are no shared spaces yet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import Session, col, func, select
+
+from cozeplus.ids import IdGenerator
+from cozeplus.model_catalog import ModelCatalog
+from services.registry.database import Database
+from services.registry.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from services.registry.paging import Page, PageRequest
+from services.registry.tables import BotRecord, BotVersionRecord
+
+MAX_NAME_CHARS = 100
+MAX_DESCRIPTION_CHARS = 2000
+MAX_ICON_URL_CHARS = 2048
+MAX_PROMPT_CHARS = 100_000
+MAX_TEMPERATURE = 2.0
+MAX_MAX_TOKENS = 1_000_000
+MAX_HISTORY_ROUNDS = 100
+DEFAULT_HISTORY_ROUNDS = 10
+MAX_VARIABLE_KEY_CHARS = 64
+MAX_PROLOGUE_CHARS = 10_000
+MAX_SUGGESTED_QUESTIONS = 10
+TOOL_TYPES = ("knowledge_base", "plugin")
+
+# The FieldMask paths UpdateConfig accepts (see registry.proto).
+CONFIG_PATHS = frozenset(
+    {
+        "prompt",
+        "model",
+        "model.model_id",
+        "model.temperature",
+        "model.max_tokens",
+        "model.top_p",
+        "history_rounds",
+        "onboarding",
+        "variables",
+        "tools",
+    }
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ModelSettings(_Frozen):
+    # Empty: the registry's default model, resolved when the config is validated.
+    model_id: str = ""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+
+
+class Onboarding(_Frozen):
+    prologue: str = ""
+    suggested_questions: tuple[str, ...] = ()
+
+
+class Variable(_Frozen):
+    key: str
+    description: str = ""
+    default_value: str = ""
+
+
+class ToolRef(_Frozen):
+    type: str
+    knowledge_id: int = 0
+    plugin_id: int = 0
+
+
+class BotConfig(_Frozen):
+    """How a bot behaves; stored as JSON in drafts and frozen into versions."""
+
+    prompt: str = ""
+    model: ModelSettings = ModelSettings()
+    history_rounds: int = DEFAULT_HISTORY_ROUNDS
+    onboarding: Onboarding = Onboarding()
+    variables: tuple[Variable, ...] = ()
+    tools: tuple[ToolRef, ...] = ()
+
+
+class VersionSnapshot(_Frozen):
+    """What a publish freezes. `draft_updated_at` is when the draft was last edited
+    before the publish, so detail views show a time that matches the content."""
+
+    name: str
+    description: str
+    icon_url: str
+    config: BotConfig
+    draft_updated_at: int
+
+
+@dataclass(frozen=True)
+class Draft:
+    id: int
+    owner_id: int
+    space_id: int
+    name: str
+    description: str
+    icon_url: str
+    config: BotConfig
+    created_at: int
+    updated_at: int
+    latest_version: int
+    published_at: int
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    bot_id: int
+    version: int
+    owner_id: int
+    space_id: int
+    name: str
+    description: str
+    icon_url: str
+    config: BotConfig
+    published_at: int
+    created_at: int
+    updated_at: int
+
+
+class BotService:
+    def __init__(
+        self,
+        database: Database,
+        ids: IdGenerator,
+        catalog: ModelCatalog,
+        default_model: str,
+    ) -> None:
+        if default_model not in catalog:
+            raise ValueError(
+                f"default model {default_model!r} is not in the model catalog "
+                f"(known: {', '.join(catalog.ids)})"
+            )
+        self._db = database
+        self._ids = ids
+        self._catalog = catalog
+        self._default_model = default_model
+
+    async def create_draft(
+        self,
+        *,
+        owner_id: int,
+        space_id: int,
+        name: str,
+        description: str,
+        icon_url: str,
+        config: BotConfig | None,
+    ) -> Draft:
+        _require_owner(owner_id)
+        space_id = _resolve_space(owner_id, space_id)
+        name = _validate_name(name)
+        _validate_description(description)
+        _validate_icon_url(icon_url)
+        checked_config = self._validate_config(config if config is not None else BotConfig())
+        bot_id = self._ids.next_id()
+
+        def work(session: Session) -> Draft:
+            now = int(time.time())
+            record = BotRecord(
+                id=bot_id,
+                owner_id=owner_id,
+                space_id=space_id,
+                name=name,
+                description=description,
+                icon_url=icon_url,
+                config=checked_config.model_dump(mode="json"),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(record)
+            return _draft_from_record(record)
+
+        return await self._db.write(work)
+
+    async def update_display_info(
+        self,
+        *,
+        owner_id: int,
+        bot_id: int,
+        name: str | None,
+        description: str | None,
+        icon_url: str | None,
+    ) -> Draft:
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+        if name is not None:
+            name = _validate_name(name)
+        if description is not None:
+            _validate_description(description)
+        if icon_url is not None:
+            _validate_icon_url(icon_url)
+
+        def work(session: Session) -> Draft:
+            record = _load_bot(session, owner_id, bot_id, for_update=True)
+            changes = {
+                field: value
+                for field, value in (
+                    ("name", name),
+                    ("description", description),
+                    ("icon_url", icon_url),
+                )
+                if value is not None and value != getattr(record, field)
+            }
+            if changes:
+                for field, value in changes.items():
+                    setattr(record, field, value)
+                record.updated_at = int(time.time())
+            return _draft_from_record(record)
+
+        return await self._db.write(work)
+
+    async def update_config(
+        self,
+        *,
+        owner_id: int,
+        bot_id: int,
+        config: BotConfig | None,
+        mask_paths: Sequence[str],
+    ) -> Draft:
+        """Replace the fields of the config named in `mask_paths`, or all of it when
+        the mask is empty."""
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+        unknown = sorted(set(mask_paths) - CONFIG_PATHS)
+        if unknown:
+            raise InvalidArgument(
+                f"update_mask: unknown path {unknown[0]!r} "
+                f"(allowed: {', '.join(sorted(CONFIG_PATHS))})"
+            )
+        if config is None:
+            if not mask_paths:
+                raise InvalidArgument("config is required")
+            config = BotConfig()
+        # A full replacement is validated before touching the database; a masked update
+        # only once merged, since the stored fields complete it.
+        replacement = None if mask_paths else self._validate_config(config)
+
+        def work(session: Session) -> Draft:
+            record = _load_bot(session, owner_id, bot_id, for_update=True)
+            if replacement is None:
+                current = BotConfig.model_validate(record.config)
+                merged = self._validate_config(_merge_config(current, config, mask_paths))
+            else:
+                merged = replacement
+            new_json = merged.model_dump(mode="json")
+            if new_json != record.config:
+                record.config = new_json
+                record.updated_at = int(time.time())
+            return _draft_from_record(record)
+
+        return await self._db.write(work)
+
+    async def get_draft(self, *, owner_id: int, bot_id: int) -> Draft:
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+        return await self._db.read(
+            lambda session: _draft_from_record(_load_bot(session, owner_id, bot_id))
+        )
+
+    async def list_drafts(self, *, owner_id: int, space_id: int, page: PageRequest) -> Page[Draft]:
+        """Newest first. space_id 0 lists every space of the owner."""
+        _require_owner(owner_id)
+        if space_id != 0:
+            space_id = _resolve_space(owner_id, space_id)
+
+        def work(session: Session) -> Page[Draft]:
+            conditions = [BotRecord.owner_id == owner_id, BotRecord.deleted_at == 0]
+            if space_id:
+                conditions.append(BotRecord.space_id == space_id)
+            total = session.exec(select(func.count()).select_from(BotRecord).where(*conditions))
+            records = session.exec(
+                select(BotRecord)
+                .where(*conditions)
+                # Ids are time-ordered, so this is creation order without a tie.
+                .order_by(col(BotRecord.id).desc())
+                .offset(page.offset)
+                .limit(page.size)
+            )
+            return Page([_draft_from_record(r) for r in records], total.one())
+
+        return await self._db.read(work)
+
+    async def delete_draft(self, *, owner_id: int, bot_id: int) -> None:
+        """Soft delete: the bot, its draft and its versions all become not found."""
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+
+        def work(session: Session) -> None:
+            record = _load_bot(session, owner_id, bot_id, for_update=True)
+            record.deleted_at = int(time.time())
+
+        await self._db.write(work)
+
+    async def publish(self, *, owner_id: int, bot_id: int) -> PublishedVersion:
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+
+        def work(session: Session) -> PublishedVersion:
+            # The row lock (PostgreSQL) or the write lock (SQLite, BEGIN IMMEDIATE)
+            # serialises publishes of a bot, so each one sees the previous number.
+            record = _load_bot(session, owner_id, bot_id, for_update=True)
+            config = BotConfig.model_validate(record.config)
+            if config.model.model_id not in self._catalog:
+                raise FailedPrecondition(
+                    f"config.model.model_id: unknown model id {config.model.model_id!r}; "
+                    "update the bot's model before publishing"
+                )
+            now = int(time.time())
+            version = BotVersionRecord(
+                bot_id=record.id,
+                version=record.latest_version + 1,
+                snapshot=VersionSnapshot(
+                    name=record.name,
+                    description=record.description,
+                    icon_url=record.icon_url,
+                    config=config,
+                    draft_updated_at=record.updated_at,
+                ).model_dump(mode="json"),
+                published_at=now,
+            )
+            session.add(version)
+            record.latest_version = version.version
+            record.published_at = now
+            session.flush()
+            return _version_from_records(record, version)
+
+        return await self._db.write(work)
+
+    async def get_version(self, *, owner_id: int, bot_id: int, version: int) -> PublishedVersion:
+        """version 0 is the latest published version."""
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+        if version < 0:
+            raise InvalidArgument("version must be 0 (latest) or a positive version number")
+
+        def work(session: Session) -> PublishedVersion:
+            record = _load_bot(session, owner_id, bot_id)
+            if record.latest_version == 0:
+                raise NotFound("bot has not been published")
+            wanted = version or record.latest_version
+            snapshot = session.get(BotVersionRecord, (record.id, wanted))
+            if snapshot is None:
+                raise NotFound(f"bot has no version {wanted}")
+            return _version_from_records(record, snapshot)
+
+        return await self._db.read(work)
+
+    async def list_versions(self, *, owner_id: int, bot_id: int) -> list[PublishedVersion]:
+        """Newest first; empty for a bot never published."""
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+
+        def work(session: Session) -> list[PublishedVersion]:
+            record = _load_bot(session, owner_id, bot_id)
+            versions = session.exec(
+                select(BotVersionRecord)
+                .where(BotVersionRecord.bot_id == record.id)
+                .order_by(col(BotVersionRecord.version).desc())
+            )
+            return [_version_from_records(record, v) for v in versions]
+
+        return await self._db.read(work)
+
+    async def list_published(
+        self, *, owner_id: int, space_id: int, page: PageRequest
+    ) -> Page[PublishedVersion]:
+        """The latest version of each published, live bot of a space, newest publish first."""
+        _require_owner(owner_id)
+        space_id = _resolve_space(owner_id, space_id)
+
+        def work(session: Session) -> Page[PublishedVersion]:
+            conditions = (
+                BotRecord.owner_id == owner_id,
+                BotRecord.space_id == space_id,
+                BotRecord.deleted_at == 0,
+                col(BotRecord.latest_version) > 0,
+            )
+            total = session.exec(select(func.count()).select_from(BotRecord).where(*conditions))
+            rows = session.exec(
+                select(BotRecord, BotVersionRecord)
+                .join(
+                    BotVersionRecord,
+                    sa.and_(
+                        col(BotVersionRecord.bot_id) == col(BotRecord.id),
+                        col(BotVersionRecord.version) == col(BotRecord.latest_version),
+                    ),
+                )
+                .where(*conditions)
+                .order_by(col(BotRecord.published_at).desc(), col(BotRecord.id).desc())
+                .offset(page.offset)
+                .limit(page.size)
+            )
+            return Page([_version_from_records(b, v) for b, v in rows], total.one())
+
+        return await self._db.read(work)
+
+    def _validate_config(self, config: BotConfig) -> BotConfig:
+        """Check every field; returns the config with the default model filled in."""
+        if len(config.prompt) > MAX_PROMPT_CHARS:
+            raise InvalidArgument(f"config.prompt must be at most {MAX_PROMPT_CHARS} characters")
+        model = config.model
+        model_id = model.model_id.strip() or self._default_model
+        if model_id not in self._catalog:
+            raise InvalidArgument(f"config.model.model_id: unknown model id {model_id!r}")
+        if model.temperature is not None and not 0 <= model.temperature <= MAX_TEMPERATURE:
+            raise InvalidArgument(
+                f"config.model.temperature must be between 0 and {MAX_TEMPERATURE:g}"
+            )
+        if model.top_p is not None and not 0 < model.top_p <= 1:
+            raise InvalidArgument("config.model.top_p must be greater than 0 and at most 1")
+        if model.max_tokens is not None and not 1 <= model.max_tokens <= MAX_MAX_TOKENS:
+            raise InvalidArgument(f"config.model.max_tokens must be between 1 and {MAX_MAX_TOKENS}")
+        if not 0 <= config.history_rounds <= MAX_HISTORY_ROUNDS:
+            raise InvalidArgument(
+                f"config.history_rounds must be between 0 and {MAX_HISTORY_ROUNDS}"
+            )
+        if len(config.onboarding.prologue) > MAX_PROLOGUE_CHARS:
+            raise InvalidArgument(
+                f"config.onboarding.prologue must be at most {MAX_PROLOGUE_CHARS} characters"
+            )
+        if len(config.onboarding.suggested_questions) > MAX_SUGGESTED_QUESTIONS:
+            raise InvalidArgument(
+                f"config.onboarding.suggested_questions: at most {MAX_SUGGESTED_QUESTIONS} allowed"
+            )
+        seen_keys: set[str] = set()
+        for index, variable in enumerate(config.variables):
+            field = f"config.variables[{index}].key"
+            if not variable.key:
+                raise InvalidArgument(f"{field} is required")
+            if len(variable.key) > MAX_VARIABLE_KEY_CHARS:
+                raise InvalidArgument(
+                    f"{field} must be at most {MAX_VARIABLE_KEY_CHARS} characters"
+                )
+            if variable.key in seen_keys:
+                raise InvalidArgument(f"{field}: duplicate key {variable.key!r}")
+            seen_keys.add(variable.key)
+        for index, tool in enumerate(config.tools):
+            field = f"config.tools[{index}]"
+            if tool.type == "knowledge_base":
+                if tool.knowledge_id <= 0:
+                    raise InvalidArgument(f"{field}.knowledge_id must be a positive id")
+            elif tool.type == "plugin":
+                if tool.plugin_id <= 0:
+                    raise InvalidArgument(f"{field}.plugin_id must be a positive id")
+            else:
+                raise InvalidArgument(
+                    f"{field}.type must be one of {', '.join(TOOL_TYPES)}, got {tool.type!r}"
+                )
+        return config.model_copy(update={"model": model.model_copy(update={"model_id": model_id})})
+
+
+def _merge_config(current: BotConfig, patch: BotConfig, paths: Sequence[str]) -> BotConfig:
+    """FieldMask semantics: a listed field takes the patch's value, even an unset one."""
+    top: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    for path in paths:
+        head, _, tail = path.partition(".")
+        if tail:
+            model[tail] = getattr(patch.model, tail)
+        else:
+            top[head] = getattr(patch, head)
+    merged = current.model_copy(update=top)
+    if model:
+        merged = merged.model_copy(update={"model": merged.model.model_copy(update=model)})
+    return merged
+
+
+def _require_owner(owner_id: int) -> None:
+    if owner_id <= 0:
+        raise InvalidArgument("owner_id is required")
+
+
+def _require_bot_id(bot_id: int) -> None:
+    if bot_id <= 0:
+        raise InvalidArgument("bot_id is required")
+
+
+def _resolve_space(owner_id: int, space_id: int) -> int:
+    if space_id in (0, owner_id):
+        return owner_id
+    raise PermissionDenied("space_id: you can only use your personal space")
+
+
+def _validate_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidArgument("name is required")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidArgument(f"name must be at most {MAX_NAME_CHARS} characters")
+    return name
+
+
+def _validate_description(description: str) -> None:
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise InvalidArgument(f"description must be at most {MAX_DESCRIPTION_CHARS} characters")
+
+
+def _validate_icon_url(icon_url: str) -> None:
+    if not icon_url:
+        return
+    if len(icon_url) > MAX_ICON_URL_CHARS:
+        raise InvalidArgument(f"icon_url must be at most {MAX_ICON_URL_CHARS} characters")
+    try:
+        parts = urlsplit(icon_url)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in icon_url)
+    ):
+        raise InvalidArgument("icon_url must be an http or https URL")
+
+
+def _load_bot(
+    session: Session, owner_id: int, bot_id: int, *, for_update: bool = False
+) -> BotRecord:
+    query = select(BotRecord).where(
+        BotRecord.id == bot_id, BotRecord.owner_id == owner_id, BotRecord.deleted_at == 0
+    )
+    if for_update:
+        query = query.with_for_update()
+    record = session.exec(query).one_or_none()
+    if record is None:
+        raise NotFound(f"bot {bot_id} not found")
+    return record
+
+
+def _draft_from_record(record: BotRecord) -> Draft:
+    return Draft(
+        id=record.id,
+        owner_id=record.owner_id,
+        space_id=record.space_id,
+        name=record.name,
+        description=record.description,
+        icon_url=record.icon_url,
+        config=BotConfig.model_validate(record.config),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        latest_version=record.latest_version,
+        published_at=record.published_at,
+    )
+
+
+def _version_from_records(bot: BotRecord, version: BotVersionRecord) -> PublishedVersion:
+    snapshot = VersionSnapshot.model_validate(version.snapshot)
+    return PublishedVersion(
+        bot_id=bot.id,
+        version=version.version,
+        owner_id=bot.owner_id,
+        space_id=bot.space_id,
+        name=snapshot.name,
+        description=snapshot.description,
+        icon_url=snapshot.icon_url,
+        config=snapshot.config,
+        published_at=version.published_at,
+        created_at=bot.created_at,
+        updated_at=snapshot.draft_updated_at,
+    )

@@ -1,0 +1,137 @@
+"""Database engines, one transaction per call on worker threads, and migrations.
+
+SQLAlchemy sessions are blocking, so every unit of work runs on a small thread pool
+sized to the connection pool: the event loop never waits on the database, and a
+thread never waits on a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlmodel import Session
+
+from services.registry.errors import Unavailable
+
+DB_THREADS = 8
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# How long a SQLite writer waits for the file lock before giving up.
+SQLITE_LOCK_TIMEOUT_S = 30.0
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+def normalize_database_url(url: str) -> sa.URL:
+    """Pin PostgreSQL URLs to psycopg 3, the driver we ship, whatever scheme was given."""
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {parsed.drivername!r}: use sqlite or postgresql")
+    return parsed
+
+
+def create_database_engine(url: str | sa.URL) -> sa.Engine:
+    parsed = normalize_database_url(str(url) if isinstance(url, sa.URL) else url)
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(parsed)
+    return sa.create_engine(
+        parsed,
+        pool_size=DB_THREADS,
+        max_overflow=0,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10},
+    )
+
+
+def _create_sqlite_engine(url: sa.URL) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        pool_size=DB_THREADS,
+        max_overflow=0,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT_S},
+    )
+
+    @event.listens_for(engine, "connect")
+    def configure_connection(dbapi_connection: Any, _record: Any) -> None:
+        # Take over BEGIN from the sqlite3 module (see begin_transaction).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin_transaction(connection: sa.Connection) -> None:
+        # A deferred transaction that reads and then writes cannot wait for the write
+        # lock: SQLite fails it at once with "database is locked". Writers therefore
+        # begin IMMEDIATE, which takes the lock up front and queues behind the busy
+        # timeout; readers stay DEFERRED and never block anyone under WAL.
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """Alembic configured in code: no alembic.ini to ship or to find."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.engine = create_database_engine(url)
+        self.backend = self.engine.dialect.name
+        self._write_engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.backend == "sqlite"
+            else self.engine
+        )
+        self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="registry-db")
+
+    def upgrade_to_head(self) -> None:
+        """Blocking; migrations take the write lock (SQLite) or an advisory lock
+        (PostgreSQL, see migrations/env.py), so replicas starting together queue up."""
+        with self._write_engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        return await self._run(self.engine, work)
+
+    async def write(self, work: Callable[[Session], T]) -> T:
+        return await self._run(self._write_engine, work)
+
+    async def _run(self, engine: sa.Engine, work: Callable[[Session], T]) -> T:
+        def in_transaction() -> T:
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                return work(session)
+
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, in_transaction)
+        except sa.exc.OperationalError as exc:
+            log.exception("database operation failed")
+            raise Unavailable("database unavailable, try again") from exc
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()

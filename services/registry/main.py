@@ -1,0 +1,123 @@
+"""Entry point: migrate the database, then serve BotRegistry and Accounts over gRPC.
+
+Also served: grpc.health.v1 (overall "" and each service) and server reflection.
+SIGTERM/SIGINT mark every service NOT_SERVING, then in-flight RPCs get
+`grace_period_s` to finish before the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+
+import grpc
+import nats
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from nats.aio.client import Client as NATS
+
+from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.model_catalog import ModelCatalog
+from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
+from services.registry.accounts import AccountService, NatsRevocationBroadcast
+from services.registry.bots import BotService
+from services.registry.database import Database
+from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
+from services.registry.settings import RegistrySettings
+
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
+    pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
+)
+
+log = logging.getLogger("services.registry")
+
+
+async def serve(settings: RegistrySettings) -> None:
+    catalog = ModelCatalog.load(settings.models_file)
+    if settings.default_model not in catalog:
+        raise SystemExit(
+            f"default model {settings.default_model!r} is not in the model catalog "
+            f"(known: {', '.join(catalog.ids)}); set COZEPLUS_REGISTRY_DEFAULT_MODEL "
+            "or add it to COZEPLUS_REGISTRY_MODELS_FILE"
+        )
+    database = Database(settings.resolved_database_url())
+    try:
+        log.info("migrating %s database to the latest schema", database.backend)
+        await asyncio.to_thread(database.upgrade_to_head)
+        # Never give up reconnecting: without NATS, revocations cannot reach the edges.
+        nc = await nats.connect(
+            settings.nats_url, name="cozeplus-registry", max_reconnect_attempts=-1
+        )
+        try:
+            await _serve_with(settings, catalog, database, nc)
+        finally:
+            await nc.close()
+    finally:
+        database.close()
+
+
+async def _serve_with(
+    settings: RegistrySettings,
+    catalog: ModelCatalog,
+    database: Database,
+    nc: NATS,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        node_id = settings.node_id
+        if node_id is None:
+            owner = f"registry@{socket.gethostname()}:{os.getpid()}"
+            node_id = await stack.enter_async_context(lease_node_id(nc, owner))
+        ids = IdGenerator(node_id)
+        bot_service = BotService(database, ids, catalog, settings.default_model)
+        account_service = await asyncio.to_thread(
+            # Builds an argon2 hash at start-up; keep it off the event loop.
+            AccountService,
+            database,
+            ids,
+            NatsRevocationBroadcast(nc),
+            session_ttl_s=settings.session_ttl_s,
+        )
+
+        server = grpc.aio.server()
+        pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
+        pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        port = server.add_insecure_port(settings.listen)
+        host = settings.listen.rsplit(":", 1)[0]
+        await server.start()
+
+        for service in ("", *SERVICE_NAMES):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("id node %d", node_id)
+        # Exactly this line: launchers wait for it and read the bound port from it.
+        log.info("registry listening on %s:%d", host, port)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+        log.info("shutting down; in-flight calls get %.1fs", settings.grace_period_s)
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(settings.grace_period_s)
+    log.info("registry stopped")
+
+
+def main() -> None:
+    settings = RegistrySettings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve(settings))

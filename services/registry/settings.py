@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COZEPLUS_REGISTRY_")
+
+    # host:port of the gRPC server.
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path(".cozeplus")
+    # Empty: a SQLite file under data_dir. postgresql://... uses psycopg 3.
+    database_url: str = ""
+    nats_url: str = "nats://127.0.0.1:4222"
+    # None: lease a free node number from NATS so replicas never mint the same id.
+    node_id: int | None = None
+    models_file: Path | None = None
+    # The model of a bot whose config names none.
+    default_model: str = "echo"
+    # How long in-flight RPCs may run on after SIGTERM.
+    grace_period_s: float = 5.0
+    session_ttl_s: int = 7 * 24 * 3600
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'registry.db'}"
