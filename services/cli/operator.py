@@ -59,16 +59,16 @@ def list_keys(registry: str, username: str) -> int:
         accounts = AccountsStub(channel)
         user = _user(accounts, username)
         page = 1
-        print(f"{'id':<18} {'name':<20} {'prefix':<14} {'expires':<22} status")
+        # Revoked keys are gone from the list: revoking is deleting, as in the HTTP API.
+        print(f"{'id':<18} {'name':<20} {'prefix':<14} {'expires':<22} last used")
         while True:
             reply = accounts.ListApiKeys(
                 pb.ListApiKeysRequest(user_id=user.id, page_size=100, page_num=page)
             )
             for key in reply.keys:
-                status = "revoked" if key.revoked else "active"
                 print(
                     f"{key.id:<18} {key.name[:20]:<20} {key.prefix:<14} "
-                    f"{_when(key.expires_at):<22} {status}"
+                    f"{_when(key.expires_at):<22} {_when(key.last_used_at)}"
                 )
             if page * 100 >= reply.total or not reply.keys:
                 return 0
