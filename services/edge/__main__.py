@@ -1,0 +1,3 @@
+from services.edge.main import main
+
+main()

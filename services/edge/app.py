@@ -1,0 +1,75 @@
+"""Assembles the edge: routers, error handlers, middleware, and the connections opened for the
+app's lifetime (registry channel, NATS with the revocation subscription)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from cozeplus.subjects import AUTH_REVOKED
+from services.edge.auth import Authenticator
+from services.edge.errors import install_error_handlers
+from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from services.edge.nats_link import NatsLink
+from services.edge.registry import RegistryClient
+from services.edge.routes import bots, health, passport, pat
+from services.edge.runtime import EdgeRuntime
+from services.edge.settings import EdgeSettings
+
+
+def create_app(settings: EdgeSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = RegistryClient(settings.registry_addr, settings.registry_timeout_s)
+        authenticator = Authenticator(registry.accounts, settings.auth_cache_ttl_s)
+        nats_link = NatsLink(settings.nats_url)
+        nats_link.subscribe(AUTH_REVOKED, authenticator.on_revoked_message)
+        nats_link.on_state_change(authenticator.set_cache_enabled)
+        nats_link.start()
+        app.state.runtime = EdgeRuntime(
+            settings=settings, registry=registry, nats=nats_link, authenticator=authenticator
+        )
+        try:
+            yield
+        finally:
+            await nats_link.close()
+            await registry.close()
+
+    app = FastAPI(
+        title="cozeplus edge",
+        version="0.1.0",
+        description="Coze Agent API: bots, sessions and API keys. Every response is the envelope "
+        '`{"code": 0, "msg": "success", "data": ...}`; errors carry the HTTP status in `code`.',
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (health.router, passport.router, pat.router, bots.router):
+        app.include_router(router)
+    # Added last = outermost: the log id middleware wraps the 413 of the body limit too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents a 422 with its own body on every route; validation errors here are
+    400 envelopes (already documented), so drop it."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

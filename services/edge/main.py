@@ -1,0 +1,43 @@
+"""Entry point: `python -m services.edge` serves the edge with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from services.edge.app import create_app
+from services.edge.middleware import LogIdFilter
+from services.edge.settings import EdgeSettings
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(LogIdFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(log_id)s] %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+
+def main() -> None:
+    settings = EdgeSettings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        # RequestContextMiddleware writes the access log, with the log id.
+        access_log=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

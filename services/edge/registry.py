@@ -1,0 +1,59 @@
+"""The edge's connection to the bot registry: one grpc.aio channel for both services, a default
+deadline and the request's log id on every call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cozeplus.rpc.v1 import registry_pb2_grpc
+from services.edge.middleware import LOG_ID
+
+if TYPE_CHECKING:
+    from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
+
+
+class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds a deadline when the caller set none, and the log id as `x-log-id` metadata so the
+    registry's logs can be joined with ours."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[Any, Any], Awaitable[Any]],
+        client_call_details: Any,
+        request: Any,
+    ) -> Any:
+        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+        metadata.add("x-log-id", LOG_ID.get())
+        details = grpc.aio.ClientCallDetails(
+            method=client_call_details.method,
+            timeout=client_call_details.timeout or self.timeout_s,
+            metadata=metadata,
+            credentials=client_call_details.credentials,
+            wait_for_ready=client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request)
+
+
+class RegistryClient:
+    def __init__(self, addr: str, timeout_s: float) -> None:
+        self.channel = grpc.aio.insecure_channel(addr, interceptors=[_CallDefaults(timeout_s)])
+        self.bots: BotRegistryAsyncStub = registry_pb2_grpc.BotRegistryStub(self.channel)
+        self.accounts: AccountsAsyncStub = registry_pb2_grpc.AccountsStub(self.channel)
+        self._health: Any = health_pb2_grpc.HealthStub(self.channel)
+
+    async def is_serving(self, timeout_s: float = 1.0) -> bool:
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        except (TimeoutError, grpc.aio.AioRpcError):
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def close(self) -> None:
+        await self.channel.close()

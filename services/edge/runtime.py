@@ -1,0 +1,31 @@
+"""What a request handler may use, built once by the app's lifespan and reached through the
+`Runtime` dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, cast
+
+from fastapi import Depends, Request
+
+from services.edge.nats_link import NatsLink
+from services.edge.registry import RegistryClient
+from services.edge.settings import EdgeSettings
+
+if TYPE_CHECKING:
+    from services.edge.auth import Authenticator
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRuntime:
+    settings: EdgeSettings
+    registry: RegistryClient
+    nats: NatsLink
+    authenticator: Authenticator
+
+
+def get_runtime(request: Request) -> EdgeRuntime:
+    return cast(EdgeRuntime, request.app.state.runtime)
+
+
+Runtime = Annotated[EdgeRuntime, Depends(get_runtime)]

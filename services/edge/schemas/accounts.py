@@ -1,0 +1,99 @@
+"""Account, session and API key (personal access token) bodies. These live under /api, so ids
+are JSON numbers."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+
+from services.edge.schemas.common import Id, NonEmptyStr, RequestModel, ResponseModel
+
+
+class RegisterRequest(RequestModel):
+    username: NonEmptyStr = Field(max_length=64)
+    password: NonEmptyStr = Field(max_length=1024)
+    display_name: str = Field(default="", max_length=128)
+
+
+class LoginRequest(RequestModel):
+    username: NonEmptyStr = Field(max_length=64)
+    password: NonEmptyStr = Field(max_length=1024)
+
+
+class UserView(ResponseModel):
+    user_id: int
+    username: str
+    display_name: str
+    created_at: int
+
+
+class SessionView(ResponseModel):
+    user: UserView
+    expires_at: int = Field(description="When the session cookie stops working (Unix seconds).")
+
+
+class MeView(UserView):
+    auth_kind: str = Field(description="`session` or `api_key`: how this request authenticated.")
+
+
+def _duration_day(value: object) -> object:
+    # Coze's console sends days as strings ("30"), plus "permanent" and "customize".
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,5}", value):
+        return int(value)
+    return value
+
+
+class CreatePatRequest(RequestModel):
+    name: NonEmptyStr = Field(max_length=128)
+    expire_at: int | None = Field(
+        default=None, ge=0, description="Unix seconds; 0 or absent: never (unless duration_day)."
+    )
+    duration_day: Annotated[
+        Annotated[int, Field(ge=1)] | Literal["permanent", "customize"] | None,
+        BeforeValidator(_duration_day),
+    ] = Field(
+        default=None,
+        description='Days until expiry, or "permanent"; "customize" means use expire_at.',
+    )
+
+
+class PatIdRequest(RequestModel):
+    id: Id
+
+
+class UpdatePatRequest(RequestModel):
+    id: Id
+    name: NonEmptyStr = Field(max_length=128)
+
+
+class ListPatRequest(RequestModel):
+    page: int = Field(default=1, ge=1, description="1-based page number.")
+    size: int = Field(default=20, ge=1, le=100)
+
+
+class PatView(ResponseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters, to recognise it.")
+    created_at: int
+    updated_at: int
+    last_used_at: int = Field(description="-1: never used.")
+    expire_at: int = Field(description="-1: never expires.")
+    revoked: bool
+
+
+class PatCreated(ResponseModel):
+    personal_access_token: PatView
+    token: str = Field(description="The API key itself; shown only in this response.")
+
+
+class PatDetail(ResponseModel):
+    personal_access_token: PatView
+
+
+class PatList(ResponseModel):
+    personal_access_tokens: list[PatView]
+    has_more: bool
+    total: int
