@@ -1,0 +1,3 @@
+from services.mock_llm.main import main
+
+raise SystemExit(main())

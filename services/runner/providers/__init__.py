@@ -1,0 +1,46 @@
+"""Model providers: how the runner calls the model a bot uses. See base.py."""
+
+from services.runner.providers.base import (
+    ChatPart,
+    Completion,
+    CompletionRequest,
+    FilePart,
+    FinishReason,
+    ImagePart,
+    ModelProvider,
+    PromptMessage,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    Role,
+    StreamItem,
+    TextDelta,
+    TextPart,
+    Usage,
+    collect,
+)
+from services.runner.providers.factory import close_providers, provider_for
+
+__all__ = [
+    "ChatPart",
+    "Completion",
+    "CompletionRequest",
+    "FilePart",
+    "FinishReason",
+    "ImagePart",
+    "ModelProvider",
+    "PromptMessage",
+    "ProviderError",
+    "ProviderRejected",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "Role",
+    "StreamItem",
+    "TextDelta",
+    "TextPart",
+    "Usage",
+    "close_providers",
+    "collect",
+    "provider_for",
+]

@@ -1,0 +1,276 @@
+"""Models behind any OpenAI-compatible chat completions API (OpenAI, DeepSeek, Qwen/DashScope,
+Moonshot, vLLM, Ollama, LM Studio, ...), through the official `openai` SDK.
+
+Decisions worth knowing:
+
+- Always streams, with `stream_options.include_usage`, so usage comes from the provider
+  when it supports it; otherwise the adapter counts tokens (token_count.py) and marks the
+  Completion `usage_estimated`.
+- Messages with only text are sent as a plain string: several compatible servers reject
+  the content-array form for text-only models. Images become `image_url` parts only in user
+  messages of a vision model (the only place the API accepts them); elsewhere they become
+  `[image: URL]` notes so the model still knows an image was there.
+- The API key is read from the environment at each call, so rotating it needs no restart,
+  and it travels in a per-request header rather than living on the shared client.
+- No SDK retries: the runner decides about retrying, and a retry would double the time to
+  the first token the user waits for.
+- Errors are mapped to ProviderTimeout / ProviderUnavailable / ProviderRejected with a
+  short message safe for end users: the provider's own message, with anything that looks
+  like a key removed, and never the base URL (it can reveal internal hosts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
+from typing import Any, cast
+
+import openai
+from openai import AsyncOpenAI, AsyncStream, omit
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionContentPartParam,
+    ChatCompletionMessageParam,
+)
+
+from cozeplus.model_catalog import ModelSpec
+from services.runner.providers.base import (
+    Completion,
+    CompletionRequest,
+    FinishReason,
+    ImagePart,
+    PromptMessage,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StreamItem,
+    TextDelta,
+    TextPart,
+    Usage,
+    part_as_text,
+)
+from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
+
+# Local servers (Ollama, vLLM without --api-key) need no key, but the SDK insists on an
+# Authorization header: they ignore this one.
+NO_KEY_PLACEHOLDER = "cozeplus-no-key"
+# Upstream messages are shown to end users: keep them short.
+MAX_UPSTREAM_MESSAGE = 200
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key|api[-_]?key)[-_][A-Za-z0-9*._\-]{6,}", re.IGNORECASE)
+_BEARER = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
+
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+
+
+def to_openai_messages(
+    messages: Iterable[PromptMessage], *, vision: bool
+) -> list[ChatCompletionMessageParam]:
+    out: list[ChatCompletionMessageParam] = []
+    for message in messages:
+        native_images = vision and message.role == "user"
+        if native_images and any(isinstance(p, ImagePart) for p in message.parts):
+            content: list[ChatCompletionContentPartParam] = []
+            for part in message.parts:
+                if isinstance(part, ImagePart):
+                    content.append({"type": "image_url", "image_url": {"url": part.url}})
+                else:
+                    content.append({"type": "text", "text": part_as_text(part)})
+            out.append({"role": "user", "content": content})
+            continue
+        text = "\n".join(
+            p.text if isinstance(p, TextPart) else part_as_text(p) for p in message.parts
+        )
+        if message.role == "system":
+            out.append({"role": "system", "content": text})
+        elif message.role == "assistant":
+            out.append({"role": "assistant", "content": text})
+        else:
+            out.append({"role": "user", "content": text})
+    return out
+
+
+class OpenAICompatProvider:
+    def __init__(self, spec: ModelSpec) -> None:
+        if not spec.base_url:
+            raise ValueError(f"model {spec.id!r}: base_url is required for provider 'openai'")
+        self._spec = spec
+        self._client = AsyncOpenAI(
+            base_url=spec.base_url,
+            api_key=NO_KEY_PLACEHOLDER,
+            max_retries=0,
+        )
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _api_key(self) -> str:
+        env = self._spec.api_key_env
+        if not env:
+            return NO_KEY_PLACEHOLDER
+        key = os.environ.get(env, "").strip()
+        if not key:
+            raise ProviderRejected(
+                f"model {self._spec.id!r} needs an API key: set the environment variable "
+                f"{env} for the runner"
+            )
+        return key
+
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
+        spec = self._spec
+        key = self._api_key()
+        defaults = spec.defaults
+        temperature = (
+            request.temperature if request.temperature is not None else defaults.temperature
+        )
+        max_tokens = request.max_tokens if request.max_tokens is not None else defaults.max_tokens
+        top_p = request.top_p if request.top_p is not None else defaults.top_p
+        timeout_s = request.timeout_s
+        loop = asyncio.get_running_loop()
+        # One deadline covers connecting, the response headers and the first chunk; it is
+        # pushed back by every chunk after that.
+        deadline = loop.time() + timeout_s
+        parts: list[str] = []
+        usage: Usage | None = None
+        finish: FinishReason | None = None
+        # Past the response headers: a broken connection now is a failure mid-answer.
+        answering = False
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunks: AsyncStream[
+                    ChatCompletionChunk
+                ] = await self._client.chat.completions.create(
+                    model=spec.model or spec.id,
+                    messages=to_openai_messages(request.messages, vision=spec.vision),
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    temperature=temperature if temperature is not None else omit,
+                    max_tokens=max_tokens if max_tokens is not None else omit,
+                    top_p=top_p if top_p is not None else omit,
+                    extra_headers={"Authorization": f"Bearer {key}"},
+                    # Backstop only: the asyncio deadlines above and below are what fire;
+                    # this bounds a connect or write the loop could not see stalling.
+                    timeout=timeout_s + 5.0,
+                )
+            answering = True
+            # Closing the stream closes the HTTP response mid-body, which drops the connection:
+            # that is what tells the provider to stop generating when the chat is cancelled.
+            async with chunks, aclosing(_aiter_chunks(chunks)) as items:
+                while True:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(items, None)
+                    if chunk is None:
+                        break
+                    deadline = loop.time() + timeout_s
+                    if chunk.usage is not None:
+                        usage = Usage(
+                            prompt_tokens=chunk.usage.prompt_tokens or 0,
+                            completion_tokens=chunk.usage.completion_tokens or 0,
+                        )
+                    for choice in chunk.choices or ():
+                        if choice.index != 0:
+                            continue
+                        if choice.finish_reason is not None:
+                            finish = _FINISH_REASONS.get(choice.finish_reason, "other")
+                        text = choice.delta.content if choice.delta is not None else None
+                        if text:
+                            parts.append(text)
+                            yield TextDelta(text)
+        except TimeoutError as err:
+            what = "stopped streaming" if parts else "did not start answering"
+            raise ProviderTimeout(f"model {spec.id!r} {what} within {timeout_s:g}s") from err
+        except openai.OpenAIError as err:
+            raise self._map_error(err, key, answering=answering) from err
+        if finish is None:
+            # A clean end of stream without a finish reason means the provider (or a proxy
+            # between us) cut the answer short: report it rather than pass a truncated
+            # answer off as complete.
+            raise ProviderUnavailable(f"model {spec.id!r} ended its answer prematurely")
+        estimated = usage is None
+        if usage is None:
+            usage = Usage(
+                prompt_tokens=count_prompt_tokens(request.messages, vision=spec.vision),
+                completion_tokens=count_text_tokens("".join(parts)),
+            )
+        yield Completion(usage=usage, finish_reason=finish, usage_estimated=estimated)
+
+    def _map_error(self, err: openai.OpenAIError, key: str, *, answering: bool) -> ProviderError:
+        model = self._spec.id
+        if isinstance(err, openai.APITimeoutError):
+            return ProviderTimeout(f"model {model!r} timed out")
+        if isinstance(err, openai.APIConnectionError):
+            if answering:
+                return ProviderUnavailable(
+                    f"model {model!r} broke off its answer (connection lost)"
+                )
+            return ProviderUnavailable(f"model {model!r} is unreachable (connection failed)")
+        if isinstance(err, openai.APIStatusError):
+            status = err.status_code
+            detail = _upstream_detail(err.body, key)
+            suffix = f": {detail}" if detail else ""
+            if status == 408:
+                return ProviderTimeout(
+                    f"model {model!r} timed out (HTTP {status}){suffix}", upstream_status=status
+                )
+            if status == 429:
+                return ProviderUnavailable(
+                    f"model {model!r} is rate limited or out of quota (HTTP 429){suffix}",
+                    upstream_status=status,
+                )
+            if status >= 500:
+                return ProviderUnavailable(
+                    f"model {model!r} failed (HTTP {status}){suffix}", upstream_status=status
+                )
+            if status in (401, 403):
+                return ProviderRejected(
+                    f"model {model!r} rejected the API key (HTTP {status}){suffix}",
+                    upstream_status=status,
+                )
+            return ProviderRejected(
+                f"model {model!r} rejected the request (HTTP {status}){suffix}",
+                upstream_status=status,
+            )
+        if isinstance(err, openai.APIError):
+            # An error event inside a 200 stream: the provider failed mid-answer.
+            detail = _upstream_detail(err.body, key)
+            suffix = f": {detail}" if detail else ""
+            return ProviderUnavailable(f"model {model!r} failed while answering{suffix}")
+        return ProviderError(500, f"model {model!r} call failed ({type(err).__name__})")
+
+
+async def _aiter_chunks(
+    chunks: AsyncStream[ChatCompletionChunk],
+) -> AsyncGenerator[ChatCompletionChunk, None]:
+    # A named async generator (rather than chunks.__aiter__()) so it can be aclose()d: the
+    # SDK's own iterator is only closed by exhausting it or garbage collection.
+    async for chunk in chunks:
+        yield chunk
+
+
+def _upstream_detail(body: object, key: str) -> str:
+    message: object = body
+    if isinstance(body, dict):
+        message = cast(dict[str, Any], body).get("message")
+    if not isinstance(message, str):
+        return ""
+    if key and key != NO_KEY_PLACEHOLDER:
+        message = message.replace(key, "[redacted]")
+    message = _BEARER.sub("Bearer [redacted]", message)
+    message = _KEY_LIKE.sub("[redacted]", message)
+    message = " ".join(message.split())
+    if len(message) > MAX_UPSTREAM_MESSAGE:
+        message = message[: MAX_UPSTREAM_MESSAGE - 1] + "…"
+    return message
