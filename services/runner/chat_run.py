@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from nats.aio.client import Client as NATS
@@ -30,8 +30,6 @@ from cozeplus.ids import IdGenerator
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
-from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryAsyncStub
 from cozeplus.subjects import chat_events
 from services.runner.prompt import build_prompt
 from services.runner.providers import provider_for
@@ -44,6 +42,11 @@ from services.runner.providers.base import (
     TextDelta,
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
+
+if TYPE_CHECKING:
+    # The async stub classes exist only in the generated type stubs.
+    from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
+    from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryAsyncStub
 
 log = logging.getLogger("cozeplus.runner.chat")
 

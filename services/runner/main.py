@@ -36,6 +36,7 @@ from cozeplus.subjects import (
 from services.runner.chat_run import BotConfigCache, ChatRun, RunnerDeps
 from services.runner.health import health_server
 from services.runner.metrics import CHATS_RUNNING, CHATS_TOTAL
+from services.runner.providers import close_providers
 from services.runner.settings import RunnerSettings
 
 log = logging.getLogger("cozeplus.runner")
@@ -177,6 +178,7 @@ async def serve(settings: RunnerSettings) -> None:
             await consumer
         await subscription.unsubscribe()
         await pool.drain(settings.shutdown_grace_s)
+        await close_providers()
         if health is not None:
             health.should_exit = True
             await health_task
