@@ -101,3 +101,54 @@ def test_unreachable_registry_is_a_clear_error() -> None:
     result = cozeplus("keys", "list", "--registry", "127.0.0.1:1")
     assert result.returncode == 1
     assert "unavailable" in result.stderr
+
+
+async def test_limits_are_written_for_every_edge(registry_addr: str, nats_url: str) -> None:
+    import nats
+    import orjson
+    from nats.js.errors import KeyNotFoundError
+
+    from services.edge.rate_limit import OVERRIDES_BUCKET
+
+    cozeplus(
+        "users", "create", "cli_limits", "--password", "s3cret-pass", "--registry", registry_addr
+    )
+    result = cozeplus(
+        "limits",
+        "--user",
+        "cli_limits",
+        "--chat",
+        "120",
+        "--bot-info",
+        "7",
+        "--registry",
+        registry_addr,
+        "--nats",
+        nats_url,
+    )
+    assert result.returncode == 0, result.stderr
+    with grpc.insecure_channel(registry_addr) as channel:
+        user = AccountsStub(channel).GetUser(pb.GetUserRequest(username="cli_limits"))
+    nc = await nats.connect(nats_url)
+    try:
+        bucket = await nc.jetstream().key_value(OVERRIDES_BUCKET)
+        entry = await bucket.get(str(user.id))
+        assert orjson.loads(entry.value or b"{}") == {"chat": 120, "bot_info": 7}
+        reset = cozeplus(
+            "limits",
+            "--user",
+            "cli_limits",
+            "--reset",
+            "--registry",
+            registry_addr,
+            "--nats",
+            nats_url,
+        )
+        assert reset.returncode == 0, reset.stderr
+        assert "the defaults" in reset.stdout
+        with pytest.raises(KeyNotFoundError):
+            await bucket.get(str(user.id))
+    finally:
+        await nc.close()
+
+    assert cozeplus("limits", "--user", "cli_limits", "--registry", registry_addr).returncode == 2

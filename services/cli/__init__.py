@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
         if name == "revoke":
             action.add_argument("key_id", type=int)
 
+    limits = sub.add_parser("limits", help="per-account rate limits (requests per window)")
+    limits.add_argument("--user", required=True, help="the account's username")
+    for name in ("chat", "bot-management", "bot-info", "other"):
+        limits.add_argument(f"--{name}", type=int, default=None)
+    limits.add_argument("--reset", action="store_true", help="back to the edge defaults")
+    limits.add_argument("--registry", default=registry_default)
+    limits.add_argument(
+        "--nats", default=os.environ.get("COZEPLUS_NATS_URL", "nats://127.0.0.1:4222")
+    )
+
     sub.add_parser("mock-llm", help="a local OpenAI-compatible server for tests", add_help=False)
     return parser
 
@@ -73,6 +83,16 @@ def main(argv: list[str] | None = None) -> int:
                     models_file=args.models_file,
                 )
             )
+        if args.command == "limits":
+            chosen = {
+                name: getattr(args, name)
+                for name in ("chat", "bot_management", "bot_info", "other")
+                if getattr(args, name) is not None
+            }
+            if not chosen and not args.reset:
+                print("cozeplus: name a limit (--chat N, ...) or --reset", file=sys.stderr)
+                return 2
+            return operator.set_limits(args.registry, args.nats, args.user, chosen)
         if args.command == "users":
             return operator.create_user(
                 args.registry, args.username, args.password, args.display_name

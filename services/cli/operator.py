@@ -82,3 +82,27 @@ def revoke_key(registry: str, username: str, key_id: int) -> int:
         accounts.RevokeApiKey(pb.ApiKeyRef(user_id=user.id, key_id=key_id))
     print(f"revoked key {key_id}")
     return 0
+
+
+def set_limits(registry: str, nats_url: str, username: str, limits: dict[str, int]) -> int:
+    """Per-account rate limits; every edge picks them up at once. Empty = back to defaults."""
+    import asyncio
+
+    import nats
+
+    from services.edge.rate_limit import set_override
+
+    with grpc.insecure_channel(registry) as channel:
+        user = _user(AccountsStub(channel), username)
+
+    async def write() -> None:
+        nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+        try:
+            await set_override(nc.jetstream(), user.id, limits)
+        finally:
+            await nc.close()
+
+    asyncio.run(write())
+    shown = ", ".join(f"{k}={v}/window" for k, v in limits.items()) or "the defaults"
+    print(f"rate limits of {username}: {shown}")
+    return 0
