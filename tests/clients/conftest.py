@@ -1,0 +1,3 @@
+"""Clients run against the chat system of tests/chat."""
+
+from tests.chat.conftest import api, bots_stub, chat_system, make_bot  # noqa: F401
