@@ -1,4 +1,5 @@
-"""Entry point: migrate the database, then serve BotRegistry and Accounts over gRPC.
+"""Entry point: migrate the database, then serve BotRegistry, Accounts and Conversations
+over gRPC.
 
 Also served: grpc.health.v1 (overall "" and each service) and server reflection.
 SIGTERM/SIGINT mark every service NOT_SERVING, then in-flight RPCs get
@@ -22,17 +23,22 @@ from nats.aio.client import Client as NATS
 
 from cozeplus.ids import IdGenerator, lease_node_id
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
 from services.registry.bots import BotService
+from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
+from services.registry.grpc_conversations import ConversationsServicer
 from services.registry.settings import RegistrySettings
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
     pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
+    cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
 )
 
 log = logging.getLogger("services.registry")
@@ -87,6 +93,9 @@ async def _serve_with(
         server = grpc.aio.server()
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
+        cpb_grpc.add_ConversationsServicer_to_server(
+            ConversationsServicer(ConversationService(database, ids)), server
+        )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

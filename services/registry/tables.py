@@ -133,3 +133,92 @@ class BotVersionRecord(RegistryTable, table=True):
     # `bots.VersionSnapshot` as JSON: display info, config and the draft's update time.
     snapshot: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     published_at: int = _time_column()
+
+
+class ConversationRecord(RegistryTable, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # ListConversations: one owner's conversations with one bot, in id order.
+        sa.Index("ix_conversations_owner_id_bot_id_id", "owner_id", "bot_id", "id"),
+    )
+
+    id: int = _id_column()
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    # The end user the conversation belongs to; "" = any end user of the owner.
+    user_id: str = Field(sa_type=sa.String(255), nullable=False)
+    # 0 when created without a bot.
+    bot_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    name: str = Field(sa_type=sa.String(100), nullable=False)
+    meta_data: dict[str, str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+    # History only reaches back to the start of this section (see ClearConversation).
+    last_section_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    deleted_at: int = _time_column(default=0)
+
+
+class MessageRecord(RegistryTable, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The history window: one section's messages in id order.
+        sa.Index(
+            "ix_messages_conversation_id_section_id_id", "conversation_id", "section_id", "id"
+        ),
+        # ListMessages pages over every section.
+        sa.Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        sa.Index("ix_messages_chat_id", "chat_id"),
+    )
+
+    id: int = _id_column()
+    # No foreign keys: conversations are soft-deleted, and messages are reached only
+    # through a live conversation, so the database need not enforce the link.
+    conversation_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    section_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    # 0 for messages created outside a chat run.
+    chat_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    bot_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    role: str = Field(sa_type=sa.String(16), nullable=False)
+    type: str = Field(sa_type=sa.String(32), nullable=False)
+    content: str = Field(sa_type=sa.Text, nullable=False)
+    content_type: str = Field(sa_type=sa.String(16), nullable=False)
+    reasoning_content: str = Field(sa_type=sa.Text, nullable=False)
+    meta_data: dict[str, str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+
+
+class ChatRunRecord(RegistryTable, table=True):
+    """One chat: created by the edge, started and finished by a runner."""
+
+    __tablename__ = "chat_runs"
+    __table_args__ = (
+        # CancelChat without a chat id looks for the newest unfinished chat.
+        sa.Index("ix_chat_runs_conversation_id_id", "conversation_id", "id"),
+    )
+
+    id: int = _id_column()
+    conversation_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    section_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    user_id: str = Field(sa_type=sa.String(255), nullable=False)
+    bot_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    # 0 = the bot's draft.
+    bot_version: int = Field(sa_type=sa.Integer, nullable=False)
+    model_id: str = Field(sa_type=sa.String(128), nullable=False)
+    # created -> in_progress -> completed | failed | canceled; created may also go
+    # straight to failed or canceled. Every transition is a conditional UPDATE on it.
+    status: str = Field(sa_type=sa.String(32), nullable=False)
+    created_at: int = _time_column()
+    started_at: int = _time_column(default=0)
+    completed_at: int = _time_column(default=0)
+    failed_at: int = _time_column(default=0)
+    canceled_at: int = _time_column(default=0)
+    last_error_code: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    last_error_msg: str = Field(default="", sa_type=sa.Text, nullable=False)
+    prompt_tokens: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    completion_tokens: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    meta_data: dict[str, str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    first_token_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    duration_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    auto_save_history: bool = Field(sa_type=sa.Boolean, nullable=False)

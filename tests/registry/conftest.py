@@ -19,11 +19,13 @@ import sqlalchemy as sa
 from nats.aio.subscription import Subscription
 from psycopg import sql
 
+from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub, BotRegistryStub
 from cozeplus.subjects import AUTH_REVOKED
 from services.cli.system import ServiceProcess, free_port, registry_process
 
 if TYPE_CHECKING:
+    from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
 
 POSTGRES_URL = os.environ.get(
@@ -148,6 +150,11 @@ def bots_rpc(registry_channel: grpc.aio.Channel) -> BotRegistryAsyncStub:
 @pytest.fixture
 def accounts_rpc(registry_channel: grpc.aio.Channel) -> AccountsAsyncStub:
     return AccountsStub(registry_channel)
+
+
+@pytest.fixture
+def conversations_rpc(registry_channel: grpc.aio.Channel) -> ConversationsAsyncStub:
+    return ConversationsStub(registry_channel)
 
 
 def new_account_id() -> int:

@@ -33,7 +33,11 @@ from tests.registry.rpc_expect import expect_status
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-REGISTRY_SERVICES = ("cozeplus.rpc.v1.BotRegistry", "cozeplus.rpc.v1.Accounts")
+REGISTRY_SERVICES = (
+    "cozeplus.rpc.v1.BotRegistry",
+    "cozeplus.rpc.v1.Accounts",
+    "cozeplus.rpc.v1.Conversations",
+)
 
 
 async def test_health_is_serving_overall_and_per_service(
@@ -70,10 +74,21 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
         engine.dispose()
 
 
+INITIAL_TABLES = {"users", "sessions", "api_keys", "bots", "bot_versions"}
+CONVERSATION_TABLES = {"conversations", "messages", "chat_runs"}
+
+
 def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     engine = create_database_engine(f"sqlite:///{tmp_path / 'roundtrip.db'}")
+    steps: tuple[tuple[str, bool, set[str]], ...] = (
+        ("0001", True, INITIAL_TABLES),
+        ("0002", True, INITIAL_TABLES | CONVERSATION_TABLES),
+        ("0001", False, INITIAL_TABLES),
+        ("base", False, set()),
+        ("head", True, set(metadata.tables)),
+    )
     try:
-        for target, upgrade in (("head", True), ("base", False), ("head", True)):
+        for target, upgrade, expected in steps:
             with engine.begin() as connection:
                 config = alembic_config(connection)
                 if upgrade:
@@ -81,7 +96,25 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
                 else:
                     command.downgrade(config, target)
             tables = set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
-            assert tables == (set(metadata.tables) if upgrade else set())
+            assert tables == expected, target
+        assert set(metadata.tables) == INITIAL_TABLES | CONVERSATION_TABLES
+    finally:
+        engine.dispose()
+
+
+def test_migration_0002_creates_the_declared_indexes(tmp_path: Path) -> None:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'indexes.db'}")
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0002")
+        inspector = sa.inspect(engine)
+        for table in CONVERSATION_TABLES:
+            migrated = {(i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table)}
+            declared = {
+                (index.name, tuple(c.name for c in index.columns))
+                for index in metadata.tables[table].indexes
+            }
+            assert migrated == declared, table
     finally:
         engine.dispose()
 

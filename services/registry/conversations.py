@@ -1,0 +1,1146 @@
+"""Conversations, their messages, and chat runs.
+
+Tenancy: every call names the calling account (`owner_id`); another account's
+conversation, message or chat is not found, as is one of a soft-deleted conversation.
+Where a call also names the end user (`user_id`), a conversation that belongs to a
+different end user is not found either; a conversation created without an end user
+("") is open to all of the owner's end users.
+
+A chat run moves created -> in_progress -> completed | failed | canceled, or from
+created straight to failed | canceled while still queued. Each transition is one
+conditional UPDATE on the current status, so an edge cancelling a queued chat and a
+runner starting it (or two runners given the same chat) cannot both win, on SQLite and
+on PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from cozeplus.ids import IdGenerator
+from cozeplus.message_content import CONTENT_TYPES, ContentError, parse_content
+from services.registry.bots import MAX_HISTORY_ROUNDS
+from services.registry.database import Database
+from services.registry.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.registry.tables import (
+    BotRecord,
+    ChatRunRecord,
+    ConversationRecord,
+    MessageRecord,
+)
+
+ROLES = ("user", "assistant")
+DEFAULT_TYPE_BY_ROLE = {"user": "question", "assistant": "answer"}
+# Types beyond question/answer (function_call, tool_output, ...) are stored as given,
+# but only question and answer messages are history.
+TYPE_PATTERN = re.compile(r"[a-z][a-z_]{0,31}", re.ASCII)
+HISTORY_TYPES = ("question", "answer")
+MAX_CONTENT_CHARS = 100_000
+MAX_META_PAIRS = 16
+MAX_META_KEY_CHARS = 64
+MAX_META_VALUE_CHARS = 512
+MAX_NAME_CHARS = 100
+MAX_USER_ID_CHARS = 255
+MAX_MODEL_ID_CHARS = 128
+# The input of one chat.
+MAX_CHAT_MESSAGES = 100
+# CreateConversation also seeds whole histories (imports, the end-to-end tests' 1,000
+# message conversation), so it takes more than a chat's input.
+MAX_CONVERSATION_MESSAGES = 1000
+MAX_LIMIT = 50
+MAX_PAGE_SIZE = 50
+# A backstop under the round count: a window of a few rounds can still hold any number
+# of assistant messages, and a prompt must stay bounded. The newest ones are kept.
+MAX_HISTORY_MESSAGES = 1000
+
+CREATED = "created"
+IN_PROGRESS = "in_progress"
+ENDED_STATUSES = ("completed", "failed", "canceled")
+ABORT_STATUSES = ("failed", "canceled")
+# The column each end status stamps with the time it was reached.
+ENDED_AT_COLUMN = {"completed": "completed_at", "failed": "failed_at", "canceled": "canceled_at"}
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    role: str
+    content: str
+    type: str = ""
+    content_type: str = ""
+    meta_data_json: str = ""
+
+
+@dataclass(frozen=True)
+class ChatError:
+    code: int = 0
+    msg: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    id: int
+    owner_id: int
+    user_id: str
+    bot_id: int
+    name: str
+    meta_data: dict[str, str]
+    created_at: int
+    updated_at: int
+    last_section_id: int
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    conversation_id: int
+    section_id: int
+    chat_id: int
+    bot_id: int
+    role: str
+    type: str
+    content: str
+    content_type: str
+    reasoning_content: str
+    meta_data: dict[str, str]
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class ChatRunView:
+    id: int
+    conversation_id: int
+    section_id: int
+    owner_id: int
+    user_id: str
+    bot_id: int
+    bot_version: int
+    status: str
+    created_at: int
+    started_at: int
+    completed_at: int
+    failed_at: int
+    canceled_at: int
+    last_error: ChatError
+    usage: Usage
+    meta_data: dict[str, str]
+    first_token_ms: int
+    duration_ms: int
+    model_id: str
+    auto_save_history: bool
+
+
+@dataclass(frozen=True)
+class SectionView:
+    id: int
+    conversation_id: int
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    conversations: list[ConversationView]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[MessageView]
+    # The first and last ids of `messages` in the order returned; 0 for an empty page.
+    first_id: int
+    last_id: int
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run: ChatRunView
+    history: list[MessageView]
+    restarted: bool
+
+
+@dataclass(frozen=True)
+class CanceledChat:
+    run: ChatRunView
+    running: bool
+
+
+@dataclass(frozen=True)
+class _CheckedMessage:
+    role: str
+    type: str
+    content: str
+    content_type: str
+    meta_data: dict[str, str] = field(default_factory=dict)
+
+
+class ConversationService:
+    def __init__(self, database: Database, ids: IdGenerator) -> None:
+        self._db = database
+        self._ids = ids
+
+    # ----------------------------------------------------------- conversations
+
+    async def create_conversation(
+        self,
+        *,
+        owner_id: int,
+        user_id: str,
+        bot_id: int,
+        name: str,
+        meta_data_json: str,
+        messages: Sequence[NewMessage],
+    ) -> ConversationView:
+        _require_owner(owner_id)
+        _validate_user_id(user_id)
+        if bot_id < 0:
+            raise InvalidArgument("bot_id must not be negative")
+        if len(messages) > MAX_CONVERSATION_MESSAGES:
+            raise InvalidArgument(f"messages: at most {MAX_CONVERSATION_MESSAGES} allowed")
+        checked = [_check_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
+        name = _validate_name(name) if name.strip() else _default_name(checked)
+        meta_data = _parse_meta_data(meta_data_json, "meta_data_json")
+        conversation_id = self._ids.next_id()
+        message_ids = [self._ids.next_id() for _ in checked]
+
+        def work(session: Session) -> ConversationView:
+            if bot_id:
+                _require_bot(session, owner_id, bot_id)
+            now = int(time.time())
+            conversation = _new_conversation(
+                conversation_id, owner_id, user_id, bot_id, name, meta_data, now
+            )
+            session.add(conversation)
+            session.add_all(
+                _message_records(conversation, checked, message_ids, chat_id=0, now=now)
+            )
+            return _conversation_view(conversation)
+
+        return await self._db.write(work)
+
+    async def get_conversation(
+        self, *, owner_id: int, conversation_id: int, user_id: str
+    ) -> ConversationView:
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        return await self._db.read(
+            lambda session: _conversation_view(
+                _load_conversation(session, owner_id, conversation_id, user_id)
+            )
+        )
+
+    async def list_conversations(
+        self,
+        *,
+        owner_id: int,
+        bot_id: int,
+        user_id: str,
+        page_num: int,
+        page_size: int,
+        sort_order: str,
+    ) -> ConversationPage:
+        """bot_id 0 lists the conversations with every bot (and without one)."""
+        _require_owner(owner_id)
+        if bot_id < 0:
+            raise InvalidArgument("bot_id must not be negative")
+        if page_num < 0:
+            raise InvalidArgument("page_num must not be negative")
+        if not 0 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        descending = _is_descending(sort_order, "sort_order")
+        size = page_size or MAX_PAGE_SIZE
+        offset = ((page_num or 1) - 1) * size
+
+        def work(session: Session) -> ConversationPage:
+            conditions = [
+                ConversationRecord.owner_id == owner_id,
+                ConversationRecord.deleted_at == 0,
+            ]
+            if bot_id:
+                _require_bot(session, owner_id, bot_id)
+                conditions.append(ConversationRecord.bot_id == bot_id)
+            if user_id:
+                conditions.append(ConversationRecord.user_id == user_id)
+            order = col(ConversationRecord.id)
+            records = list(
+                session.exec(
+                    select(ConversationRecord)
+                    .where(*conditions)
+                    # Ids are time-ordered: creation order without a tie.
+                    .order_by(order.desc() if descending else order.asc())
+                    .offset(offset)
+                    # One more than the page, to know whether another page follows.
+                    .limit(size + 1)
+                )
+            )
+            return ConversationPage(
+                [_conversation_view(r) for r in records[:size]], len(records) > size
+            )
+
+        return await self._db.read(work)
+
+    async def update_conversation(
+        self,
+        *,
+        owner_id: int,
+        conversation_id: int,
+        name: str | None,
+        meta_data_json: str | None,
+    ) -> ConversationView:
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        if name is not None:
+            name = name.strip()
+            if len(name) > MAX_NAME_CHARS:
+                raise InvalidArgument(f"name must be at most {MAX_NAME_CHARS} characters")
+        meta_data = (
+            None if meta_data_json is None else _parse_meta_data(meta_data_json, "meta_data_json")
+        )
+
+        def work(session: Session) -> ConversationView:
+            record = _load_conversation(session, owner_id, conversation_id, for_update=True)
+            changed = False
+            if name is not None and name != record.name:
+                record.name = name
+                changed = True
+            if meta_data is not None and meta_data != record.meta_data:
+                record.meta_data = meta_data
+                changed = True
+            if changed:
+                record.updated_at = int(time.time())
+            return _conversation_view(record)
+
+        return await self._db.write(work)
+
+    async def delete_conversation(
+        self, *, owner_id: int, conversation_id: int, user_id: str
+    ) -> ConversationView:
+        """Soft delete: the conversation, its messages and its chats become not found."""
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+
+        def work(session: Session) -> ConversationView:
+            record = _load_conversation(
+                session, owner_id, conversation_id, user_id, for_update=True
+            )
+            view = _conversation_view(record)
+            record.deleted_at = int(time.time())
+            return view
+
+        return await self._db.write(work)
+
+    async def clear_conversation(
+        self, *, owner_id: int, conversation_id: int, user_id: str
+    ) -> SectionView:
+        """Starts a new section. Messages stay listed; history reads only the new section."""
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        section_id = self._ids.next_id()
+
+        def work(session: Session) -> SectionView:
+            record = _load_conversation(
+                session, owner_id, conversation_id, user_id, for_update=True
+            )
+            record.last_section_id = section_id
+            record.updated_at = int(time.time())
+            return SectionView(section_id, record.id)
+
+        return await self._db.write(work)
+
+    # ---------------------------------------------------------------- messages
+
+    async def create_message(
+        self, *, owner_id: int, conversation_id: int, message: NewMessage
+    ) -> MessageView:
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        checked = _check_message(message, "message")
+        message_id = self._ids.next_id()
+
+        def work(session: Session) -> MessageView:
+            # Locked so that a concurrent clear or delete cannot slip in between reading
+            # the section and adding to it.
+            conversation = _load_conversation(session, owner_id, conversation_id, for_update=True)
+            (record,) = _message_records(
+                conversation, [checked], [message_id], chat_id=0, now=int(time.time())
+            )
+            session.add(record)
+            return _message_view(record)
+
+        return await self._db.write(work)
+
+    async def get_message(
+        self, *, owner_id: int, conversation_id: int, message_id: int
+    ) -> MessageView:
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        _require_message_id(message_id)
+
+        def work(session: Session) -> MessageView:
+            _load_conversation(session, owner_id, conversation_id)
+            return _message_view(_load_message(session, conversation_id, message_id))
+
+        return await self._db.read(work)
+
+    async def list_messages(
+        self,
+        *,
+        owner_id: int,
+        conversation_id: int,
+        order: str,
+        before_id: int,
+        after_id: int,
+        limit: int,
+        chat_id: int,
+    ) -> MessagePage:
+        """One page of a conversation's messages, in every section.
+
+        `before_id` and `after_id` are positions in the list as ordered, the way the
+        Coze API defines them: the next page is `after_id = last_id`, the previous one
+        `before_id = first_id`, whichever the order. In ascending order that means
+        strictly older than `before_id` and newer than `after_id`; in descending order
+        (newest first) the reverse. `has_more` says whether more messages lie beyond
+        the page in the direction paged: past `last_id`, or before `first_id` when
+        only `before_id` is given.
+        """
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        descending = _is_descending(order, "order")
+        if before_id < 0 or after_id < 0 or chat_id < 0:
+            raise InvalidArgument("before_id, after_id and chat_id must not be negative")
+        if not 0 <= limit <= MAX_LIMIT:
+            raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT}")
+        limit = limit or MAX_LIMIT
+        message_id = col(MessageRecord.id)
+        conditions: list[sa.ColumnElement[bool]] = [
+            col(MessageRecord.conversation_id) == conversation_id
+        ]
+        if chat_id:
+            conditions.append(col(MessageRecord.chat_id) == chat_id)
+        if after_id:
+            conditions.append(message_id < after_id if descending else message_id > after_id)
+        if before_id:
+            conditions.append(message_id > before_id if descending else message_id < before_id)
+        # Paging backwards takes the messages closest to before_id, so it reads in the
+        # opposite order and turns the page around afterwards.
+        backwards = bool(before_id) and not after_id
+        read_descending = descending != backwards
+
+        def work(session: Session) -> MessagePage:
+            _load_conversation(session, owner_id, conversation_id)
+            records = list(
+                session.exec(
+                    select(MessageRecord)
+                    .where(*conditions)
+                    .order_by(message_id.desc() if read_descending else message_id.asc())
+                    .limit(limit + 1)
+                )
+            )
+            page = [_message_view(r) for r in records[:limit]]
+            if backwards:
+                page.reverse()
+            return MessagePage(
+                page,
+                first_id=page[0].id if page else 0,
+                last_id=page[-1].id if page else 0,
+                has_more=len(records) > limit,
+            )
+
+        return await self._db.read(work)
+
+    async def modify_message(
+        self,
+        *,
+        owner_id: int,
+        conversation_id: int,
+        message_id: int,
+        content: str | None,
+        content_type: str | None,
+        meta_data_json: str | None,
+    ) -> MessageView:
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        _require_message_id(message_id)
+        meta_data = (
+            None if meta_data_json is None else _parse_meta_data(meta_data_json, "meta_data_json")
+        )
+
+        def work(session: Session) -> MessageView:
+            _load_conversation(session, owner_id, conversation_id, for_update=True)
+            record = _load_message(session, conversation_id, message_id)
+            new_content = record.content if content is None else content
+            new_content_type = record.content_type if content_type is None else content_type
+            if content is not None or content_type is not None:
+                # Checked together: a new content type must fit the stored content
+                # and the other way round.
+                new_content, new_content_type = _check_content(
+                    new_content, new_content_type, record.type, ""
+                )
+            changes: dict[str, Any] = {
+                name: value
+                for name, value in (
+                    ("content", new_content),
+                    ("content_type", new_content_type),
+                    ("meta_data", meta_data),
+                )
+                if value is not None and value != getattr(record, name)
+            }
+            if changes:
+                for name, value in changes.items():
+                    setattr(record, name, value)
+                record.updated_at = int(time.time())
+            return _message_view(record)
+
+        return await self._db.write(work)
+
+    async def delete_message(
+        self, *, owner_id: int, conversation_id: int, message_id: int
+    ) -> MessageView:
+        """A hard delete; returns the message as it was."""
+        _require_owner(owner_id)
+        _require_conversation_id(conversation_id)
+        _require_message_id(message_id)
+
+        def work(session: Session) -> MessageView:
+            _load_conversation(session, owner_id, conversation_id, for_update=True)
+            record = _load_message(session, conversation_id, message_id)
+            view = _message_view(record)
+            session.delete(record)
+            return view
+
+        return await self._db.write(work)
+
+    # --------------------------------------------------------------- chat runs
+
+    async def create_chat(
+        self,
+        *,
+        owner_id: int,
+        user_id: str,
+        chat_id: int,
+        conversation_id: int,
+        bot_id: int,
+        bot_version: int,
+        model_id: str,
+        messages: Sequence[NewMessage],
+        meta_data_json: str,
+        auto_save_history: bool,
+    ) -> ChatRunView:
+        """Records a chat as created; conversation_id 0 starts a new conversation.
+
+        chat_id 0 mints the chat's id; an edge may pass one it minted itself.
+        """
+        _require_owner(owner_id)
+        _validate_user_id(user_id)
+        if bot_id <= 0:
+            raise InvalidArgument("bot_id is required")
+        if chat_id < 0 or conversation_id < 0:
+            raise InvalidArgument("chat_id and conversation_id must not be negative")
+        if bot_version < 0:
+            raise InvalidArgument("bot_version must not be negative")
+        if len(model_id) > MAX_MODEL_ID_CHARS:
+            raise InvalidArgument(f"model_id must be at most {MAX_MODEL_ID_CHARS} characters")
+        if len(messages) > MAX_CHAT_MESSAGES:
+            raise InvalidArgument(f"messages: at most {MAX_CHAT_MESSAGES} allowed")
+        checked = [_check_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
+        meta_data = _parse_meta_data(meta_data_json, "meta_data_json")
+        run_id = chat_id or self._ids.next_id()
+        new_conversation_id = 0 if conversation_id else self._ids.next_id()
+        message_ids = [self._ids.next_id() for _ in checked] if auto_save_history else []
+
+        def work(session: Session) -> ChatRunView:
+            _require_bot(session, owner_id, bot_id)
+            if session.get(ChatRunRecord, run_id) is not None:
+                raise AlreadyExists(f"chat {run_id} already exists")
+            now = int(time.time())
+            if conversation_id:
+                conversation = _load_conversation(
+                    session, owner_id, conversation_id, user_id, for_update=True
+                )
+            else:
+                conversation = _new_conversation(
+                    new_conversation_id,
+                    owner_id,
+                    user_id,
+                    bot_id,
+                    _default_name(checked),
+                    {},
+                    now,
+                )
+                session.add(conversation)
+            run = ChatRunRecord(
+                id=run_id,
+                conversation_id=conversation.id,
+                section_id=conversation.last_section_id,
+                owner_id=owner_id,
+                user_id=user_id,
+                bot_id=bot_id,
+                bot_version=bot_version,
+                model_id=model_id,
+                status=CREATED,
+                created_at=now,
+                meta_data=meta_data,
+                auto_save_history=auto_save_history,
+            )
+            session.add(run)
+            if auto_save_history:
+                session.add_all(
+                    _message_records(
+                        conversation, checked, message_ids, chat_id=run_id, now=now, bot_id=bot_id
+                    )
+                )
+            return _run_view(run)
+
+        return await self._db.write(work)
+
+    async def start_run(self, *, owner_id: int, chat_id: int, history_rounds: int) -> StartedRun:
+        """created -> in_progress, with the history window for the prompt.
+
+        A run already in progress is returned unchanged with `restarted`: its runner
+        was lost and another was given the chat. Its history is not read, since the
+        only sensible thing to do with such a run is to end it.
+        """
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+        if not 0 <= history_rounds <= MAX_HISTORY_ROUNDS:
+            raise InvalidArgument(f"history_rounds must be between 0 and {MAX_HISTORY_ROUNDS}")
+
+        def work(session: Session) -> StartedRun:
+            run = _load_run(session, owner_id, chat_id)
+            if run.status == CREATED and _transition(
+                session, run, CREATED, status=IN_PROGRESS, started_at=int(time.time())
+            ):
+                return StartedRun(_run_view(run), _history(session, run, history_rounds), False)
+            if run.status == IN_PROGRESS:
+                return StartedRun(_run_view(run), [], True)
+            raise FailedPrecondition(f"chat already {run.status}")
+
+        return await self._db.write(work)
+
+    async def finish_run(
+        self,
+        *,
+        owner_id: int,
+        chat_id: int,
+        status: str,
+        answer: str,
+        reasoning_content: str,
+        answer_message_id: int,
+        usage: Usage,
+        last_error: ChatError,
+        first_token_ms: int,
+        duration_ms: int,
+    ) -> ChatRunView:
+        """in_progress -> completed | failed | canceled, storing the answer so far."""
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+        if status not in ENDED_STATUSES:
+            raise InvalidArgument(f"status must be one of {', '.join(ENDED_STATUSES)}")
+        if answer_message_id < 0:
+            raise InvalidArgument("answer_message_id must not be negative")
+        if min(usage.prompt_tokens, usage.completion_tokens, first_token_ms, duration_ms) < 0:
+            raise InvalidArgument("usage, first_token_ms and duration_ms must not be negative")
+        message_id = answer_message_id or self._ids.next_id()
+
+        def work(session: Session) -> ChatRunView:
+            run = _load_run(session, owner_id, chat_id)
+            now = int(time.time())
+            finished = _transition(
+                session,
+                run,
+                IN_PROGRESS,
+                status=status,
+                last_error_code=last_error.code,
+                last_error_msg=last_error.msg,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                first_token_ms=first_token_ms,
+                duration_ms=duration_ms,
+                **{ENDED_AT_COLUMN[status]: now},
+            )
+            if not finished:
+                if run.status == CREATED:
+                    raise FailedPrecondition("chat has not been started")
+                raise FailedPrecondition(f"chat already {run.status}")
+            if run.auto_save_history and answer:
+                if session.get(MessageRecord, message_id) is not None:
+                    raise AlreadyExists(f"message {message_id} already exists")
+                session.add(
+                    MessageRecord(
+                        id=message_id,
+                        conversation_id=run.conversation_id,
+                        section_id=run.section_id,
+                        chat_id=run.id,
+                        owner_id=run.owner_id,
+                        bot_id=run.bot_id,
+                        role="assistant",
+                        type="answer",
+                        content=answer,
+                        content_type="text",
+                        reasoning_content=reasoning_content,
+                        meta_data={},
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return _run_view(run)
+
+        return await self._db.write(work)
+
+    async def get_chat(self, *, owner_id: int, chat_id: int, conversation_id: int) -> ChatRunView:
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+        return await self._db.read(
+            lambda session: _run_view(_load_run(session, owner_id, chat_id, conversation_id))
+        )
+
+    async def list_chat_messages(
+        self, *, owner_id: int, chat_id: int, conversation_id: int
+    ) -> list[MessageView]:
+        """The chat's input and answer, oldest first."""
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+
+        def work(session: Session) -> list[MessageView]:
+            run = _load_run(session, owner_id, chat_id, conversation_id)
+            records = session.exec(
+                select(MessageRecord)
+                .where(
+                    MessageRecord.conversation_id == run.conversation_id,
+                    MessageRecord.chat_id == run.id,
+                )
+                .order_by(col(MessageRecord.id).asc())
+            )
+            return [_message_view(r) for r in records]
+
+        return await self._db.read(work)
+
+    async def cancel_chat(
+        self, *, owner_id: int, conversation_id: int, chat_id: int
+    ) -> CanceledChat:
+        """A queued chat is canceled at once; a running one is reported as running, for
+        the caller to stop its runner (which then finishes it as canceled)."""
+        _require_owner(owner_id)
+        if conversation_id < 0 or chat_id < 0:
+            raise InvalidArgument("conversation_id and chat_id must not be negative")
+        if not conversation_id and not chat_id:
+            raise InvalidArgument("conversation_id is required")
+
+        def work(session: Session) -> CanceledChat:
+            if chat_id:
+                run = _load_run(session, owner_id, chat_id, conversation_id)
+            else:
+                _load_conversation(session, owner_id, conversation_id)
+                found = session.exec(
+                    select(ChatRunRecord)
+                    .where(
+                        ChatRunRecord.conversation_id == conversation_id,
+                        col(ChatRunRecord.status).in_((CREATED, IN_PROGRESS)),
+                    )
+                    .order_by(col(ChatRunRecord.id).desc())
+                    .limit(1)
+                ).first()
+                if found is None:
+                    raise FailedPrecondition("no chat is running in this conversation")
+                run = found
+            if run.status == CREATED and _transition(
+                session, run, CREATED, status="canceled", canceled_at=int(time.time())
+            ):
+                return CanceledChat(_run_view(run), running=False)
+            if run.status == IN_PROGRESS:
+                return CanceledChat(_run_view(run), running=True)
+            raise FailedPrecondition(f"chat already {run.status}")
+
+        return await self._db.write(work)
+
+    async def abort_queued_chat(
+        self, *, owner_id: int, chat_id: int, status: str, last_error: ChatError
+    ) -> ChatRunView:
+        """created -> failed | canceled, for a chat no runner has started (it could not
+        be queued, or its client went away first)."""
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+        if status not in ABORT_STATUSES:
+            raise InvalidArgument(f"status must be one of {', '.join(ABORT_STATUSES)}")
+
+        def work(session: Session) -> ChatRunView:
+            run = _load_run(session, owner_id, chat_id)
+            aborted = _transition(
+                session,
+                run,
+                CREATED,
+                status=status,
+                last_error_code=last_error.code,
+                last_error_msg=last_error.msg,
+                **{ENDED_AT_COLUMN[status]: int(time.time())},
+            )
+            if aborted:
+                return _run_view(run)
+            if run.status == IN_PROGRESS:
+                raise FailedPrecondition("a runner has already started the chat")
+            raise FailedPrecondition(f"chat already {run.status}")
+
+        return await self._db.write(work)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _transition(session: Session, run: ChatRunRecord, expected: str, **values: Any) -> bool:
+    """Applies `values` only if the run is still in status `expected`; True if it was.
+
+    `run` is reloaded either way, so the caller sees what won: on PostgreSQL a
+    concurrent transition makes this UPDATE wait for it and then match no row.
+    """
+    result = session.execute(
+        sa.update(ChatRunRecord)
+        .where(col(ChatRunRecord.id) == run.id, col(ChatRunRecord.status) == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(run)
+    return cast("sa.CursorResult[Any]", result).rowcount == 1
+
+
+def _history(session: Session, run: ChatRunRecord, rounds: int) -> list[MessageView]:
+    """The run's section before the run, from the start of its `rounds`-th last round.
+
+    Two indexed reads of (conversation_id, section_id, id) touch only the window, however
+    long the conversation: one skips to the round's opening user message, the other
+    reads from there on.
+    """
+    if rounds == 0:
+        return []
+    message_id = col(MessageRecord.id)
+    conditions: list[sa.ColumnElement[bool]] = [
+        col(MessageRecord.conversation_id) == run.conversation_id,
+        col(MessageRecord.section_id) == run.section_id,
+        col(MessageRecord.type).in_(HISTORY_TYPES),
+        col(MessageRecord.chat_id) != run.id,
+        # Ids are time-ordered: this is "created before the chat", and it keeps out the
+        # messages of chats that came later.
+        message_id < run.id,
+    ]
+    round_start = session.exec(
+        select(MessageRecord.id)
+        .where(*conditions, MessageRecord.role == "user")
+        .order_by(message_id.desc())
+        .offset(rounds - 1)
+        .limit(1)
+    ).first()
+    if round_start is not None:
+        # Fewer rounds than asked for: the whole section is the window.
+        conditions.append(message_id >= round_start)
+    records = list(
+        session.exec(
+            select(MessageRecord)
+            .where(*conditions)
+            .order_by(message_id.desc())
+            .limit(MAX_HISTORY_MESSAGES)
+        )
+    )
+    records.reverse()
+    return [_message_view(r) for r in records]
+
+
+def _require_owner(owner_id: int) -> None:
+    if owner_id <= 0:
+        raise InvalidArgument("owner_id is required")
+
+
+def _require_conversation_id(conversation_id: int) -> None:
+    if conversation_id <= 0:
+        raise InvalidArgument("conversation_id is required")
+
+
+def _require_message_id(message_id: int) -> None:
+    if message_id <= 0:
+        raise InvalidArgument("message_id is required")
+
+
+def _require_chat_id(chat_id: int) -> None:
+    if chat_id <= 0:
+        raise InvalidArgument("chat_id is required")
+
+
+def _validate_user_id(user_id: str) -> None:
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise InvalidArgument(f"user_id must be at most {MAX_USER_ID_CHARS} characters")
+
+
+def _validate_name(name: str) -> str:
+    name = name.strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidArgument(f"name must be at most {MAX_NAME_CHARS} characters")
+    return name
+
+
+def _default_name(messages: Sequence[_CheckedMessage]) -> str:
+    """The first message's text on one line, cut to fit, as the Coze API names them."""
+    if not messages:
+        return ""
+    first = messages[0]
+    parts = parse_content(first.content, first.content_type, first.type)
+    text = " ".join(" ".join(p.text.split()) for p in parts if p.kind == "text" and p.text)
+    return text.strip()[:MAX_NAME_CHARS]
+
+
+def _is_descending(order: str, field_name: str) -> bool:
+    value = order.lower() or "desc"
+    if value not in ("asc", "desc"):
+        raise InvalidArgument(f"{field_name} must be asc or desc")
+    return value == "desc"
+
+
+def _check_message(message: NewMessage, field_name: str) -> _CheckedMessage:
+    if message.role not in ROLES:
+        raise InvalidArgument(f"{field_name}.role must be user or assistant")
+    message_type = message.type or DEFAULT_TYPE_BY_ROLE[message.role]
+    if not TYPE_PATTERN.fullmatch(message_type):
+        raise InvalidArgument(
+            f"{field_name}.type must be a lower-case word of at most 32 characters, "
+            "like question or answer"
+        )
+    content, content_type = _check_content(
+        message.content, message.content_type, message_type, f"{field_name}."
+    )
+    return _CheckedMessage(
+        role=message.role,
+        type=message_type,
+        content=content,
+        content_type=content_type,
+        meta_data=_parse_meta_data(message.meta_data_json, f"{field_name}.meta_data_json"),
+    )
+
+
+def _check_content(
+    content: str, content_type: str, message_type: str, prefix: str
+) -> tuple[str, str]:
+    content_type = content_type or "text"
+    if content_type not in CONTENT_TYPES:
+        raise InvalidArgument(
+            f"{prefix}content_type must be one of {', '.join(sorted(CONTENT_TYPES))}"
+        )
+    if not content.strip():
+        raise InvalidArgument(f"{prefix}content must not be empty")
+    if len(content) > MAX_CONTENT_CHARS:
+        raise InvalidArgument(f"{prefix}content must be at most {MAX_CONTENT_CHARS} characters")
+    try:
+        # The runner parses stored history the same way: what is stored must parse.
+        parse_content(content, content_type, message_type)
+    except ContentError as err:
+        raise InvalidArgument(f"{prefix}content: {err}") from None
+    return content, content_type
+
+
+def _parse_meta_data(raw: str, field_name: str) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidArgument(f"{field_name} must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field_name} must be a JSON object")
+    if len(value) > MAX_META_PAIRS:
+        raise InvalidArgument(f"{field_name}: at most {MAX_META_PAIRS} keys allowed")
+    for key, item in value.items():
+        if not key or len(key) > MAX_META_KEY_CHARS:
+            raise InvalidArgument(
+                f"{field_name}: keys must be 1 to {MAX_META_KEY_CHARS} characters"
+            )
+        if not isinstance(item, str):
+            raise InvalidArgument(f"{field_name}: the value of {key!r} must be a string")
+        if len(item) > MAX_META_VALUE_CHARS:
+            raise InvalidArgument(
+                f"{field_name}: the value of {key!r} must be at most "
+                f"{MAX_META_VALUE_CHARS} characters"
+            )
+    return cast(dict[str, str], value)
+
+
+def _require_bot(session: Session, owner_id: int, bot_id: int) -> None:
+    found = session.exec(
+        select(BotRecord.id).where(
+            BotRecord.id == bot_id, BotRecord.owner_id == owner_id, BotRecord.deleted_at == 0
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"bot {bot_id} not found")
+
+
+def _load_conversation(
+    session: Session,
+    owner_id: int,
+    conversation_id: int,
+    user_id: str = "",
+    *,
+    for_update: bool = False,
+) -> ConversationRecord:
+    query = select(ConversationRecord).where(
+        ConversationRecord.id == conversation_id,
+        ConversationRecord.owner_id == owner_id,
+        ConversationRecord.deleted_at == 0,
+    )
+    if for_update:
+        query = query.with_for_update()
+    record = session.exec(query).one_or_none()
+    if record is None or (user_id and record.user_id and record.user_id != user_id):
+        raise NotFound(f"conversation {conversation_id} not found")
+    return record
+
+
+def _load_message(session: Session, conversation_id: int, message_id: int) -> MessageRecord:
+    record = session.exec(
+        select(MessageRecord).where(
+            MessageRecord.id == message_id, MessageRecord.conversation_id == conversation_id
+        )
+    ).one_or_none()
+    if record is None:
+        raise NotFound(f"message {message_id} not found")
+    return record
+
+
+def _load_run(
+    session: Session, owner_id: int, chat_id: int, conversation_id: int = 0
+) -> ChatRunRecord:
+    """conversation_id 0 accepts the chat in any conversation."""
+    query = (
+        select(ChatRunRecord)
+        .join(ConversationRecord, col(ConversationRecord.id) == col(ChatRunRecord.conversation_id))
+        .where(
+            ChatRunRecord.id == chat_id,
+            ChatRunRecord.owner_id == owner_id,
+            ConversationRecord.deleted_at == 0,
+        )
+    )
+    if conversation_id:
+        query = query.where(ChatRunRecord.conversation_id == conversation_id)
+    record = session.exec(query).one_or_none()
+    if record is None:
+        raise NotFound(f"chat {chat_id} not found")
+    return record
+
+
+def _new_conversation(
+    conversation_id: int,
+    owner_id: int,
+    user_id: str,
+    bot_id: int,
+    name: str,
+    meta_data: dict[str, str],
+    now: int,
+) -> ConversationRecord:
+    return ConversationRecord(
+        id=conversation_id,
+        owner_id=owner_id,
+        user_id=user_id,
+        bot_id=bot_id,
+        name=name,
+        meta_data=meta_data,
+        created_at=now,
+        updated_at=now,
+        # The first section shares the conversation's id, as Coze's do.
+        last_section_id=conversation_id,
+    )
+
+
+def _message_records(
+    conversation: ConversationRecord,
+    messages: Sequence[_CheckedMessage],
+    ids: Sequence[int],
+    *,
+    chat_id: int,
+    now: int,
+    bot_id: int = 0,
+) -> list[MessageRecord]:
+    """New messages in the conversation's current section; bot_id 0 is the conversation's."""
+    return [
+        MessageRecord(
+            id=message_id,
+            conversation_id=conversation.id,
+            section_id=conversation.last_section_id,
+            chat_id=chat_id,
+            owner_id=conversation.owner_id,
+            bot_id=bot_id or conversation.bot_id,
+            role=message.role,
+            type=message.type,
+            content=message.content,
+            content_type=message.content_type,
+            reasoning_content="",
+            meta_data=message.meta_data,
+            created_at=now,
+            updated_at=now,
+        )
+        for message, message_id in zip(messages, ids, strict=True)
+    ]
+
+
+def _conversation_view(record: ConversationRecord) -> ConversationView:
+    return ConversationView(
+        id=record.id,
+        owner_id=record.owner_id,
+        user_id=record.user_id,
+        bot_id=record.bot_id,
+        name=record.name,
+        meta_data=dict(record.meta_data),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        last_section_id=record.last_section_id,
+    )
+
+
+def _message_view(record: MessageRecord) -> MessageView:
+    return MessageView(
+        id=record.id,
+        conversation_id=record.conversation_id,
+        section_id=record.section_id,
+        chat_id=record.chat_id,
+        bot_id=record.bot_id,
+        role=record.role,
+        type=record.type,
+        content=record.content,
+        content_type=record.content_type,
+        reasoning_content=record.reasoning_content,
+        meta_data=dict(record.meta_data),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _run_view(record: ChatRunRecord) -> ChatRunView:
+    return ChatRunView(
+        id=record.id,
+        conversation_id=record.conversation_id,
+        section_id=record.section_id,
+        owner_id=record.owner_id,
+        user_id=record.user_id,
+        bot_id=record.bot_id,
+        bot_version=record.bot_version,
+        status=record.status,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        completed_at=record.completed_at,
+        failed_at=record.failed_at,
+        canceled_at=record.canceled_at,
+        last_error=ChatError(record.last_error_code, record.last_error_msg),
+        usage=Usage(record.prompt_tokens, record.completion_tokens),
+        meta_data=dict(record.meta_data),
+        first_token_ms=record.first_token_ms,
+        duration_ms=record.duration_ms,
+        model_id=record.model_id,
+        auto_save_history=record.auto_save_history,
+    )
