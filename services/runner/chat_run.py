@@ -298,7 +298,8 @@ class ChatRun:
                 )
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            # Ended elsewhere, or its conversation was deleted meanwhile: nothing to tell.
+            if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 raise
             log.info("chat %d ended elsewhere: %s", self.request.chat_id, err.details())
             return

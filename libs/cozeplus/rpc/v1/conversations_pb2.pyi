@@ -531,7 +531,10 @@ class ListMessagesRequest(_message.Message):
     order: _builtins.str
     """"desc" (newest first, the default) or "asc"."""
     before_id: _builtins.int
-    """Messages strictly older / newer than these ids; 0 = unbounded."""
+    """Cursors in the list's own order (the Coze semantics the SDKs page with):
+    after_id = a page's last_id gives the next page, before_id = its first_id the
+    previous one, whichever the order. 0 = from the start.
+    """
     after_id: _builtins.int
     limit: _builtins.int
     chat_id: _builtins.int
