@@ -1,5 +1,6 @@
 """Assembles the edge: routers, error handlers, middleware, and the connections opened for the
-app's lifetime (registry channel, NATS with the revocation subscription)."""
+app's lifetime (registry channel, NATS with the revocation subscription, the chat work queue
+and the chat id node lease)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from fastapi.openapi.utils import get_openapi
 
 from cozeplus.subjects import AUTH_REVOKED
 from services.edge.auth import Authenticator
+from services.edge.chat_bus import ChatBus
 from services.edge.errors import install_error_handlers
 from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from services.edge.nats_link import NatsLink
 from services.edge.registry import RegistryClient
-from services.edge.routes import bots, health, passport, pat
+from services.edge.routes import bots, chat, conversations, health, passport, pat
 from services.edge.runtime import EdgeRuntime
 from services.edge.settings import EdgeSettings
 
@@ -30,24 +32,40 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         nats_link.subscribe(AUTH_REVOKED, authenticator.on_revoked_message)
         nats_link.on_state_change(authenticator.set_cache_enabled)
         nats_link.start()
+        chat_bus = ChatBus(nats_link, settings.node_id)
+        chat_bus.start()
         app.state.runtime = EdgeRuntime(
-            settings=settings, registry=registry, nats=nats_link, authenticator=authenticator
+            settings=settings,
+            registry=registry,
+            nats=nats_link,
+            authenticator=authenticator,
+            chat=chat_bus,
         )
         try:
             yield
         finally:
+            # Before NATS closes: giving the node id back needs the connection.
+            await chat_bus.close()
             await nats_link.close()
             await registry.close()
 
     app = FastAPI(
         title="cozeplus edge",
         version="0.1.0",
-        description="Coze Agent API: bots, sessions and API keys. Every response is the envelope "
-        '`{"code": 0, "msg": "success", "data": ...}`; errors carry the HTTP status in `code`.',
+        description="Coze Agent API: chats, conversations, bots, sessions and API keys. Every "
+        'JSON response is the envelope `{"code": 0, "msg": "success", "data": ...}`; errors '
+        "carry the HTTP status in `code`. Streaming chats answer with server-sent events.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (health.router, passport.router, pat.router, bots.router):
+    for router in (
+        health.router,
+        passport.router,
+        pat.router,
+        bots.router,
+        chat.router,
+        conversations.router,
+    ):
         app.include_router(router)
     # Added last = outermost: the log id middleware wraps the 413 of the body limit too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

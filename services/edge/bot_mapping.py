@@ -27,6 +27,10 @@ from services.edge.schemas.bots import (
 
 KNOWLEDGE_BASE = "knowledge_base"
 PLUGIN = "plugin"
+# Rounds of history a new bot sends to its model unless the client chose. The registry has the
+# same default, but only for a create without any config; the edge always sends one, and in
+# it an unset history_rounds reads as 0, "no history".
+DEFAULT_HISTORY_ROUNDS = 10
 
 # ------------------------------------------------------------------------ requests
 
@@ -35,6 +39,14 @@ def touches_tools_partially(body: BotConfigIn) -> bool:
     """True when the official `knowledge`/`plugin_id_list` shapes replace one kind of tool
     and the other kind must be carried over from the current draft."""
     return body.tools is None and (body.knowledge is None) != (body.plugin_id_list is None)
+
+
+def config_for_create(body: BotConfigIn) -> pb.BotConfig:
+    """The config of a new bot: what the request sets, with the defaults it left out."""
+    config, paths = config_from_request(body)
+    if "history_rounds" not in paths:
+        config.history_rounds = DEFAULT_HISTORY_ROUNDS
+    return config
 
 
 def config_from_request(

@@ -51,6 +51,9 @@ _STATUS_MESSAGES = {
 }
 
 
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
 class ApiError(Exception):
     """A failure the client should see as-is: HTTP status and a human-readable message."""
 
@@ -83,7 +86,11 @@ def validation_message(errors: Sequence[Any]) -> str:
         return "invalid request"
     error = errors[0]
     kind = error.get("type", "")
-    loc = [part for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+    loc = list(error.get("loc", ()))
+    # The first part says where the field was (body, query, ...); only that one is dropped, as
+    # a field may be called `query` too.
+    if loc and loc[0] in _LOCATIONS:
+        loc = loc[1:]
     if kind == "json_invalid":
         detail = (error.get("ctx") or {}).get("error", "")
         return f"malformed JSON body: {detail}" if detail else "malformed JSON body"

@@ -38,6 +38,7 @@ class NatsLink:
         # failure; one warning per outage is enough.
         self._outage_reported = False
         self._task: asyncio.Task[None] | None = None
+        self._first_connection = asyncio.Event()
 
     @property
     def is_connected(self) -> bool:
@@ -50,6 +51,11 @@ class NatsLink:
 
     def on_state_change(self, listener: StateListener) -> None:
         self._listeners.append(listener)
+
+    async def wait_connected(self) -> Any:
+        """The connection, once the first one is up (later outages are nats-py's to ride out)."""
+        await self._first_connection.wait()
+        return self.nc
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_until_up(), name="nats-connect")
@@ -81,6 +87,7 @@ class NatsLink:
                 await nc.subscribe(subject, cb=handler)
             log.info("connected to NATS at %s", self.url)
             self._set_connected(True)
+            self._first_connection.set()
             return
 
     def _set_connected(self, connected: bool) -> None:

@@ -1,5 +1,5 @@
-"""The edge's connection to the bot registry: one grpc.aio channel for both services, a default
-deadline and the request's log id on every call."""
+"""The edge's connection to the bot registry: one grpc.aio channel for all its services, a
+default deadline and the request's log id on every call."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cozeplus.rpc.v1 import registry_pb2_grpc
+from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc
 from services.edge.middleware import LOG_ID
 
 if TYPE_CHECKING:
+    from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
 
 
@@ -46,6 +47,9 @@ class RegistryClient:
         self.channel = grpc.aio.insecure_channel(addr, interceptors=[_CallDefaults(timeout_s)])
         self.bots: BotRegistryAsyncStub = registry_pb2_grpc.BotRegistryStub(self.channel)
         self.accounts: AccountsAsyncStub = registry_pb2_grpc.AccountsStub(self.channel)
+        self.conversations: ConversationsAsyncStub = conversations_pb2_grpc.ConversationsStub(
+            self.channel
+        )
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 
     async def is_serving(self, timeout_s: float = 1.0) -> bool:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, Request
 
+from services.edge.chat_bus import ChatBus
 from services.edge.nats_link import NatsLink
 from services.edge.registry import RegistryClient
 from services.edge.settings import EdgeSettings
@@ -22,6 +23,7 @@ class EdgeRuntime:
     registry: RegistryClient
     nats: NatsLink
     authenticator: Authenticator
+    chat: ChatBus
 
 
 def get_runtime(request: Request) -> EdgeRuntime:

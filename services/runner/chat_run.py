@@ -209,6 +209,9 @@ class ChatRun:
         self._model_task = asyncio.create_task(
             self._stream(provider_for(spec), model_request, events)
         )
+        if self._canceled:
+            # Canceled between StartRun and here, before there was a model call to stop.
+            self._model_task.cancel()
         status, error, usage = "completed", cpb.ChatError(), cpb.Usage()
         try:
             completion = await self._model_task

@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import uvicorn
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 
 def health_app(is_healthy: Callable[[], bool]) -> Starlette:
@@ -20,7 +20,12 @@ def health_app(is_healthy: Callable[[], bool]) -> Starlette:
             {"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503
         )
 
-    return Starlette(routes=[Route("/healthz", healthz), Mount("/metrics", make_asgi_app())])
+    # A plain route, not a Mount of prometheus' ASGI app: a Mount answers /metrics with a
+    # redirect to /metrics/, which plain clients (httpx, curl without -L) do not follow.
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
 
 
 def health_server(host: str, port: int, is_healthy: Callable[[], bool]) -> uvicorn.Server:

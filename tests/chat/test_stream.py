@@ -323,9 +323,11 @@ def test_client_disconnect_keeps_the_run_going(
             "/v3/chat",
             json={"bot_id": bot_id, "user_id": "u", "stream": True, "query": "go on"},
         ) as response:
-            first = next(response.iter_lines())
+            # One iterator: httpx refuses to start a second one on the same response.
+            lines = response.iter_lines()
+            first = next(lines)
             assert first == "event: conversation.chat.created"
-            data = orjson.loads(next(response.iter_lines())[len("data: ") :])
+            data = orjson.loads(next(lines)[len("data: ") :])
         # The connection is closed here, mid-answer.
         conversation_id, chat_id = data["conversation_id"], data["id"]
         deadline = time.monotonic() + 30
@@ -360,7 +362,9 @@ def test_cancel_stops_the_model_and_keeps_the_partial_answer(
         ) as response:
             deltas = 0
             chat: dict[str, object] = {}
-            for chunk in response.iter_bytes():
+            # One iterator for both loops: httpx refuses to start a second one.
+            chunks = response.iter_bytes()
+            for chunk in chunks:
                 raw += chunk
                 events = parse_stream(raw[: raw.rfind(b"\n\n") + 2]) if b"\n\n" in raw else []
                 if events and not chat:
@@ -374,7 +378,7 @@ def test_cancel_stops_the_model_and_keeps_the_partial_answer(
             )
             assert canceled.status_code == 200, canceled.text
             assert canceled.json()["data"]["status"] == "canceled"
-            for chunk in response.iter_bytes():
+            for chunk in chunks:
                 raw += chunk
         events = parse_stream(raw)
         assert names(events)[-3:] == CANCEL_TAIL

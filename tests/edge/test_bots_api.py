@@ -155,6 +155,20 @@ def test_bot_config_fields_round_trip(client: httpx.Client) -> None:
     ]
 
 
+def test_new_bots_keep_ten_rounds_of_history_unless_told_otherwise(client: httpx.Client) -> None:
+    assert draft(client, create_bot(client)["bot_id"])["history_rounds"] == 10
+    assert data_of(client.post("/v1/bot/create", json={"name": "official"}))["history_rounds"] == 10
+    chosen = create_bot(client, model_info_config={"context_round": 3})
+    assert draft(client, chosen["bot_id"])["history_rounds"] == 3
+    # Zero is a choice too ("no history"), not a missing value.
+    assert draft(client, create_bot(client, history_rounds=0)["bot_id"])["history_rounds"] == 0
+    # Updates leave it alone unless sent.
+    bot = create_bot(client, history_rounds=4)
+    data_of(client.post("/api/draftbot/update_display_info", json={"bot_id": bot["bot_id"]}))
+    data_of(client.post("/v1/bot/update", json={"bot_id": bot["bot_id"], "prompt": "p"}))
+    assert draft(client, bot["bot_id"])["history_rounds"] == 4
+
+
 def test_update_changes_only_the_config_fields_sent(client: httpx.Client) -> None:
     bot = create_bot(
         client,

@@ -34,7 +34,7 @@ _SCAN_PAGE_SIZE = 100
 
 
 async def _create(runtime: EdgeRuntime, user: Principal, body: CreateBotRequest) -> pb.Bot:
-    config, _ = bot_mapping.config_from_request(body)
+    config = bot_mapping.config_for_create(body)
     return await runtime.registry.bots.CreateDraft(
         pb.CreateDraftRequest(
             owner_id=user.user_id,

@@ -17,7 +17,7 @@ class HealthView(ResponseModel):
 
 @router.get(
     "/healthz",
-    summary="200 only when the registry and NATS are both reachable",
+    summary="200 only when the registry and NATS are reachable and chats can be queued",
     responses={503: ERROR_RESPONSES[503]},
 )
 async def healthz(runtime: Runtime) -> Envelope[HealthView]:
@@ -26,6 +26,8 @@ async def healthz(runtime: Runtime) -> Envelope[HealthView]:
         missing.append("registry")
     if not runtime.nats.is_connected:
         missing.append("nats")
+    elif not runtime.chat.ready:
+        missing.append("chat queue")
     if missing:
         raise ApiError(503, f"not ready: {', '.join(missing)} unavailable")
     return ok(HealthView(status="ok"))

@@ -1,0 +1,134 @@
+"""The edge's side of the chat plumbing on NATS: the JetStream work queue it publishes chat
+requests to, and the id generator that mints chat ids on a node number no other live process
+holds.
+
+Both need a NATS connection, and the edge starts (and serves everything but chats) without
+one, so they are set up in the background once NATS is first reached; until then chat routes
+answer 503 and /healthz reports the chat queue as not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.js.client import JetStreamContext
+
+from cozeplus.chat_protocol import ChatRequest
+from cozeplus.chat_queue import ensure_chat_stream
+from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.subjects import CHAT_REQUEST_SUBJECT
+from services.edge.errors import ApiError
+from services.edge.nats_link import NatsLink
+
+log = logging.getLogger(__name__)
+
+_RETRY_MIN_S = 0.5
+_RETRY_MAX_S = 10.0
+# JetStream acknowledges a publish in milliseconds; past this the queue is in trouble.
+_PUBLISH_TIMEOUT_S = 5.0
+CHAT_UNAVAILABLE_MSG = "chat is temporarily unavailable (message queue not reachable), retry later"
+
+
+class ChatBus:
+    def __init__(self, link: NatsLink, node_id: int | None) -> None:
+        self._link = link
+        self._node_id = node_id
+        self._js: JetStreamContext | None = None
+        self._ids: IdGenerator | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ids is not None and self._js is not None and self._link.is_connected
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._set_up(), name="chat-bus")
+
+    async def close(self) -> None:
+        """Gives the node number back; call while NATS is still connected."""
+        self._stop.set()
+        task = self._task
+        if task is None:
+            return
+        if self._ids is None:
+            # Still waiting for NATS or the queue: there is nothing to give back.
+            task.cancel()
+        try:
+            await asyncio.wait_for(task, timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("chat bus shut down uncleanly")
+
+    # ------------------------------------------------------------------- for requests
+
+    @property
+    def nc(self) -> NATS:
+        """The connection, or a 503 when chats cannot be served right now."""
+        if not self.ready:
+            raise ApiError(503, CHAT_UNAVAILABLE_MSG)
+        nc: NATS = self._link.nc
+        return nc
+
+    def next_id(self) -> int:
+        if self._ids is None or not self.ready:
+            raise ApiError(503, CHAT_UNAVAILABLE_MSG)
+        return self._ids.next_id()
+
+    async def queue(self, request: ChatRequest) -> None:
+        """Hands a chat to the runners. The chat id is the message id, so a publish retried
+        after a lost acknowledgement is stored once."""
+        if self._js is None:
+            raise ApiError(503, CHAT_UNAVAILABLE_MSG)
+        await self._js.publish(
+            CHAT_REQUEST_SUBJECT,
+            request.encode(),
+            timeout=_PUBLISH_TIMEOUT_S,
+            headers={"Nats-Msg-Id": str(request.chat_id)},
+        )
+
+    # ------------------------------------------------------------------------ set-up
+
+    async def _set_up(self) -> None:
+        nc: Any = await self._link.wait_connected()
+        js: JetStreamContext = nc.jetstream()
+        await self._retry("declare the chat work queue", lambda: ensure_chat_stream(js))
+        self._js = js
+        if self._node_id is not None:
+            self._ids = IdGenerator(self._node_id)
+            log.info("chat queue ready; chat ids on configured node %d", self._node_id)
+            return
+        owner = f"edge@{socket.gethostname()}:{os.getpid()}"
+        delay = _RETRY_MIN_S
+        while not self._stop.is_set():
+            try:
+                async with lease_node_id(nc, owner) as node:
+                    self._ids = IdGenerator(node)
+                    log.info("chat queue ready; chat ids on leased node %d", node)
+                    # Held until shutdown; leaving the block deletes the lease.
+                    await self._stop.wait()
+                    return
+            except Exception as exc:
+                log.warning("cannot lease a node id (%s); retrying in %.1fs", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+        delay = _RETRY_MIN_S
+        while True:
+            try:
+                await attempt()
+                return
+            except Exception as exc:
+                log.warning("cannot %s (%s); retrying in %.1fs", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)

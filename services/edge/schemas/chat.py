@@ -1,0 +1,298 @@
+"""Chat and message bodies (wire contract section 3).
+
+Requests take both families' spellings: the official `conversation_id` query parameter and
+the product document's `ConversationID` body field, `additional_messages` and the `query`
+shorthand, and the product document's `type: "image"` message with a URL as content.
+
+The response views document the shapes for OpenAPI only. The payloads themselves are built by
+`cozeplus.chat_wire` (the runners build their stream events with the same functions), so a
+view must list exactly the keys its builder emits; tests/edge/test_chat_schemas.py holds
+them to it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from cozeplus.message_content import ContentError, parse_content
+from services.edge.schemas.common import (
+    MAX_ID,
+    Id,
+    NonEmptyStr,
+    RequestModel,
+    ResponseModel,
+    parse_id,
+)
+
+MAX_CONTENT_CHARS = 100_000
+MAX_CHAT_MESSAGES = 100
+MAX_META_PAIRS = 16
+MAX_META_KEY_CHARS = 64
+MAX_META_VALUE_CHARS = 512
+MAX_USER_ID_CHARS = 255
+DEFAULT_TYPE_BY_ROLE = {"user": "question", "assistant": "answer"}
+# Message types as Coze names them: lower-case words (question, answer, function_call, ...).
+_MESSAGE_TYPE = re.compile(r"[a-z][a-z_]{0,31}", re.ASCII)
+
+ContentType = Literal["text", "image", "file", "object_string", "card"]
+
+
+# ----------------------------------------------------------------------- field types
+
+
+def parse_optional_id(value: object) -> int | None:
+    """Like `parse_id`, but absent, empty and 0 mean "none" (a new conversation, no cursor):
+    clients send `""` or `"0"` for an id they do not have yet."""
+    if value is None or value in ("", "0", 0):
+        return None
+    return parse_id(value)
+
+
+OptionalId = Annotated[
+    int | None,
+    PlainValidator(parse_optional_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                {"type": "string", "pattern": "^[0-9]{0,19}$"},
+                {"type": "null"},
+            ],
+            "description": "64-bit id as a number or a numeric string; empty or 0: none",
+        }
+    ),
+]
+
+
+def _check_meta_data(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_META_PAIRS:
+        raise PydanticCustomError("meta_data", f"at most {MAX_META_PAIRS} keys allowed")
+    for key, item in value.items():
+        if not 0 < len(key) <= MAX_META_KEY_CHARS:
+            raise PydanticCustomError(
+                "meta_data", f"keys must be 1 to {MAX_META_KEY_CHARS} characters"
+            )
+        if len(item) > MAX_META_VALUE_CHARS:
+            raise PydanticCustomError(
+                "meta_data",
+                f"the value of {key!r} must be at most {MAX_META_VALUE_CHARS} characters",
+            )
+    return value
+
+
+MetaData = Annotated[
+    dict[str, str],
+    AfterValidator(_check_meta_data),
+    Field(description=f"String keys and values, at most {MAX_META_PAIRS} pairs."),
+]
+
+
+def _number_as_string(value: object) -> object:
+    # End-user ids are strings in the API, but integrations often hold them as numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+UserId = Annotated[
+    NonEmptyStr,
+    BeforeValidator(_number_as_string),
+    Field(max_length=MAX_USER_ID_CHARS, description="The end user; conversations are per user."),
+]
+
+
+# -------------------------------------------------------------------------- requests
+
+
+class ChatMessageIn(RequestModel):
+    """One input message. `type: "image"`/`"file"` with a URL as content (the product
+    document's multimodal form) is taken as a question of that content type."""
+
+    role: Literal["user", "assistant"]
+    type: str = Field(
+        default="", description="question (user) or answer (assistant) when absent or empty."
+    )
+    content: str = Field(max_length=MAX_CONTENT_CHARS)
+    content_type: ContentType = "text"
+    meta_data: MetaData = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _normalize(self) -> ChatMessageIn:
+        if self.type == "image" or self.type == "file":
+            self.content_type = "image" if self.type == "image" else "file"
+            self.type = ""
+        if not self.type:
+            self.type = DEFAULT_TYPE_BY_ROLE[self.role]
+        elif not _MESSAGE_TYPE.fullmatch(self.type):
+            raise PydanticCustomError(
+                "message_type", "type must be a lower-case word like question or answer"
+            )
+        if not self.content.strip():
+            raise PydanticCustomError("content", "content must not be empty")
+        try:
+            # The runner parses the content the same way: refuse here what it could not.
+            parse_content(self.content, self.content_type, self.type)
+        except ContentError as err:
+            raise PydanticCustomError("content", str(err)) from None
+        return self
+
+
+class ChatOptions(RequestModel):
+    """What /v3/chat and /api/conversation/chat share."""
+
+    conversation_id: OptionalId = Field(
+        default=None,
+        validation_alias=AliasChoices("conversation_id", "ConversationID"),
+        description="Also `ConversationID` (product document). Absent: a new conversation. "
+        "/v3/chat takes it from the query string first (official API).",
+    )
+    stream: bool = Field(default=False, description="true: an SSE stream of the run's events.")
+    additional_messages: list[ChatMessageIn] = Field(
+        default_factory=list, max_length=MAX_CHAT_MESSAGES
+    )
+    custom_variables: dict[str, str] = Field(
+        default_factory=dict, description="Values for `{{name}}` variables in the bot's prompt."
+    )
+    meta_data: MetaData = Field(default_factory=dict)
+    extra_params: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    auto_save_history: bool = Field(
+        default=True, description="false: neither the input nor the answer is stored."
+    )
+
+
+class ChatBody(ChatOptions):
+    bot_id: Id
+    user_id: UserId
+    query: str | None = Field(
+        default=None,
+        max_length=MAX_CONTENT_CHARS,
+        description="Shorthand for one more user text message, after additional_messages.",
+    )
+
+
+class InternalChatBody(ChatOptions):
+    """POST /api/conversation/chat: runs the bot's draft."""
+
+    agent_id: Id = Field(description="The bot id.")
+    query: NonEmptyStr = Field(max_length=MAX_CONTENT_CHARS)
+    user_id: UserId | None = Field(
+        default=None, description="Absent: the caller's account id, as a string."
+    )
+
+
+class CancelChatBody(RequestModel):
+    conversation_id: Id
+    chat_id: OptionalId = Field(
+        default=None, description="Absent: the conversation's running (or queued) chat."
+    )
+
+
+# ------------------------------------------------------------------------- views
+
+
+class UsageView(ResponseModel):
+    token_count: int
+    output_count: int
+    input_count: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatErrorView(ResponseModel):
+    code: int = Field(description="0 unless the chat failed.")
+    msg: str
+
+
+class ChatView(ResponseModel):
+    """The official Chat object; every id a string."""
+
+    id: str = Field(description="The chat id.")
+    conversation_id: str
+    bot_id: str
+    section_id: str
+    status: Literal["created", "in_progress", "completed", "failed", "requires_action", "canceled"]
+    created_at: int
+    completed_at: int
+    failed_at: int
+    meta_data: dict[str, str]
+    last_error: ChatErrorView
+    usage: UsageView
+
+
+class ChatAnswerView(ChatView):
+    """A finished chat merged with its answer (non-streaming /v3/chat)."""
+
+    content: str = Field(description="The answer; empty unless the chat completed.")
+    role: Literal["assistant"] = "assistant"
+    type: Literal["answer"] = "answer"
+    content_type: str = "text"
+
+
+class ApiChatAnswerView(ResponseModel):
+    """ChatAnswerView with ids as JSON numbers, as everywhere under /api."""
+
+    id: int
+    conversation_id: int
+    bot_id: int
+    section_id: int
+    status: str
+    created_at: int
+    completed_at: int
+    failed_at: int
+    meta_data: dict[str, str]
+    last_error: ChatErrorView
+    usage: UsageView
+    content: str
+    role: Literal["assistant"] = "assistant"
+    type: Literal["answer"] = "answer"
+    content_type: str = "text"
+
+
+class MessageView(ResponseModel):
+    """The official Message object; every id a string."""
+
+    id: str
+    conversation_id: str
+    section_id: str
+    bot_id: str
+    chat_id: str = Field(description='"0" for messages created outside a chat.')
+    role: Literal["user", "assistant"]
+    type: str
+    content: str
+    content_type: str
+    reasoning_content: str
+    meta_data: dict[str, str]
+    created_at: int
+    updated_at: int
+
+
+STREAM_DESCRIPTION = (
+    "With `stream: true`: `text/event-stream`, each event exactly `event: <name>` and "
+    "`data: <one line of JSON>` lines and a blank line, ending with `conversation.stream.done` "
+    "and `done`. Otherwise the envelope below."
+)
+STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": STREAM_DESCRIPTION,
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": "event: conversation.chat.created\ndata: {...}\n\n",
+            }
+        },
+    }
+}
