@@ -216,6 +216,8 @@ class ChatOutcome:
     event: str
     chat: dict[str, Any]
     answer: str
+    # No runner ever took it (the queue timed out): the request itself could not be served.
+    never_started: bool = False
 
 
 def _event_name(msg: Msg) -> str:
@@ -312,7 +314,7 @@ class ChatSession:
                 if isinstance(item, _Watchdog):
                     chat = await self._on_watchdog(item)
                     if chat is not None:
-                        return ChatOutcome(CHAT_FAILED, chat, "")
+                        return ChatOutcome(CHAT_FAILED, chat, "", not self._runner_heard)
                     continue
                 name = _event_name(item)
                 if name == MESSAGE_COMPLETED:
@@ -413,9 +415,9 @@ def answer_data(outcome: ChatOutcome) -> dict[str, Any]:
     """A non-streaming chat's `data`: the Chat merged with its answer. A chat no runner
     picked up is a 503; other failures are a Chat with status failed and its last_error
     (like the official API, which reports a run's failure in the Chat, not the HTTP status)."""
-    error = outcome.chat.get("last_error") or {}
-    if outcome.event == CHAT_FAILED and error.get("code") == NO_RUNNER_CODE:
-        raise ApiError(503, error.get("msg") or NO_RUNNER_MSG)
+    if outcome.never_started:
+        # Told apart by how it ended, not by its code: a model can fail with 503 too.
+        raise ApiError(503, outcome.chat["last_error"]["msg"] or NO_RUNNER_MSG)
     return {
         **outcome.chat,
         "content": outcome.answer,

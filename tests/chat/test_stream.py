@@ -426,3 +426,15 @@ def test_cancel_with_only_conversation_id_as_the_product_document_sends(
             rest = "\n".join(lines)
         assert "event: conversation.chat.canceled" in rest
         assert rest.rstrip().endswith('event: done\ndata: "[DONE]"')
+
+
+def test_non_stream_model_failure_is_a_failed_chat_not_an_http_error(
+    api: httpx.Client, make_bot: Callable[..., str]
+) -> None:
+    # The provider reports a dropped upstream as 503: the chat failed, the request did not.
+    bot_id = make_bot(model="mock-fail")
+    response = api.post("/v3/chat", json={"bot_id": bot_id, "user_id": "u", "query": "break"})
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["status"] == "failed" and data["failed_at"] > 0
+    assert data["last_error"]["code"] == 503 and data["last_error"]["msg"]
