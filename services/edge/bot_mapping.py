@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from cozeplus.model_catalog import BUILTIN_MODELS
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from services.edge.schemas.bots import (
     ApiBotCreated,
@@ -242,7 +243,7 @@ def _v1_bot(
         prompt_info=PromptInfo(prompt=config.prompt),
         model_info=ModelInfo(
             model_id=model.model_id,
-            model_name=model.model_id,
+            model_name=_model_name(model.model_id),
             temperature=model.temperature if model.HasField("temperature") else None,
             max_tokens=model.max_tokens if model.HasField("max_tokens") else None,
             top_p=model.top_p if model.HasField("top_p") else None,
@@ -307,3 +308,12 @@ def published_bot(version: pb.BotVersion) -> PublishedBot:
         publish_time=str(version.published_at),
         version=str(version.version),
     )
+
+
+_BUILTIN_LABELS = {spec.id: spec.label for spec in BUILTIN_MODELS}
+
+
+def _model_name(model_id: str) -> str:
+    """Built-in models say what they are (the echo model calls no real model); others
+    are named by their catalogue id, which the edge knows without the models file."""
+    return _BUILTIN_LABELS.get(model_id) or model_id

@@ -139,7 +139,7 @@ def test_bot_config_fields_round_trip(client: httpx.Client) -> None:
     assert details["model"] == "echo"
     assert details["model_info"] == {
         "model_id": "echo",
-        "model_name": "echo",
+        "model_name": "Built-in echo model (no network): repeats the last user message",
         "temperature": 0.5,
         "max_tokens": 256,
         "top_p": 0.9,
