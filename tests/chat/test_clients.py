@@ -221,3 +221,28 @@ def test_cozepy_conversations_and_message_pagination(
     contents = [m.content for m in pages]
     assert sorted(contents) == sorted(f"m{i}" for i in range(7))
     assert len(contents) == 7
+
+
+def test_cozepy_cancel_and_chat_messages_list(coze: Coze, make_bot: Callable[..., str]) -> None:
+    bot_id = make_bot(model="mock-stream-slow")
+    stream = coze.chat.stream(
+        bot_id=bot_id,
+        user_id="sdk-user",
+        additional_messages=[Message.build_user_question_text("long")],
+    )
+    seen = []
+    canceled = None
+    for event in stream:
+        seen.append(event.event)
+        if event.event == ChatEventType.CONVERSATION_MESSAGE_DELTA and canceled is None:
+            assert event.message is not None
+            chat_id, conversation_id = event.message.chat_id, event.message.conversation_id
+            assert chat_id and conversation_id
+            canceled = coze.chat.cancel(conversation_id=conversation_id, chat_id=chat_id)
+    assert canceled is not None and canceled.status == ChatStatus.CANCELED
+    # cozepy does not know the canceled event: it yields it as UNKNOWN, then the stream ends.
+    assert ChatEventType.UNKNOWN in seen
+    assert ChatEventType.CONVERSATION_CHAT_COMPLETED not in seen
+    messages = coze.chat.messages.list(conversation_id=conversation_id, chat_id=chat_id)
+    assert [m.type for m in messages] == ["question", "answer"]
+    assert messages[1].content  # the partial answer is kept
