@@ -107,9 +107,15 @@ class Scenario:
 
 
 DEFAULT_SCENARIOS = [
+    # A model that streams like a real one: the pipeline's share of what users wait for.
     Scenario("streaming, 1 runner", 200, 20, 1, 100, 20, 20),
-    Scenario("instant (queue-only), 1 runner", 500, 50, 1, 0, 0, 20),
-    Scenario("instant (queue-only), 2 runners", 500, 50, 2, 0, 0, 20),
+    # Queue-only: the mock answers at once, so all the time is the pipeline's own. One chat
+    # at a time gives the unloaded cost per chat; 50 at a time saturates the machine.
+    Scenario("instant, one at a time", 100, 1, 1, 0, 0, 20),
+    Scenario("instant, 1 runner", 500, 50, 1, 0, 0, 20),
+    Scenario("instant, 2 runners", 500, 50, 2, 0, 0, 20),
+    # Ten times the deltas per chat: what each streamed token costs, beside the fixed cost.
+    Scenario("instant, 200-token answers", 200, 20, 1, 0, 0, 200),
 ]
 CUSTOM_DEFAULTS = Scenario("custom", 200, 20, 1, 100, 20, 20)
 
@@ -139,6 +145,18 @@ def proc_cpu_s(pid: int) -> float:
     # The command name may contain spaces and parentheses: split after the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every program on the machine has used (all CPUs; idle, iowait and steal
+    excluded), from the first line of /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return math.nan
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    return (user + nice + system + irq + softirq) / CLK_TCK
 
 
 def nproc() -> int:
@@ -436,6 +454,7 @@ class Measured:
     skipped: int
     wall_s: float
     cpu_s: dict[str, float]
+    machine_busy_s: float
     rss_idle_kib: dict[str, int]
     rss_peak_kib: dict[str, int]
     rss_after_kib: dict[str, int]
@@ -477,7 +496,7 @@ async def drive(
     pids: dict[str, int],
     warmup: int,
     budget_s: float,
-) -> tuple[list[ChatResult], int, float, dict[str, float]]:
+) -> tuple[list[ChatResult], int, float, dict[str, float], float]:
     limits = httpx.Limits(
         max_connections=scenario.concurrency, max_keepalive_connections=scenario.concurrency
     )
@@ -491,13 +510,13 @@ async def drive(
         warm_errors = Counter(r.error for r in warm if r.error)
         if warm_errors:
             print(f"  warm-up errors: {dict(warm_errors)}", file=sys.stderr)
-        before = cpu_snapshot(pids)
+        before, machine_before = cpu_snapshot(pids), machine_busy_s()
         results, skipped, wall = await fire(
             client, targets, scenario, scenario.chats, scenario.concurrency, budget_s
         )
-        after = cpu_snapshot(pids)
+        after, machine_after = cpu_snapshot(pids), machine_busy_s()
     cpu = {name: after[name] - before[name] for name in pids}
-    return results, skipped, wall, cpu
+    return results, skipped, wall, cpu, machine_after - machine_before
 
 
 def run_scenario(
@@ -510,8 +529,11 @@ def run_scenario(
     tag = str(index + 1)
     edge, runners = system.start_pipeline(scenario.runners, tag)
     edge_url = f"http://127.0.0.1:{edge.env['COZEPLUS_EDGE_PORT']}"
+    # The warm-up touches every account once at least (its key then sits in the auth cache).
     warmup = max(scenario.concurrency, 2 * scenario.runners)
-    accounts = max(1, math.ceil((scenario.chats + warmup + 1) / chats_per_account))
+    accounts = math.ceil((scenario.chats + warmup + 1) / chats_per_account)
+    warmup = max(warmup, accounts)
+    accounts = math.ceil((scenario.chats + warmup + 1) / chats_per_account)
     targets = system.make_targets(edge_url, scenario, accounts)
 
     pipeline = {"edge": edge, **{f"runner {i + 1}": r for i, r in enumerate(runners)}}
@@ -519,14 +541,24 @@ def run_scenario(
     pids = {**pipeline_pids, **system.shared_pids(), "client": os.getpid()}
     rss_idle = {name: proc_status_kib(pid, "VmRSS") for name, pid in pipeline_pids.items()}
 
-    results, skipped, wall, cpu = asyncio.run(
+    results, skipped, wall, cpu, machine = asyncio.run(
         drive(edge_url, targets, scenario, pids, warmup, budget_s)
     )
     rss_peak = {name: proc_status_kib(pid, "VmHWM") for name, pid in pipeline_pids.items()}
     rss_after = {name: proc_status_kib(pid, "VmRSS") for name, pid in pipeline_pids.items()}
     system.stop_pipeline()
     return Measured(
-        scenario, results, skipped, wall, cpu, rss_idle, rss_peak, rss_after, accounts, warmup
+        scenario,
+        results,
+        skipped,
+        wall,
+        cpu,
+        machine,
+        rss_idle,
+        rss_peak,
+        rss_after,
+        accounts,
+        warmup,
     )
 
 
@@ -582,6 +614,9 @@ def figures(m: Measured) -> Figures:
     runners = [name for name in m.cpu_s if name.startswith("runner")]
     runner_cpu = sum(m.cpu_s[name] for name in runners)
     done = len(m.results)
+    ours = sum(m.cpu_s.values())
+    capacity = m.wall_s * nproc()
+    others = max(0.0, m.machine_busy_s - ours)
 
     def per_chat(cpu: float) -> str:
         return f"{cpu / done * 1000:.1f}" if done else "–"
@@ -629,8 +664,8 @@ def figures(m: Measured) -> Figures:
                 m.cpu_s["client"],
             )
         ),
-        "all processes' CPU / machine capacity during the load": (
-            f"{sum(m.cpu_s.values()) / (m.wall_s * nproc()) * 100:.0f} %" if m.wall_s else "–"
+        "CPU busy during the load: benchmark's processes / other programs": (
+            f"{ours / capacity * 100:.0f} % / {others / capacity * 100:.0f} %" if capacity else "–"
         ),
         "CPU ms per chat: edge / runners / registry": (
             f"{per_chat(m.cpu_s['edge'])} / {per_chat(runner_cpu)} / "
@@ -657,6 +692,7 @@ def figures(m: Measured) -> Figures:
         "pipeline_overhead_s": {p: percentile(overhead, p) for p in (50, 95, 99)},
         "inter_delta_gap_s": {p: percentile(gaps, p) for p in (50, 99)},
         "cpu_s": m.cpu_s,
+        "machine_busy_s": m.machine_busy_s,
         "rss_idle_kib": m.rss_idle_kib,
         "rss_peak_kib": m.rss_peak_kib,
         "rss_after_kib": m.rss_after_kib,
@@ -738,7 +774,7 @@ def scenarios_from(args: argparse.Namespace) -> list[Scenario]:
     )
     kind = "instant" if s.ttft_ms == 0 and s.inter_token_ms == 0 else "streaming"
     runners = f"{s.runners} runner" + ("s" if s.runners > 1 else "")
-    return [dataclasses.replace(s, name=f"{kind}, {runners}")]
+    return [dataclasses.replace(s, name=f"{kind}, C={s.concurrency}, {runners}")]
 
 
 @contextlib.contextmanager
@@ -746,7 +782,11 @@ def terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C, so the finally blocks stop every child process."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            raise KeyboardInterrupt
+        # Whatever handles Ctrl-C at this moment (asyncio.run cancels its main task
+        # cleanly; elsewhere Python raises KeyboardInterrupt) handles this too.
+        signal.raise_signal(signal.SIGINT)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
