@@ -52,23 +52,32 @@ class RunnerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
 
-    async def consume(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
+    async def consume(
+        self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event
+    ) -> None:
+        """Fetch while not stopping. Stopping is a flag checked between fetches, not a task
+        cancellation: on Python 3.11 nats-py's fetch (asyncio.wait_for) can swallow one."""
+        while not stop.is_set():
             free = self.concurrency - len(self._tasks)
             if free <= 0:
                 self._slot_freed.clear()
-                await self._slot_freed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
                 continue
             try:
                 messages = await subscription.fetch(min(free, 16), timeout=1.0)
             except NatsTimeoutError:
                 continue
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("fetching chats failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
+            if stop.is_set():
+                # Fetched as we stop: hand them straight back to the other runners.
+                for msg in messages:
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+                return
             for msg in messages:
                 task = asyncio.create_task(self._handle(msg))
                 self._tasks.add(task)
@@ -170,12 +179,13 @@ async def serve(settings: RunnerSettings) -> None:
             health_task = asyncio.create_task(health.serve())
         log.info("runner ready: node %d, concurrency %d", node_id, settings.concurrency)
 
-        consumer = asyncio.create_task(pool.consume(subscription))
+        consumer = asyncio.create_task(pool.consume(subscription, stop))
         await stop.wait()
         log.info("runner stopping: %d chats running", len(pool.running))
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
+        # The fetch timeout bounds how long the consumer takes to see the flag.
+        await asyncio.wait({consumer}, timeout=5.0)
+        if not consumer.done():
+            consumer.cancel()
         await subscription.unsubscribe()
         await pool.drain(settings.shutdown_grace_s)
         await close_providers()

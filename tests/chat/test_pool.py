@@ -154,3 +154,56 @@ def test_a_lost_runner_fails_the_chat_instead_of_hanging(
                 break
             time.sleep(0.3)
         assert status == "failed"
+
+
+def test_a_runner_stops_cleanly_on_sigterm_with_chats_in_flight(
+    lonely_system: tuple[str, EmbeddedNats],
+    account: Account,
+    make_bot: Callable[..., str],
+    registry_addr: str,
+    models_file: Path,
+    mock_llm: str,
+    work_dir: Path,
+    start_service: Callable[[ServiceProcess], ServiceProcess],
+) -> None:
+    url, nats_server = lonely_system
+    runner = start_service(
+        runner_process(
+            health_port=free_port(),
+            registry_addr=registry_addr,
+            nats_url=nats_server.url,
+            log_dir=work_dir / "logs",
+            name="graceful-runner",
+            extra_env={
+                "COZEPLUS_RUNNER_MODELS_FILE": str(models_file),
+                "COZEPLUS_RUNNER_SHUTDOWN_GRACE_S": "2",
+                **RUNNER_TEST_ENV,
+            },
+        )
+    )
+    bot_id = make_bot(model="mock-stream-slow")
+    started = 0
+
+    def chat(i: int) -> list[str]:
+        nonlocal started
+        raw = b""
+        body = {"bot_id": bot_id, "user_id": f"u{i}", "stream": True, "query": "go"}
+        with (
+            httpx.Client(base_url=url, headers=account.headers, timeout=60) as client,
+            client.stream("POST", "/v3/chat", json=body) as response,
+        ):
+            for chunk in response.iter_bytes():
+                if not raw:
+                    started += 1
+                raw += chunk
+        return names(parse_stream(raw))
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        futures = [pool.submit(chat, i) for i in range(10)]
+        deadline = time.monotonic() + 30
+        while started < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.stop(timeout=20) == 0, runner.log_tail()
+        endings = [f.result(timeout=60) for f in futures]
+    for ending in endings:
+        assert ending[-3:] == SUCCESS[-3:] or ending[-4:] == FAILURE_TAIL, ending
