@@ -1,9 +1,11 @@
 """Assembles the edge: routers, error handlers, middleware, and the connections opened for the
-app's lifetime (registry channel, NATS with the revocation subscription, the chat work queue
-and the chat id node lease)."""
+app's lifetime (registry channel, NATS with the revocation subscription, the chat work queue,
+the chat id node lease and the shared rate-limit counters)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,8 +17,10 @@ from cozeplus.subjects import AUTH_REVOKED
 from services.edge.auth import Authenticator
 from services.edge.chat_bus import ChatBus
 from services.edge.errors import install_error_handlers
+from services.edge.limits import RequestLimits
 from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from services.edge.nats_link import NatsLink
+from services.edge.rate_limit import LimitClass, RateLimiter
 from services.edge.registry import RegistryClient
 from services.edge.routes import bots, chat, conversations, health, passport, pat
 from services.edge.runtime import EdgeRuntime
@@ -34,16 +38,32 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         nats_link.start()
         chat_bus = ChatBus(nats_link, settings.node_id)
         chat_bus.start()
+        rate_limiter = _rate_limiter(settings)
+        limiter_start: asyncio.Task[None] | None = None
+        if rate_limiter is not None:
+            # Until NATS is reached the limiter lets requests through (and counts that in
+            # /metrics): the edge serves without NATS, so its limits must not need it either.
+            limiter_start = asyncio.create_task(
+                rate_limiter.start_when_connected(nats_link.wait_connected), name="rate-limiter"
+            )
         app.state.runtime = EdgeRuntime(
             settings=settings,
             registry=registry,
             nats=nats_link,
             authenticator=authenticator,
             chat=chat_bus,
+            rate_limiter=rate_limiter,
+            limits=RequestLimits.from_settings(settings),
         )
         try:
             yield
         finally:
+            if limiter_start is not None:
+                limiter_start.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await limiter_start
+            if rate_limiter is not None:
+                await rate_limiter.stop()
             # Before NATS closes: giving the node id back needs the connection.
             await chat_bus.close()
             await nats_link.close()
@@ -72,6 +92,20 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app
+
+
+def _rate_limiter(settings: EdgeSettings) -> RateLimiter | None:
+    if not settings.rate_limit_enabled:
+        return None
+    return RateLimiter(
+        {
+            LimitClass.CHAT: settings.rate_limit_chat,
+            LimitClass.BOT_MANAGEMENT: settings.rate_limit_bot_management,
+            LimitClass.BOT_INFO: settings.rate_limit_bot_info,
+            LimitClass.OTHER: settings.rate_limit_other,
+        },
+        window_s=settings.rate_limit_window_s,
+    )
 
 
 def _openapi_without_422(app: FastAPI) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from services.edge.errors import ApiError
+from services.edge.errors import TOO_MANY_REQUESTS_MSG, ApiError
+from services.edge.middleware import RATE_LIMIT_STATE
+from services.edge.rate_limit import RateLimiter, limit_class_for
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub
@@ -242,7 +244,20 @@ async def current_credentials(
     if from_cookie and request.method in UNSAFE_METHODS:
         check_same_origin(request, runtime.settings.allowed_origins)
     principal = await runtime.authenticator.authenticate(token)
+    if runtime.rate_limiter is not None:
+        await _count_request(request, runtime.rate_limiter, principal.user_id)
     return Credentials(principal=principal, token=token, from_cookie=from_cookie)
+
+
+async def _count_request(request: Request, limiter: RateLimiter, account_id: int) -> None:
+    """Counts the request against its account's limit (wire contract section 6). Here,
+    because this is the first point that knows the account; the decision goes on the
+    request state, from where RequestContextMiddleware puts X-RateLimit-* on the response,
+    whatever that turns out to be."""
+    decision = await limiter.hit(account_id, limit_class_for(request.url.path))
+    setattr(request.state, RATE_LIMIT_STATE, decision)
+    if not decision.allowed:
+        raise ApiError(429, TOO_MANY_REQUESTS_MSG, {"Retry-After": str(decision.reset_after_s)})
 
 
 async def current_principal(

@@ -1,6 +1,7 @@
 """One error model for the edge: every failure leaves as `{"code": N, "msg": ..., "data": null}`
 with HTTP status N, whatever raised it (our code, FastAPI validation, Starlette routing, the
-registry over gRPC)."""
+registry over gRPC, NATS). Anything else is a bug: RequestContextMiddleware logs it with its
+stack and answers a generic 500."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
+import nats.errors
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR_MSG = "internal server error"
 UNAVAILABLE_MSG = "service temporarily unavailable, retry later"
+TOO_MANY_REQUESTS_MSG = "too many requests"
 
 # Registry status codes whose details are written for clients (see registry.proto); any other
 # code is a fault whose details stay in our logs.
@@ -45,7 +48,7 @@ _STATUS_MESSAGES = {
     405: "method not allowed",
     409: "conflict",
     413: "request body too large",
-    429: "too many requests",
+    429: TOO_MANY_REQUESTS_MSG,
     500: INTERNAL_ERROR_MSG,
     503: UNAVAILABLE_MSG,
 }
@@ -121,10 +124,25 @@ async def _api_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.msg, exc.headers)
 
 
+# FastAPI's answer when reading the JSON body fails other than by a syntax error; the cause
+# says more, in words a client can act on.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+def _body_error_message(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeError):
+        return "malformed JSON body: it is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "malformed JSON body: nested too deeply"
+    return "malformed JSON body"
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else ""
+    if status == 400 and detail == _FASTAPI_BODY_ERROR:
+        return error_response(400, _body_error_message(exc.__cause__))
     # Starlette's own details are bare reason phrases ("Not Found"); ours read better.
     if not detail or detail == _reason_phrase(status):
         detail = _STATUS_MESSAGES.get(status) or detail or "error"
@@ -149,6 +167,13 @@ async def _grpc_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(error.status, error.msg)
 
 
+async def _nats_error_handler(request: Request, exc: Exception) -> Response:
+    # A NATS call that failed during a request (connection lost mid-call, a publish that
+    # timed out): the message queue is unavailable, not the request wrong.
+    log.warning("NATS call failed: %r", exc)
+    return error_response(503, UNAVAILABLE_MSG)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # Unhandled exceptions are turned into 500 envelopes by RequestContextMiddleware, which
     # sits outside these handlers so the response still carries the log id.
@@ -156,3 +181,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, _grpc_error_handler)
+    app.add_exception_handler(nats.errors.Error, _nats_error_handler)

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import secrets
 import time
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,6 +23,9 @@ access_log = logging.getLogger("services.edge.access")
 
 LOG_ID: contextvars.ContextVar[str] = contextvars.ContextVar("log_id", default="-")
 LOG_ID_HEADERS = (b"x-log-id", b"x-tt-logid")
+# Key in the request state (scope["state"]) under which authentication leaves the rate-limit
+# decision of the request.
+RATE_LIMIT_STATE = "rate_limit"
 
 
 def new_log_id() -> str:
@@ -39,7 +43,13 @@ class LogIdFilter(logging.Filter):
 
 class RequestContextMiddleware:
     """Outermost layer: gives each request a log id (echoed in X-Log-ID and x-tt-logid),
-    logs one access line, and turns any unhandled exception into a 500 envelope."""
+    logs one access line, and turns any unhandled exception into a 500 envelope.
+
+    It also writes X-RateLimit-Limit / X-RateLimit-Remaining once the request has been
+    counted against an account (see services/edge/auth.py): here, rather than in each
+    response, so that successes, every kind of error and event streams all carry them.
+    Requests refused before the account is known (401, a malformed body, 413) have none.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,6 +63,8 @@ class RequestContextMiddleware:
         header_value = log_id.encode()
         status = 0
         started = time.perf_counter()
+        # The dict Starlette's request.state writes to, for every handler of this request.
+        state: dict[str, Any] = scope.setdefault("state", {})
 
         async def send_with_log_id(message: Message) -> None:
             nonlocal status
@@ -60,6 +72,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", ()))
                 headers.extend((name, header_value) for name in LOG_ID_HEADERS)
+                decision = state.get(RATE_LIMIT_STATE)
+                if decision is not None:
+                    headers.append((b"x-ratelimit-limit", str(decision.limit).encode()))
+                    headers.append((b"x-ratelimit-remaining", str(decision.remaining).encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -19,7 +19,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -34,7 +34,10 @@ COUNTS_STREAM = "COZEPLUS_RATE_COUNTS"
 COUNTS_SUBJECT = "cozeplus.rate"
 OVERRIDES_BUCKET = "cozeplus_rate_limits"
 STORE_TIMEOUT_S = 0.5
+STOP_TIMEOUT_S = 2.0
 COUNTS_MAX_AGE_S = 3600
+_RETRY_MIN_S = 0.5
+_RETRY_MAX_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,8 @@ class RateLimiter:
         self._nc: NATS | None = None
         self._overrides: dict[int, dict[LimitClass, int]] = {}
         self._watch_task: asyncio.Task[None] | None = None
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._stopping = False
         # (account, class) -> window known to be exhausted: refused without a round trip.
         self._exhausted: dict[tuple[int, LimitClass], int] = {}
         self._last_error_window = -1
@@ -116,11 +121,38 @@ class RateLimiter:
         overrides = await _bucket(js, OVERRIDES_BUCKET, ttl_s=0)
         self._watch_task = asyncio.create_task(self._watch_overrides(overrides))
 
+    async def start_when_connected(self, connect: Callable[[], Awaitable[NATS]]) -> None:
+        """Starts once `connect` yields a connection, retrying what fails after that (a
+        JetStream not ready yet); requests are let through, uncounted, until then."""
+        nc = await connect()
+        delay = _RETRY_MIN_S
+        while True:
+            try:
+                await self.start(nc)
+            except Exception as exc:
+                log.warning("cannot start the rate limiter (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            log.info(
+                "rate limits counted in NATS: %s per %ds",
+                ", ".join(f"{c}={n}" for c, n in self.defaults.items()),
+                self.window_s,
+            )
+            return
+
     async def stop(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
+        self._stopping = True
+        watcher, task = self._watcher, self._watch_task
+        if watcher is not None:
+            # Ends the watch loop through the watcher's own stop (unsubscribe, then an end
+            # marker in its queue). A bare cancel of a task parked in nats-py's watcher was
+            # seen to get lost now and then, leaving stop() waiting forever.
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
 
     def limit_for(self, account_id: int, limit_class: LimitClass) -> int:
         override = self._overrides.get(account_id, {}).get(limit_class)
@@ -136,6 +168,10 @@ class RateLimiter:
             return Decision(False, limit, 0, reset_after)
         if self._nc is None:
             return self._fail_open(limit, reset_after, window, "rate limiter not started")
+        if not self._nc.is_connected:
+            # While nats-py reconnects a request would wait out its whole timeout; every
+            # request paying that would be an outage of its own.
+            return self._fail_open(limit, reset_after, window, "not connected to NATS")
         subject = f"{COUNTS_SUBJECT}.{account_id}.{limit_class}.{window}"
         try:
             reply = await self._nc.request(
@@ -163,9 +199,9 @@ class RateLimiter:
             self._exhausted = {k: w for k, w in self._exhausted.items() if w == window}
 
     async def _watch_overrides(self, bucket: KeyValue) -> None:
-        while True:
+        while not self._stopping:
             try:
-                watcher = await bucket.watchall()
+                self._watcher = watcher = await bucket.watchall()
                 async for entry in watcher:
                     if entry is None:  # end of the initial values
                         continue
@@ -173,6 +209,8 @@ class RateLimiter:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:
+                    return
                 log.exception("watching rate-limit overrides failed; retrying")
                 await asyncio.sleep(1.0)
 

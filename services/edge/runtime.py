@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated, cast
 from fastapi import Depends, Request
 
 from services.edge.chat_bus import ChatBus
+from services.edge.limits import RequestLimits
 from services.edge.nats_link import NatsLink
+from services.edge.rate_limit import RateLimiter
 from services.edge.registry import RegistryClient
 from services.edge.settings import EdgeSettings
 
@@ -24,6 +26,9 @@ class EdgeRuntime:
     nats: NatsLink
     authenticator: Authenticator
     chat: ChatBus
+    # None when rate limiting is switched off.
+    rate_limiter: RateLimiter | None
+    limits: RequestLimits
 
 
 def get_runtime(request: Request) -> EdgeRuntime:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The rate-limit counts stream keeps windows this long (services/edge/rate_limit.py); a
+# longer window would lose its count half way through.
+MAX_RATE_LIMIT_WINDOW_S = 3600
+
 
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_EDGE_", extra="ignore")
@@ -15,7 +19,6 @@ class EdgeSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     # Per-call deadline for registry RPCs, so a hung registry turns into a 503, not a hung client.
     registry_timeout_s: float = Field(default=10.0, gt=0)
-    max_body_bytes: int = Field(default=1_048_576, ge=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
     cookie_secure: bool = False
     # Origins besides the edge's own that may make cookie-authenticated state changes
@@ -31,3 +34,29 @@ class EdgeSettings(BaseSettings):
     # Node number for chat ids (0..63); None leases a free one from NATS.
     node_id: int | None = Field(default=None, ge=0, le=63)
     log_level: str = "INFO"
+
+    # --- rate limits (wire contract section 6): requests per account per window, counted
+    # in NATS so every replica shares one count. Without NATS the edge serves unlimited
+    # (fails open) and counts each such request in /metrics.
+    rate_limit_enabled: bool = True
+    rate_limit_window_s: int = Field(default=60, ge=1, le=MAX_RATE_LIMIT_WINDOW_S)
+    rate_limit_chat: int = Field(default=60, ge=1)
+    rate_limit_bot_management: int = Field(default=30, ge=1)
+    rate_limit_bot_info: int = Field(default=100, ge=1)
+    rate_limit_other: int = Field(default=600, ge=1)
+
+    # --- request limits. Each refusal is a 400 naming the field (413 for the body). The
+    # registry enforces the same ceilings on what it stores, so raising one of these above
+    # its default only moves the refusal there.
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
+    # Messages in one chat request (additional_messages, plus the `query` shorthand).
+    max_chat_messages: int = Field(default=100, ge=1)
+    # Characters of one message's content (also `query` and modified content).
+    max_content_chars: int = Field(default=100_000, ge=1)
+    max_custom_variables: int = Field(default=64, ge=0)
+    # UTF-8 bytes of every custom variable's name and value together.
+    max_custom_variables_bytes: int = Field(default=16_384, ge=0)
+    # meta_data as Coze documents it: 16 pairs, keys up to 64 and values up to 512 characters.
+    max_meta_data_pairs: int = Field(default=16, ge=0)
+    max_meta_data_key_chars: int = Field(default=64, ge=1)
+    max_meta_data_value_chars: int = Field(default=512, ge=0)

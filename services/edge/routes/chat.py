@@ -67,6 +67,7 @@ async def chat_v3(
         Query(description="The official place for it; wins over the body's ConversationID."),
     ] = None,
 ) -> Response:
+    runtime.limits.chat(body, body.query)
     messages = chat_gateway.input_messages(body.additional_messages, body.query)
     target = await chat_gateway.published_target(runtime, user.user_id, body.bot_id)
     session = await chat_gateway.start_chat(
@@ -91,6 +92,7 @@ async def chat_v3(
     responses=STREAM_RESPONSE,
 )
 async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runtime) -> Response:
+    runtime.limits.chat(body, body.query)
     messages = chat_gateway.input_messages(body.additional_messages, body.query)
     target = await chat_gateway.draft_target(runtime, user.user_id, body.agent_id)
     session = await chat_gateway.start_chat(

@@ -15,7 +15,14 @@ from services.edge.auth import CurrentUser
 from services.edge.responses import envelope_json
 from services.edge.runtime import Runtime
 from services.edge.schemas.chat import MessageView, OptionalId
-from services.edge.schemas.common import ERROR_RESPONSES, EmptyData, Envelope, Id, ok
+from services.edge.schemas.common import (
+    ERROR_RESPONSES,
+    INT32_MAX,
+    EmptyData,
+    Envelope,
+    Id,
+    ok,
+)
 from services.edge.schemas.conversations import (
     MAX_PAGE_SIZE,
     ConversationList,
@@ -61,6 +68,8 @@ async def create_conversation(
     user: CurrentUser, runtime: Runtime, body: CreateConversationBody | None = None
 ) -> Envelope[ConversationView]:
     body = body or CreateConversationBody()
+    runtime.limits.meta_data("meta_data", body.meta_data)
+    runtime.limits.messages("messages", body.messages)
     conversation = await runtime.registry.conversations.CreateConversation(
         cpb.CreateConversationRequest(
             owner_id=user.user_id,
@@ -97,7 +106,7 @@ async def list_conversations(
     bot_id: Annotated[Id, Query()],
     user: CurrentUser,
     runtime: Runtime,
-    page_num: Annotated[int, Query(ge=1, description="1-based page number.")] = 1,
+    page_num: Annotated[int, Query(ge=1, le=INT32_MAX, description="1-based page number.")] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     sort_order: Annotated[
         Literal["asc", "desc", "ASC", "DESC"], Query(description="desc: newest first.")
@@ -131,6 +140,7 @@ async def update_conversation(
     body: UpdateConversationBody | None = None,
 ) -> Envelope[ConversationView]:
     body = body or UpdateConversationBody()
+    runtime.limits.meta_data("meta_data", body.meta_data)
     conversation = await runtime.registry.conversations.UpdateConversation(
         cpb.UpdateConversationRequest(
             owner_id=user.user_id,
@@ -181,6 +191,7 @@ async def create_message(
     user: CurrentUser,
     runtime: Runtime,
 ) -> Response:
+    runtime.limits.message("", body)
     message = await runtime.registry.conversations.CreateMessage(
         cpb.CreateMessageRequest(
             owner_id=user.user_id,
@@ -296,6 +307,8 @@ async def modify_message(
     body: ModifyMessageBody | None = None,
 ) -> Response:
     body = body or ModifyMessageBody()
+    runtime.limits.content("content", body.content)
+    runtime.limits.meta_data("meta_data", body.meta_data)
     message = await runtime.registry.conversations.ModifyMessage(
         cpb.ModifyMessageRequest(
             owner_id=user.user_id,

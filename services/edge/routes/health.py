@@ -1,8 +1,10 @@
-"""Liveness for load balancers and the test harness."""
+"""Liveness for load balancers and the test harness, and metrics for Prometheus."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
 
 from services.edge.errors import ApiError
 from services.edge.runtime import Runtime
@@ -31,3 +33,11 @@ async def healthz(runtime: Runtime) -> Envelope[HealthView]:
     if missing:
         raise ApiError(503, f"not ready: {', '.join(missing)} unavailable")
     return ok(HealthView(status="ok"))
+
+
+# Prometheus' text format, not an envelope: left out of the API's OpenAPI document. Counters
+# include requests let through because the rate-limit store was unreachable
+# (cozeplus_edge_rate_limit_store_errors_total) and 429s per limit class.
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -36,11 +37,6 @@ from services.edge.schemas.common import (
     parse_id,
 )
 
-MAX_CONTENT_CHARS = 100_000
-MAX_CHAT_MESSAGES = 100
-MAX_META_PAIRS = 16
-MAX_META_KEY_CHARS = 64
-MAX_META_VALUE_CHARS = 512
 MAX_USER_ID_CHARS = 255
 DEFAULT_TYPE_BY_ROLE = {"user": "question", "assistant": "answer"}
 # Message types as Coze names them: lower-case words (question, answer, function_call, ...).
@@ -76,27 +72,31 @@ OptionalId = Annotated[
 ]
 
 
-def _check_meta_data(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > MAX_META_PAIRS:
-        raise PydanticCustomError("meta_data", f"at most {MAX_META_PAIRS} keys allowed")
-    for key, item in value.items():
-        if not 0 < len(key) <= MAX_META_KEY_CHARS:
-            raise PydanticCustomError(
-                "meta_data", f"keys must be 1 to {MAX_META_KEY_CHARS} characters"
-            )
-        if len(item) > MAX_META_VALUE_CHARS:
-            raise PydanticCustomError(
-                "meta_data",
-                f"the value of {key!r} must be at most {MAX_META_VALUE_CHARS} characters",
-            )
+# Counts and lengths of contents, meta data and custom variables are configurable
+# (EdgeSettings.max_*), so they are checked by services/edge/limits.py once the request is
+# parsed, not here; the descriptions give the defaults.
+MetaData = Annotated[
+    dict[str, str],
+    Field(
+        description="String keys and values: by default at most 16 pairs, keys up to 64 and "
+        "values up to 512 characters."
+    ),
+]
+
+
+def _passable_json(value: dict[str, Any]) -> dict[str, Any]:
+    # Passed on to the runners as JSON (orjson): refuse here what could not be encoded there,
+    # such as integers beyond 64 bits or nesting deeper than 255, instead of failing the chat.
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as err:
+        raise PydanticCustomError(
+            "json_value", "cannot be passed on to the model runner: {error}", {"error": str(err)}
+        ) from None
     return value
 
 
-MetaData = Annotated[
-    dict[str, str],
-    AfterValidator(_check_meta_data),
-    Field(description=f"String keys and values, at most {MAX_META_PAIRS} pairs."),
-]
+PassableJson = Annotated[dict[str, Any], AfterValidator(_passable_json)]
 
 
 def _number_as_string(value: object) -> object:
@@ -124,7 +124,7 @@ class ChatMessageIn(RequestModel):
     type: str = Field(
         default="", description="question (user) or answer (assistant) when absent or empty."
     )
-    content: str = Field(max_length=MAX_CONTENT_CHARS)
+    content: str = Field(description="By default at most 100000 characters.")
     content_type: ContentType = "text"
     meta_data: MetaData = Field(default_factory=dict)
 
@@ -160,14 +160,17 @@ class ChatOptions(RequestModel):
     )
     stream: bool = Field(default=False, description="true: an SSE stream of the run's events.")
     additional_messages: list[ChatMessageIn] = Field(
-        default_factory=list, max_length=MAX_CHAT_MESSAGES
+        default_factory=list,
+        description="By default at most 100 messages, the `query` shorthand included.",
     )
     custom_variables: dict[str, str] = Field(
-        default_factory=dict, description="Values for `{{name}}` variables in the bot's prompt."
+        default_factory=dict,
+        description="Values for `{{name}}` variables in the bot's prompt; by default at most "
+        "64 of them and 16 KiB in all.",
     )
     meta_data: MetaData = Field(default_factory=dict)
-    extra_params: dict[str, Any] = Field(default_factory=dict)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    extra_params: PassableJson = Field(default_factory=dict)
+    parameters: PassableJson = Field(default_factory=dict)
     auto_save_history: bool = Field(
         default=True, description="false: neither the input nor the answer is stored."
     )
@@ -178,7 +181,6 @@ class ChatBody(ChatOptions):
     user_id: UserId
     query: str | None = Field(
         default=None,
-        max_length=MAX_CONTENT_CHARS,
         description="Shorthand for one more user text message, after additional_messages.",
     )
 
@@ -187,7 +189,7 @@ class InternalChatBody(ChatOptions):
     """POST /api/conversation/chat: runs the bot's draft."""
 
     agent_id: Id = Field(description="The bot id.")
-    query: NonEmptyStr = Field(max_length=MAX_CONTENT_CHARS)
+    query: NonEmptyStr
     user_id: UserId | None = Field(
         default=None, description="Absent: the caller's account id, as a string."
     )
@@ -290,7 +292,20 @@ STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
         "description": STREAM_DESCRIPTION,
         "content": {
             "text/event-stream": {
-                "schema": {"type": "string"},
+                # Before OpenAPI 3.2, the schema of an event stream describes one event.
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "examples": ["conversation.chat.created"]},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "One line of JSON.",
+                        },
+                    },
+                    "additionalProperties": False,
+                },
                 "example": "event: conversation.chat.created\ndata: {...}\n\n",
             }
         },

@@ -19,6 +19,9 @@ from pydantic_core import PydanticCustomError
 T = TypeVar("T")
 
 MAX_ID = 2**63 - 1
+# Counts that the registry's messages carry as int32 (pages, tokens, rounds): anything larger
+# could not even be sent to it, so it is refused here as bad input.
+INT32_MAX = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -109,6 +112,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "No such resource for this account."),
         (409, "Conflict with the current state."),
         (413, "Request body too large."),
+        (429, "Over the account's rate limit; `Retry-After` says when to retry."),
         (500, "Internal error."),
         (503, "A backing service is unavailable."),
     )

@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import Field
 
 from services.edge.schemas.chat import (
-    MAX_CONTENT_CHARS,
     ChatMessageIn,
     ContentType,
     MessageView,
@@ -60,7 +59,7 @@ class ListMessagesBody(RequestModel):
 
 
 class ModifyMessageBody(RequestModel):
-    content: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
+    content: str | None = None
     content_type: ContentType | None = None
     meta_data: MetaData | None = None
 
