@@ -23,11 +23,18 @@ from services.edge.schemas.bots import (
     V1Bot,
     V1BotList,
 )
-from services.edge.schemas.common import ERROR_RESPONSES, EmptyData, Envelope, Id, ok
+from services.edge.schemas.common import (
+    ERROR_RESPONSES,
+    INT32_MAX,
+    EmptyData,
+    Envelope,
+    Id,
+    ok,
+)
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
-PageIndex = Annotated[int, Query(ge=1, description="1-based page number.")]
+PageIndex = Annotated[int, Query(ge=1, le=INT32_MAX, description="1-based page number.")]
 PageSize = Annotated[int, Query(ge=1, le=100)]
 # The registry pages by number; filters it cannot apply are applied here over every draft.
 _SCAN_PAGE_SIZE = 100

@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
-from services.edge.schemas.common import Id, NonEmptyStr, RequestModel, ResponseModel
+from services.edge.schemas.common import (
+    INT32_MAX,
+    MAX_ID,
+    Id,
+    NonEmptyStr,
+    RequestModel,
+    ResponseModel,
+)
 
 
 class RegisterRequest(RequestModel):
@@ -48,10 +55,13 @@ def _duration_day(value: object) -> object:
 class CreatePatRequest(RequestModel):
     name: NonEmptyStr = Field(max_length=128)
     expire_at: int | None = Field(
-        default=None, ge=0, description="Unix seconds; 0 or absent: never (unless duration_day)."
+        default=None,
+        ge=0,
+        le=MAX_ID,
+        description="Unix seconds; 0 or absent: never (unless duration_day).",
     )
     duration_day: Annotated[
-        Annotated[int, Field(ge=1)] | Literal["permanent", "customize"] | None,
+        Annotated[int, Field(ge=1, le=INT32_MAX)] | Literal["permanent", "customize"] | None,
         BeforeValidator(_duration_day),
     ] = Field(
         default=None,
@@ -69,7 +79,7 @@ class UpdatePatRequest(RequestModel):
 
 
 class ListPatRequest(RequestModel):
-    page: int = Field(default=1, ge=1, description="1-based page number.")
+    page: int = Field(default=1, ge=1, le=INT32_MAX, description="1-based page number.")
     size: int = Field(default=20, ge=1, le=100)
 
 

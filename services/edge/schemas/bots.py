@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.edge.schemas.common import Id, NonEmptyStr, RequestModel, ResponseModel
+from services.edge.schemas.common import INT32_MAX, Id, NonEmptyStr, RequestModel, ResponseModel
 
 # ------------------------------------------------------------------------------ requests
 
@@ -25,10 +25,13 @@ class PromptInfoIn(RequestModel):
 class ModelInfoConfigIn(RequestModel):
     model_id: str | None = Field(default=None, description="A model id the registry knows.")
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     top_p: float | None = Field(default=None, ge=0, le=1)
     context_round: int | None = Field(
-        default=None, ge=0, description="Rounds of history sent to the model (history_rounds)."
+        default=None,
+        ge=0,
+        le=INT32_MAX,
+        description="Rounds of history sent to the model (history_rounds).",
     )
 
 
@@ -76,7 +79,7 @@ class BotConfigIn(RequestModel):
     prompt_info: PromptInfoIn | None = None
     model: str | None = Field(default=None, description="Model id, e.g. `echo`.")
     model_info_config: ModelInfoConfigIn | None = None
-    history_rounds: int | None = Field(default=None, ge=0)
+    history_rounds: int | None = Field(default=None, ge=0, le=INT32_MAX)
     onboarding_info: OnboardingInfoIn | None = None
     variables: list[VariableIn] | None = None
     tools: list[ToolIn] | None = None
