@@ -76,6 +76,9 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         'JSON response is the envelope `{"code": 0, "msg": "success", "data": ...}`; errors '
         "carry the HTTP status in `code`. Streaming chats answer with server-sent events.",
         lifespan=lifespan,
+        # An unknown path is a 404 envelope like any other error, not a bodyless redirect
+        # to the same path with (or without) a trailing slash.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     for router in (
