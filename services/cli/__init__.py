@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     create_user.add_argument("--password", help="prompted for (or generated) when omitted")
     create_user.add_argument("--display-name", default="")
     create_user.add_argument("--registry", default=registry_default)
+    delete_user = users.add_parser(
+        "delete",
+        help="delete an account: its API keys and sessions stop working on every edge at once",
+    )
+    delete_user.add_argument("username")
+    delete_user.add_argument("--registry", default=registry_default)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
         dest="action", required=True
@@ -94,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             return operator.set_limits(args.registry, args.nats, args.user, chosen)
         if args.command == "users":
+            if args.action == "delete":
+                return operator.delete_user(args.registry, args.username)
             return operator.create_user(
                 args.registry, args.username, args.password, args.display_name
             )

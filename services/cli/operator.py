@@ -38,6 +38,18 @@ def create_user(registry: str, username: str, password: str | None, display_name
     return 0
 
 
+def delete_user(registry: str, username: str) -> int:
+    with grpc.insecure_channel(registry) as channel:
+        accounts = AccountsStub(channel)
+        user = _user(accounts, username)
+        deleted = accounts.DeleteUser(pb.DeleteUserRequest(user_id=user.id))
+    print(
+        f"deleted user {user.username} (id {user.id}); "
+        f"{deleted.revoked_credentials} API keys and sessions revoked"
+    )
+    return 0
+
+
 def create_key(registry: str, username: str, name: str, expires_in_days: float) -> int:
     with grpc.insecure_channel(registry) as channel:
         accounts = AccountsStub(channel)

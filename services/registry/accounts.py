@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -95,6 +96,8 @@ class ApiKeyView:
 class RevocationBroadcast(Protocol):
     async def credential_revoked(self, credential_id: int) -> None: ...
 
+    async def credentials_revoked(self, credential_ids: Sequence[int]) -> None: ...
+
 
 class NatsRevocationBroadcast:
     """Tells every edge to drop a credential from its auth cache, over core NATS."""
@@ -104,13 +107,17 @@ class NatsRevocationBroadcast:
         self._timeout_s = timeout_s
 
     async def credential_revoked(self, credential_id: int) -> None:
-        payload = orjson.dumps({"credential_id": credential_id})
+        await self.credentials_revoked([credential_id])
+
+    async def credentials_revoked(self, credential_ids: Sequence[int]) -> None:
         try:
-            await self._nc.publish(AUTH_REVOKED, payload)
-            # Flushing proves the server has the message before we report success.
+            for credential_id in credential_ids:
+                await self._nc.publish(AUTH_REVOKED, orjson.dumps({"credential_id": credential_id}))
+            # Flushing proves the server has the messages before we report success; once
+            # for all of them, so deleting an account with many sessions stays quick.
             await self._nc.flush(timeout=self._timeout_s)
         except Exception as exc:
-            log.exception("could not broadcast revocation of credential %s", credential_id)
+            log.exception("could not broadcast revocation of credentials %s", credential_ids)
             raise Unavailable(
                 "the credential is revoked, but edges could not be told yet; retry to re-send"
             ) from exc
@@ -185,11 +192,46 @@ class AccountService:
                 record = session.exec(
                     select(UserRecord).where(UserRecord.username_key == username.lower())
                 ).first()
-            if record is None:
+            if record is None or record.deleted_at:
                 raise NotFound("user not found")
             return _user_view(record)
 
         return await self._db.read(work)
+
+    async def delete_user(self, *, user_id: int) -> int:
+        """Marks the account deleted and revokes its sessions and API keys in one
+        transaction, then tells every edge; returns how many credentials this call revoked.
+
+        Idempotent: a repeated call re-sends the broadcasts of every credential revoked since
+        the deletion (to the second), so a caller whose broadcast failed (Unavailable) simply
+        retries. Announcing a credential that was already revoked is harmless.
+        """
+        _require_user_id(user_id)
+        now = int(time.time())
+
+        def work(session: Session) -> tuple[int, list[int]]:
+            user = session.get(UserRecord, user_id)
+            if user is None:
+                raise NotFound("user not found")
+            if not user.deleted_at:
+                user.deleted_at = now
+            credentials: list[SessionRecord | ApiKeyRecord] = [
+                *session.exec(select(SessionRecord).where(SessionRecord.user_id == user_id)),
+                *session.exec(select(ApiKeyRecord).where(ApiKeyRecord.user_id == user_id)),
+            ]
+            newly_revoked = 0
+            for record in credentials:
+                if not record.revoked_at:
+                    record.revoked_at = now
+                    newly_revoked += 1
+            announce = [r.id for r in credentials if r.revoked_at >= user.deleted_at]
+            return newly_revoked, announce
+
+        newly_revoked, announce = await self._db.write(work)
+        if announce:
+            await self._revocations.credentials_revoked(announce)
+        log.info("user %d deleted; %d credentials revoked", user_id, newly_revoked)
+        return newly_revoked
 
     # --------------------------------------------------------------- sessions
 
@@ -203,6 +245,9 @@ class AccountService:
             ).first()
 
         user = await self._db.read(find_user)
+        if user is not None and user.deleted_at:
+            # Refused like an unknown username, after the same amount of work.
+            user = None
         stored_hash = user.password_hash if user is not None else self._decoy_hash
         matches = await asyncio.to_thread(self._password_matches, stored_hash, password)
         if user is None or not matches:
@@ -276,7 +321,9 @@ class AccountService:
             if row is None:
                 raise Unauthenticated("invalid api key")
             key, user = row
-            if key.revoked_at:
+            if key.revoked_at or user.deleted_at:
+                # Deleting an account revokes its keys too; this also covers a key created
+                # while the deletion was being committed.
                 raise Unauthenticated("api key revoked")
             if key.expires_at and key.expires_at <= now:
                 raise Unauthenticated("api key expired")
@@ -317,7 +364,7 @@ class AccountService:
             if row is None:
                 raise Unauthenticated("invalid session")
             record, user = row
-            if record.revoked_at:
+            if record.revoked_at or user.deleted_at:
                 raise Unauthenticated("session ended")
             if record.expires_at <= now:
                 raise Unauthenticated("session expired")
@@ -341,7 +388,8 @@ class AccountService:
         key_id = self._ids.next_id()
 
         def work(session: Session) -> ApiKeyView:
-            if session.get(UserRecord, user_id) is None:
+            user = session.get(UserRecord, user_id)
+            if user is None or user.deleted_at:
                 raise NotFound("user not found")
             now = int(time.time())
             record = ApiKeyRecord(

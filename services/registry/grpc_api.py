@@ -343,6 +343,13 @@ class AccountsServicer(pb_grpc.AccountsServicer):
         await self._accounts.revoke_api_key(user_id=request.user_id, key_id=request.key_id)
         return pb.Empty()
 
+    @translate_errors
+    async def DeleteUser(
+        self, request: pb.DeleteUserRequest, context: Any
+    ) -> pb.DeleteUserResponse:
+        revoked = await self._accounts.delete_user(user_id=request.user_id)
+        return pb.DeleteUserResponse(revoked_credentials=revoked)
+
 
 def user_to_proto(user: accounts.UserView) -> pb.User:
     return pb.User(

@@ -43,6 +43,9 @@ class UserRecord(RegistryTable, table=True):
     # argon2id, in the PHC string format (parameters and salt included).
     password_hash: str = Field(sa_type=sa.String(255), nullable=False)
     created_at: int = _time_column()
+    # Set by Accounts.DeleteUser: the row stays (its username stays taken, its bots keep an
+    # owner), but nothing authenticates as it any more.
+    deleted_at: int = _time_column(default=0)
 
 
 class SessionRecord(RegistryTable, table=True):

@@ -285,3 +285,63 @@ async def test_invalid_api_key_requests(accounts_rpc: AccountsAsyncStub) -> None
     await expect_status(
         accounts_rpc.CreateApiKey(pb.CreateApiKeyRequest(name="k")), INVALID, "user_id"
     )
+
+
+# ------------------------------------------------------------ deleting users
+
+
+async def test_deleting_a_user_revokes_its_credentials_and_hides_it(
+    accounts_rpc: AccountsAsyncStub, revocations: Subscription
+) -> None:
+    user = await create_user(accounts_rpc)
+    login = await accounts_rpc.Login(pb.LoginRequest(username=user.username, password=PASSWORD))
+    session = await accounts_rpc.Authenticate(pb.AuthenticateRequest(token=login.session_key))
+    key = await accounts_rpc.CreateApiKey(pb.CreateApiKeyRequest(user_id=user.id, name="a"))
+    # Revoked before the deletion: not the deletion's to revoke (announcing it again is
+    # harmless, and within the same second unavoidable).
+    old = await accounts_rpc.CreateApiKey(pb.CreateApiKeyRequest(user_id=user.id, name="b"))
+    await accounts_rpc.RevokeApiKey(pb.ApiKeyRef(user_id=user.id, key_id=old.key.id))
+    await next_revoked(revocations, old.key.id)
+    bystander = await create_user(accounts_rpc)
+    kept = await accounts_rpc.CreateApiKey(pb.CreateApiKeyRequest(user_id=bystander.id, name="c"))
+
+    deleted = await accounts_rpc.DeleteUser(pb.DeleteUserRequest(user_id=user.id))
+    assert deleted.revoked_credentials == 2
+    await next_revoked(revocations, session.credential_id)
+    await next_revoked(revocations, key.key.id)
+
+    for token in (login.session_key, key.token, old.token):
+        await expect_status(
+            accounts_rpc.Authenticate(pb.AuthenticateRequest(token=token)), UNAUTHENTICATED
+        )
+    await expect_status(
+        accounts_rpc.Login(pb.LoginRequest(username=user.username, password=PASSWORD)),
+        UNAUTHENTICATED,
+        "invalid username or password",
+    )
+    await expect_status(accounts_rpc.GetUser(pb.GetUserRequest(id=user.id)), NOT_FOUND)
+    await expect_status(accounts_rpc.GetUser(pb.GetUserRequest(username=user.username)), NOT_FOUND)
+    await expect_status(
+        accounts_rpc.CreateApiKey(pb.CreateApiKeyRequest(user_id=user.id, name="late")), NOT_FOUND
+    )
+    # The name stays taken: nobody can register as the deleted account.
+    await expect_status(
+        accounts_rpc.CreateUser(pb.CreateUserRequest(username=user.username, password=PASSWORD)),
+        grpc.StatusCode.ALREADY_EXISTS,
+    )
+    # Other accounts are untouched.
+    principal = await accounts_rpc.Authenticate(pb.AuthenticateRequest(token=kept.token))
+    assert principal.user == bystander
+
+    # Idempotent, re-announcing the credentials for a caller whose broadcast failed.
+    again = await accounts_rpc.DeleteUser(pb.DeleteUserRequest(user_id=user.id))
+    assert again.revoked_credentials == 0
+    await next_revoked(revocations, session.credential_id)
+    await next_revoked(revocations, key.key.id)
+
+
+async def test_deleting_an_unknown_user(accounts_rpc: AccountsAsyncStub) -> None:
+    await expect_status(accounts_rpc.DeleteUser(pb.DeleteUserRequest(user_id=0)), INVALID)
+    await expect_status(
+        accounts_rpc.DeleteUser(pb.DeleteUserRequest(user_id=2**52 + 12345)), NOT_FOUND
+    )

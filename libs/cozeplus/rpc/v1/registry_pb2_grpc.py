@@ -546,6 +546,11 @@ class AccountsStub:
                 request_serializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.ApiKeyRef.SerializeToString,
                 response_deserializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.Empty.FromString,
                 _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/cozeplus.rpc.v1.Accounts/DeleteUser',
+                request_serializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -614,6 +619,16 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteUser(self, request, context):
+        """Deletes the account: its sessions and API keys are revoked and broadcast like
+        RevokeApiKey, it can no longer log in or authenticate, and GetUser no longer finds it.
+        Its username stays taken and its bots and conversations are kept (unreachable). Idempotent:
+        calling it again re-sends the broadcasts (UNAVAILABLE means they could not be sent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -666,6 +681,11 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.ApiKeyRef.FromString,
                     response_serializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.Empty.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.DeleteUserRequest.FromString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_registry__pb2.DeleteUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -938,6 +958,33 @@ class Accounts:
             '/cozeplus.rpc.v1.Accounts/RevokeApiKey',
             cozeplus_dot_rpc_dot_v1_dot_registry__pb2.ApiKeyRef.SerializeToString,
             cozeplus_dot_rpc_dot_v1_dot_registry__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cozeplus.rpc.v1.Accounts/DeleteUser',
+            cozeplus_dot_rpc_dot_v1_dot_registry__pb2.DeleteUserRequest.SerializeToString,
+            cozeplus_dot_rpc_dot_v1_dot_registry__pb2.DeleteUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

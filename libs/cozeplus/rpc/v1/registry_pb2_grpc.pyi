@@ -164,6 +164,12 @@ class AccountsStub:
     UpdateApiKey: _grpc.UnaryUnaryMultiCallable[_registry_pb2.UpdateApiKeyRequest, _registry_pb2.ApiKey]
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ApiKeyRef, _registry_pb2.Empty]
     """Revokes the key and broadcasts the revocation to every edge over NATS."""
+    DeleteUser: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteUserRequest, _registry_pb2.DeleteUserResponse]
+    """Deletes the account: its sessions and API keys are revoked and broadcast like
+    RevokeApiKey, it can no longer log in or authenticate, and GetUser no longer finds it.
+    Its username stays taken and its bots and conversations are kept (unreachable). Idempotent:
+    calling it again re-sends the broadcasts (UNAVAILABLE means they could not be sent).
+    """
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -181,6 +187,12 @@ class AccountsAsyncStub(AccountsStub):
     UpdateApiKey: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpdateApiKeyRequest, _registry_pb2.ApiKey]  # type: ignore[assignment]
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_registry_pb2.ApiKeyRef, _registry_pb2.Empty]  # type: ignore[assignment]
     """Revokes the key and broadcasts the revocation to every edge over NATS."""
+    DeleteUser: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteUserRequest, _registry_pb2.DeleteUserResponse]  # type: ignore[assignment]
+    """Deletes the account: its sessions and API keys are revoked and broadcast like
+    RevokeApiKey, it can no longer log in or authenticate, and GetUser no longer finds it.
+    Its username stays taken and its bots and conversations are kept (unreachable). Idempotent:
+    calling it again re-sends the broadcasts (UNAVAILABLE means they could not be sent).
+    """
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -255,5 +267,17 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.Empty, _abc.Awaitable[_registry_pb2.Empty]]:
         """Revokes the key and broadcasts the revocation to every edge over NATS."""
+
+    @_abc_1.abstractmethod
+    def DeleteUser(
+        self,
+        request: _registry_pb2.DeleteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.DeleteUserResponse, _abc.Awaitable[_registry_pb2.DeleteUserResponse]]:
+        """Deletes the account: its sessions and API keys are revoked and broadcast like
+        RevokeApiKey, it can no longer log in or authenticate, and GetUser no longer finds it.
+        Its username stays taken and its bots and conversations are kept (unreachable). Idempotent:
+        calling it again re-sends the broadcasts (UNAVAILABLE means they could not be sent).
+        """
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
