@@ -224,6 +224,12 @@ def test_an_edge_without_nats_serves_unlimited_and_says_so(
                 data_of(listed)
                 # Served, uncounted: the remaining count never goes down.
                 assert listed.headers["x-ratelimit-remaining"] == "2"
+            # What does need NATS is refused as unavailable, in the same envelope.
+            bot_id = data_of(http.post("/api/draftbot/create", json={"name": "b"}))["bot_id"]
+            data_of(http.post("/api/draftbot/publish", json={"bot_id": bot_id}))
+            chat = http.post("/v3/chat", json={"bot_id": bot_id, "user_id": "u", "query": "q"})
+            assert_error(chat, 503, "temporarily unavailable")
+            assert chat.headers["x-ratelimit-limit"] == "60"
             metrics = http.get("/metrics").text
         errors = next(
             float(line.split()[-1])
