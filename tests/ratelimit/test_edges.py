@@ -80,11 +80,10 @@ def published_bot(http: httpx.Client, account: Account) -> str:
 
 
 def start_of_a_window() -> int:
-    """Waits until a window has just begun, so that a short burst cannot straddle two; returns
-    that window's number (the edges number windows the same way, on the same clock)."""
-    into = time.time() % WINDOW_S
-    if into > 0.5:
-        time.sleep(WINDOW_S - into + 0.05)
+    """Waits for the next window to begin, so that a short burst neither straddles two nor
+    shares one with earlier requests; returns that window's number (the edges number windows
+    the same way, on the same clock)."""
+    time.sleep(WINDOW_S - time.time() % WINDOW_S + 0.05)
     return int(time.time() // WINDOW_S)
 
 
