@@ -102,14 +102,27 @@ async def open_session(
     )
     await session.open()
     # The edge queues the chat on this same connection after subscribing, so the server
-    # knows the subscription before any runner can publish; here a flush does that.
-    await edge_nc.flush()
+    # knows the subscription before any runner can publish; here a round trip does that.
+    await server_has_seen(edge_nc)
     session.start(
         cpb.ChatRun(
             id=chat_id, conversation_id=70, bot_id=80, section_id=70, status="created", created_at=1
         )
     )
     return session
+
+
+async def server_has_seen(nc: NATS) -> None:
+    """Returns once the server has processed everything `nc` sent before the call.
+
+    Not nc.flush(): nats-py 2.16 writes flush's PING straight to the socket, ahead of commands
+    still waiting in its own buffer, so the PONG can come back before an earlier SUB has even
+    been sent (and a runner's event then finds no subscriber). A message to ourselves goes
+    through that buffer, behind the SUB."""
+    inbox = nc.new_inbox()
+    subscription = await nc.subscribe(inbox, max_msgs=1)
+    await nc.publish(inbox, b"")
+    await subscription.next_msg(timeout=5)
 
 
 async def publish(nc: NATS, session: ChatSession, name: str, data: bytes) -> None:
