@@ -234,12 +234,6 @@ def test_coze_api_bots_create_update_publish_list(
     assert [(b["id"], b["is_published"]) for b in unpublished["items"]] == [(out["otherId"], False)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: GET /v1/bots pages with `page_index` only and ignores `page_num`, the "
-    "parameter @coze/api 1.3.9's bots.listNew sends (ListBotNewReq.page_num), so every page is "
-    "page 1",
-)
 def test_coze_api_bots_list_new_pages_with_page_num(
     run_scenario: Callable[[str, str], dict[str, Any]], account: Account
 ) -> None:

@@ -204,9 +204,14 @@ async def v1_list_bots(
         ),
     ] = "published_online",
     page_index: PageIndex = 1,
+    page_num: Annotated[
+        int | None,
+        Query(ge=1, le=INT32_MAX, description="Alias of page_index (@coze/api's listNew)."),
+    ] = None,
     page_size: PageSize = 20,
 ) -> Envelope[V1BotList]:
     space = workspace_id or space_id or 0
+    page_index = page_num or page_index
     bots = runtime.registry.bots
     if publish_status == "published_online":
         published = await bots.ListPublished(
