@@ -54,6 +54,7 @@ from services.edge.chat_bus import CHAT_UNAVAILABLE_MSG
 from services.edge.errors import ApiError
 from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.chat import ChatMessageIn, ChatOptions
+from services.edge.schemas.common import MAX_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
@@ -65,6 +66,7 @@ NO_RUNNER_MSG = "no runner available to run this chat; retry later"
 RUNNER_LOST_CODE = 500
 RUNNER_LOST_MSG = "runner lost: the runner running this chat stopped responding; please retry"
 QUEUE_FAILED_MSG = "the chat could not be queued; retry later"
+_QUEUE_HEADERS_ALLOWANCE = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,21 @@ async def start_chat(
     bus, conversations = runtime.chat, runtime.registry.conversations
     nc = bus.nc
     chat_id = bus.next_id()
+    _check_queueable(
+        _chat_request(
+            # The largest values the registry could fill in: an upper bound of the size.
+            chat_id=chat_id,
+            conversation_id=MAX_ID,
+            section_id=MAX_ID,
+            created_at=MAX_ID,
+            owner_id=owner_id,
+            user_id=user_id,
+            target=target,
+            messages=messages,
+            options=options,
+        ),
+        nc.max_payload,
+    )
     session = ChatSession(
         nc=nc,
         conversations=conversations,
@@ -154,30 +171,16 @@ async def start_chat(
                 auto_save_history=options.auto_save_history,
             )
         )
-        request = ChatRequest(
+        request = _chat_request(
             chat_id=chat_id,
             conversation_id=run.conversation_id,
             section_id=run.section_id,
+            created_at=run.created_at,
             owner_id=owner_id,
             user_id=user_id,
-            bot_id=target.bot_id,
-            bot_version=target.bot_version,
-            messages=[
-                InputMessage(
-                    role=m.role,
-                    type=m.type,
-                    content=m.content,
-                    content_type=m.content_type,
-                    meta_data=m.meta_data,
-                )
-                for m in messages
-            ],
-            custom_variables=options.custom_variables,
-            meta_data=options.meta_data,
-            extra_params=options.extra_params,
-            parameters=options.parameters,
-            auto_save_history=options.auto_save_history,
-            created_at=run.created_at,
+            target=target,
+            messages=messages,
+            options=options,
         )
         try:
             await bus.queue(request)
@@ -199,6 +202,59 @@ async def start_chat(
         await session.close()
         raise
     return session
+
+
+def _chat_request(
+    *,
+    chat_id: int,
+    conversation_id: int,
+    section_id: int,
+    created_at: int,
+    owner_id: int,
+    user_id: str,
+    target: ChatTarget,
+    messages: Sequence[ChatMessageIn],
+    options: ChatOptions,
+) -> ChatRequest:
+    return ChatRequest(
+        chat_id=chat_id,
+        conversation_id=conversation_id,
+        section_id=section_id,
+        owner_id=owner_id,
+        user_id=user_id,
+        bot_id=target.bot_id,
+        bot_version=target.bot_version,
+        messages=[
+            InputMessage(
+                role=m.role,
+                type=m.type,
+                content=m.content,
+                content_type=m.content_type,
+                meta_data=m.meta_data,
+            )
+            for m in messages
+        ],
+        custom_variables=options.custom_variables,
+        meta_data=options.meta_data,
+        extra_params=options.extra_params,
+        parameters=options.parameters,
+        auto_save_history=options.auto_save_history,
+        created_at=created_at,
+    )
+
+
+def _check_queueable(request: ChatRequest, max_payload: int) -> None:
+    """Refuses, before anything is recorded, a chat too large for one NATS message: a body
+    just under max_body_bytes grows by the request's own fields on the queue, and without this
+    it would be stored, then fail to queue (a 503 and a failed chat left behind)."""
+    # The queue's headers (the chat id for deduplication) count against the limit too.
+    size = len(request.encode()) + _QUEUE_HEADERS_ALLOWANCE
+    if size > max_payload:
+        raise ApiError(
+            413,
+            f"request too large to run: the chat would take {size} bytes on the message queue, "
+            f"which carries at most {max_payload}; send less content",
+        )
 
 
 # ---------------------------------------------------------------------------- session

@@ -6,6 +6,7 @@ versions, conversations, messages)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -691,3 +692,28 @@ def test_configured_request_limits(
             )
         )
         assert created["meta_data"] == at_limit["meta_data"]
+
+
+def test_a_chat_too_large_for_the_message_queue_is_refused_before_anything_is_stored(
+    world: World,
+) -> None:
+    """A body just under max_body_bytes (1 MiB) whose chat, with the fields the edge adds,
+    no longer fits in one NATS message (1 MB by default)."""
+    before = world.store.snapshot()
+    body: dict[str, Any] = {
+        "bot_id": str(world.bot_id),
+        "user_id": "u",
+        "additional_messages": [{"role": "user", "content": "x" * 100_000}] * 10,
+        "custom_variables": {f"v{i}": "y" * 200 for i in range(60)},
+        "meta_data": {f"k{i}": "z" * 500 for i in range(16)},
+        "query": "",
+    }
+    filler = 1_048_576 - len(json.dumps(body, separators=(",", ":")))
+    body["query"] = "q" * filler
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    assert len(raw) == 1_048_576
+    response = world.http.post(
+        "/v3/chat", params={"conversation_id": world.conversation_id}, content=raw, headers=JSON
+    )
+    assert_error(response, 413, "message queue")
+    world.unchanged_since(before, "a chat too large to queue")
