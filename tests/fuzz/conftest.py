@@ -22,6 +22,8 @@ class Tally:
     cases: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
+    # Answers that were event streams, each checked frame by frame.
+    streams: int = 0
 
 
 TALLIES: dict[str, Tally] = {}
@@ -65,6 +67,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{name}: {sum(result.cases.values())} cases over {len(result.cases)} targets, "
             f"{sum(result.failures.values())} failing"
             + (f" (HTTP statuses {statuses})" if statuses else "")
+            + (f", {result.streams} event streams checked" if result.streams else "")
         )
         for target, count in sorted(result.failures.items()):
             if count:

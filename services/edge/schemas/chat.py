@@ -20,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BeforeValidator,
+    ConfigDict,
     Field,
     PlainValidator,
     WithJsonSchema,
@@ -74,12 +75,18 @@ OptionalId = Annotated[
 
 # Counts and lengths of contents, meta data and custom variables are configurable
 # (EdgeSettings.max_*), so they are checked by services/edge/limits.py once the request is
-# parsed, not here; the descriptions give the defaults.
+# parsed, not here. The OpenAPI document states the defaults (json_schema_extra documents
+# without validating), so that clients and the schema-driven fuzzer (tests/fuzz) know them.
 MetaData = Annotated[
     dict[str, str],
     Field(
         description="String keys and values: by default at most 16 pairs, keys up to 64 and "
-        "values up to 512 characters."
+        "values up to 512 characters.",
+        json_schema_extra={
+            "maxProperties": 16,
+            "propertyNames": {"minLength": 1, "maxLength": 64},
+            "additionalProperties": {"type": "string", "maxLength": 512},
+        },
     ),
 ]
 
@@ -122,9 +129,14 @@ class ChatMessageIn(RequestModel):
 
     role: Literal["user", "assistant"]
     type: str = Field(
-        default="", description="question (user) or answer (assistant) when absent or empty."
+        default="",
+        description="question (user) or answer (assistant) when absent or empty.",
+        json_schema_extra={"pattern": "^([a-z][a-z_]{0,31})?$"},
     )
-    content: str = Field(description="By default at most 100000 characters.")
+    content: str = Field(
+        description="Not blank; by default at most 100000 characters.",
+        json_schema_extra={"minLength": 1, "maxLength": 100_000, "pattern": "\\S"},
+    )
     content_type: ContentType = "text"
     meta_data: MetaData = Field(default_factory=dict)
 
@@ -167,6 +179,7 @@ class ChatOptions(RequestModel):
         default_factory=dict,
         description="Values for `{{name}}` variables in the bot's prompt; by default at most "
         "64 of them and 16 KiB in all.",
+        json_schema_extra={"maxProperties": 64},
     )
     meta_data: MetaData = Field(default_factory=dict)
     extra_params: PassableJson = Field(default_factory=dict)
@@ -177,6 +190,22 @@ class ChatOptions(RequestModel):
 
 
 class ChatBody(ChatOptions):
+    # What the run needs: at least one message, or a query that is not blank.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["additional_messages"],
+                    "properties": {"additional_messages": {"minItems": 1}},
+                },
+                {
+                    "required": ["query"],
+                    "properties": {"query": {"type": "string", "pattern": "\\S"}},
+                },
+            ]
+        }
+    )
+
     bot_id: Id
     user_id: UserId
     query: str | None = Field(
