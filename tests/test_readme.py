@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
 RUNNABLE = {"bash", "python"}
 OUTPUT = {"json", "text"}
-# Headers that change from call to call.
-VOLATILE_HEADERS = ("date:", "content-length:", "server:")
+# Headers that change from call to call (the remaining budget too, across a window edge).
+VOLATILE_HEADERS = ("date:", "content-length:", "server:", "x-ratelimit-remaining:")
 README_URL = "http://127.0.0.1:8080"
 
 

@@ -26,6 +26,24 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 STREAM_DONE_DATA = b'{"event":"conversation.stream.done"}'
 DONE_DATA = b'"[DONE]"'
 
+# JSON allows these raw inside strings, but line readers that split like str.splitlines
+# (cozepy's, through httpx) would cut the one-line `data:` in two. Escaped once, here,
+# where payloads are encoded, so the edge forwards them untouched.
+_LINE_BREAKS = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
+
+
+def wire_json(value: Any) -> bytes:
+    """One line of JSON for every line reader."""
+    data = orjson.dumps(value)
+    for raw, escaped in _LINE_BREAKS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
 
 def json_object(raw: str) -> dict[str, Any]:
     if not raw:
@@ -93,7 +111,7 @@ def chat_event(event: str, chat: dict[str, Any]) -> bytes:
             "total_tokens": usage["total_tokens"],
         },
     }
-    return orjson.dumps({"event": event, **chat, "run_record_item": record})
+    return wire_json({"event": event, **chat, "run_record_item": record})
 
 
 class MessageEvents:
@@ -119,12 +137,12 @@ class MessageEvents:
         self._item["content"] = content
         if updated_at is not None:
             self._payload["updated_at"] = updated_at
-        return orjson.dumps(self._payload)
+        return wire_json(self._payload)
 
 
 def error_event(code: int, msg: str) -> bytes:
     error = {"code": code, "msg": msg}
-    return orjson.dumps({"event": "conversation.error", **error, "error": error})
+    return wire_json({"event": "conversation.error", **error, "error": error})
 
 
 def stream_trailer(terminal_event: str, chat: dict[str, Any]) -> list[tuple[str, bytes]]:

@@ -282,22 +282,6 @@ class ChatOutcome:
 # `data:` line in two and the SDK would reject the stream. In JSON text these characters can
 # only occur inside strings, where the \u escape stands for the very same text. (The other
 # characters splitlines breaks on are control characters, which JSON always escapes.)
-_LINE_BREAKS_TO_ESCAPE = (
-    (b"\xc2\x85", b"\\u0085"),
-    (b"\xe2\x80\xa8", b"\\u2028"),
-    (b"\xe2\x80\xa9", b"\\u2029"),
-)
-
-
-def event_frame(name: str, data: bytes) -> bytes:
-    """One SSE event whose data is one line for every line reader, not only for those that
-    split on \\n alone."""
-    for raw, escaped in _LINE_BREAKS_TO_ESCAPE:
-        if raw in data:
-            data = data.replace(raw, escaped)
-    return sse_frame(name, data)
-
-
 def _event_name(msg: Msg) -> str:
     headers = msg.headers
     return headers.get(EVENT_HEADER, "") if headers else ""
@@ -369,16 +353,16 @@ class ChatSession:
                     chat = await self._on_watchdog(item)
                     if chat is None:
                         continue
-                    yield event_frame(CHAT_FAILED, chat_event(CHAT_FAILED, chat))
+                    yield sse_frame(CHAT_FAILED, chat_event(CHAT_FAILED, chat))
                     for name, data in stream_trailer(CHAT_FAILED, chat):
-                        yield event_frame(name, data)
+                        yield sse_frame(name, data)
                     return
                 name = _event_name(item)
-                yield event_frame(name, item.data)
+                yield sse_frame(name, item.data)
                 if name in TERMINAL_CHAT_EVENTS:
                     # Once per chat: the trailer of a failed chat repeats its last_error.
                     for trailer_name, data in stream_trailer(name, orjson.loads(item.data)):
-                        yield event_frame(trailer_name, data)
+                        yield sse_frame(trailer_name, data)
                     return
         finally:
             await self.close()

@@ -36,7 +36,6 @@ from cozeplus.chat_wire import (
     stream_trailer,
 )
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
-from services.edge.chat_gateway import event_frame
 from tests.chat.sse import parse_stream
 from tests.fuzz.conftest import case
 
@@ -118,7 +117,7 @@ def stream_for(deltas: list[str], failure: str | None) -> tuple[bytes, list[tupl
         terminal, final = CHAT_FAILED, chat("failed", failure)
     events.append((terminal, chat_event(terminal, final)))
     events.extend(stream_trailer(terminal, final))
-    raw = b"".join(event_frame(name, data) for name, data in events)
+    raw = b"".join(sse_frame(name, data) for name, data in events)
     return raw, [(name, orjson.loads(data)) for name, data in events]
 
 
@@ -181,7 +180,7 @@ def test_cozepy_reads_every_message_event_as_the_model_wrote_it(
 ) -> None:
     payload = MessageEvents(message("", meta_value)).encode(MESSAGE_DELTA, content)
     with case(NAME, "cozepy Message from a frame"):
-        [event] = cozepy_chat_events([event_frame(MESSAGE_DELTA, payload)])
+        [event] = cozepy_chat_events([sse_frame(MESSAGE_DELTA, payload)])
         assert event.event == MESSAGE_DELTA and event.message is not None
         assert event.message.content == content
         assert event.message.meta_data == {"k": meta_value}
@@ -189,11 +188,15 @@ def test_cozepy_reads_every_message_event_as_the_model_wrote_it(
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
 def test_the_escaping_is_what_keeps_cozepy_reading(separator: str) -> None:
-    """The control for the properties above: the same payload framed without the edge's
-    escaping cuts cozepy's data line in two (and the SDK raises)."""
-    payload = MessageEvents(message("")).encode(MESSAGE_DELTA, f"one{separator}two")
-    assert separator.encode() in payload  # orjson leaves it raw
+    """The control for the properties above: the same payload as plain orjson leaves the
+    separator raw and cuts cozepy's data line in two (the SDK raises); the wire encoder
+    escapes it."""
+    content = f"one{separator}two"
+    plain = orjson.dumps({**message(""), "event": MESSAGE_DELTA, "content": content})
+    assert separator.encode() in plain
     with pytest.raises(ValueError):  # the first half of the line is not JSON
-        cozepy_chat_events([sse_frame(MESSAGE_DELTA, payload)])
-    [event] = cozepy_chat_events([event_frame(MESSAGE_DELTA, payload)])
-    assert event.message is not None and event.message.content == f"one{separator}two"
+        cozepy_chat_events([sse_frame(MESSAGE_DELTA, plain)])
+    payload = MessageEvents(message("")).encode(MESSAGE_DELTA, content)
+    assert separator.encode() not in payload
+    [event] = cozepy_chat_events([sse_frame(MESSAGE_DELTA, payload)])
+    assert event.message is not None and event.message.content == content
