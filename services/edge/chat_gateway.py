@@ -42,6 +42,7 @@ from cozeplus.chat_protocol import (
     EVENT_HEADER,
     HEARTBEAT_EVENT,
     MESSAGE_COMPLETED,
+    MESSAGE_DELTA,
     TERMINAL_CHAT_EVENTS,
     ChatRequest,
     InputMessage,
@@ -368,25 +369,30 @@ class ChatSession:
             await self.close()
 
     async def outcome(self) -> ChatOutcome:
-        """Waits for the chat to end (non-streaming chat)."""
-        answer = ""
+        """Waits for the chat to end (non-streaming chat). A chat that failed or was canceled
+        mid-answer still returns what the model had said (its deltas)."""
+        deltas: list[str] = []
+        answer: str | None = None
         try:
             while True:
                 item = await self._events.get()
                 if isinstance(item, _Watchdog):
                     chat = await self._on_watchdog(item)
                     if chat is not None:
-                        return ChatOutcome(CHAT_FAILED, chat, "", not self._runner_heard)
+                        partial = "".join(deltas)
+                        return ChatOutcome(CHAT_FAILED, chat, partial, not self._runner_heard)
                     continue
                 name = _event_name(item)
-                if name == MESSAGE_COMPLETED:
+                if name == MESSAGE_DELTA:
+                    deltas.append(orjson.loads(item.data).get("content", ""))
+                elif name == MESSAGE_COMPLETED:
                     answer = orjson.loads(item.data).get("content", "")
                 elif name in TERMINAL_CHAT_EVENTS:
                     chat = orjson.loads(item.data)
                     # Stream-only fields; the JSON answer is the Chat object itself.
                     chat.pop("event", None)
                     chat.pop("run_record_item", None)
-                    return ChatOutcome(name, chat, answer)
+                    return ChatOutcome(name, chat, "".join(deltas) if answer is None else answer)
         finally:
             await self.close()
 

@@ -438,3 +438,5 @@ def test_non_stream_model_failure_is_a_failed_chat_not_an_http_error(
     data = response.json()["data"]
     assert data["status"] == "failed" and data["failed_at"] > 0
     assert data["last_error"]["code"] == 503 and data["last_error"]["msg"]
+    # The mock fails after 3 tokens: what the model had said is returned, not "".
+    assert data["content"]
