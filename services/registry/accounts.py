@@ -113,8 +113,10 @@ class NatsRevocationBroadcast:
         try:
             for credential_id in credential_ids:
                 await self._nc.publish(AUTH_REVOKED, orjson.dumps({"credential_id": credential_id}))
-            # Flushing proves the server has the messages before we report success; once
-            # for all of them, so deleting an account with many sessions stays quick.
+            # Flushing pushes the messages out and fails if the server stopped answering, so a
+            # dead connection is reported rather than hidden. It is not a delivery receipt:
+            # nats-py 2.16 may send its PING ahead of still-buffered messages. Edges also
+            # bound a missed revocation by their auth-cache TTL.
             await self._nc.flush(timeout=self._timeout_s)
         except Exception as exc:
             log.exception("could not broadcast revocation of credentials %s", credential_ids)
