@@ -127,7 +127,7 @@ def test_coze_api_chat_on_a_failing_model(
     # top-level code/msg.
     assert error == {"event": "conversation.error", **last_error, "error": last_error}
     assert stream_done == {"event": "conversation.stream.done"}
-    assert done == "[DONE]"
+    assert done == {"event": "done"}
 
     # createAndPoll stops polling on status `failed` and returns the failed chat.
     poll = out["poll"]
