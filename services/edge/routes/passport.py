@@ -14,16 +14,16 @@ from services.edge.schemas.accounts import (
     LoginRequest,
     MeView,
     RegisterRequest,
+    SessionUserView,
     SessionView,
-    UserView,
 )
 from services.edge.schemas.common import ERROR_RESPONSES, EmptyData, Envelope, ok
 
 router = APIRouter(prefix="/api/passport", tags=["passport"], responses=ERROR_RESPONSES)
 
 
-def _user_view(user: pb.User) -> UserView:
-    return UserView(
+def _user_view(user: pb.User) -> SessionUserView:
+    return SessionUserView(
         user_id=user.id,
         username=user.username,
         display_name=user.display_name,

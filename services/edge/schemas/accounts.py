@@ -67,13 +67,14 @@ class UserView(ResponseModel):
     username: str
     display_name: str
     created_at: int
-    email: str = Field(
-        default="", description="Set on register and login when the account has one."
-    )
+
+
+class SessionUserView(UserView):
+    email: str = Field(description="The email the account registered with, or empty.")
 
 
 class SessionView(ResponseModel):
-    user: UserView
+    user: SessionUserView
     expires_at: int = Field(description="When the session cookie stops working (Unix seconds).")
 
 
