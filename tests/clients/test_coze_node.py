@@ -58,7 +58,10 @@ console.log('智能体信息:', botInfo);
 """
 # The sample uses both `require` and top-level `await`, which no single Node module kind
 # allows; it runs as an ES module, with `require` provided the standard way.
-ESM_PROLOGUE = "import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n"
+ESM_PROLOGUE = (
+    "import { createRequire } from 'node:module';\n"
+    "const require = createRequire(import.meta.url);\n"
+)
 
 
 def _npm(args: list[str], cwd: Path) -> None:
@@ -140,7 +143,8 @@ def test_product_document_node_sample_reports_errors_through_on_error(
     result = _node(coze_node, "refused.mjs")
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("错误: NotFoundError: HTTP 404: code 404, bot 123456789 not found")
+    first_line = "错误: NotFoundError: HTTP 404: code 404, bot 123456789 not found"
+    assert result.stderr.startswith(first_line)
     assert "NotFoundError: HTTP 404" in result.stderr.split("\n", 1)[1]
 
 

@@ -33,9 +33,17 @@ from services.edge.errors import ApiError, validation_message
 from services.edge.runtime import EdgeRuntime, Runtime
 from services.edge.schemas.chat import ChatMessageIn
 from services.edge.schemas.common import parse_id
-from services.edge.schemas.openai_compat import ChatCompletionRequest, ChatMessage, TextPart
+from services.edge.schemas.openai_compat import (
+    COMPLETION_RESPONSES,
+    OPENAI_ERROR_RESPONSES,
+    ChatCompletionRequest,
+    ChatMessage,
+    ModelListView,
+    ModelView,
+    TextPart,
+)
 
-router = APIRouter(tags=["OpenAI-compatible"])
+router = APIRouter(tags=["OpenAI-compatible"], responses=OPENAI_ERROR_RESPONSES)
 
 PATHS = ("/v1/models", "/v1/chat/completions")
 _SCAN_PAGE_SIZE = 100
@@ -151,7 +159,11 @@ async def _published(runtime: EdgeRuntime, user: Principal) -> list[pb.BotVersio
         page_num += 1
 
 
-@router.get("/v1/models", summary="The caller's published bots, as OpenAI models")
+@router.get(
+    "/v1/models",
+    summary="The caller's published bots, as OpenAI models",
+    response_model=ModelListView,
+)
 async def list_models(user: CurrentUser, runtime: Runtime) -> Response:
     data = [_model_object(v, user.username) for v in await _published(runtime, user)]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
@@ -176,7 +188,11 @@ def _bot_id(model: str) -> int:
         raise _ModelNotFound(model) from None
 
 
-@router.get("/v1/models/{model}", summary="One published bot, as an OpenAI model")
+@router.get(
+    "/v1/models/{model}",
+    summary="One published bot, as an OpenAI model",
+    response_model=ModelView,
+)
 async def retrieve_model(
     model: Annotated[str, Path(max_length=64)], user: CurrentUser, runtime: Runtime
 ) -> Response:
@@ -308,6 +324,8 @@ class _OpenAIStreamResponse(StreamingResponse):
 @router.post(
     "/v1/chat/completions",
     summary="Run a published bot on OpenAI-style messages",
+    response_model=None,
+    responses=COMPLETION_RESPONSES,
     description="`model` is the bot id. Each call is a fresh, unsaved conversation with the "
     "messages given. Streams OpenAI chunks and `data: [DONE]` when `stream` is true.",
 )

@@ -53,3 +53,93 @@ class ChatCompletionRequest(OpenAIRequestModel):
 
 def as_json(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------ documented responses
+# The routes build their bodies as dicts (services/edge/routes/openai_compat.py); these models
+# only document them in /openapi.json.
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorView(BaseModel):
+    error: OpenAIErrorDetail
+
+
+class ModelView(BaseModel):
+    id: str = Field(description="The bot id.")
+    object: Literal["model"]
+    created: int = Field(description="When the bot's latest version was published.")
+    owned_by: str
+
+
+class ModelListView(BaseModel):
+    object: Literal["list"]
+    data: list[ModelView]
+
+
+class UsageView(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessageView(BaseModel):
+    role: Literal["assistant"]
+    content: str
+    refusal: None
+
+
+class ChoiceView(BaseModel):
+    index: int
+    message: AssistantMessageView
+    logprobs: None
+    finish_reason: Literal["stop"]
+
+
+class ChatCompletionView(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    system_fingerprint: None
+    choices: list[ChoiceView]
+    usage: UsageView
+
+
+def _error_responses() -> dict[int | str, dict[str, Any]]:
+    from services.edge.schemas.common import ErrorEnvelope
+
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": OpenAIErrorView, "description": description}
+        for status, description in (
+            (400, "Invalid input (`invalid_request_error`)."),
+            (401, "Missing, invalid, expired or revoked API key (`invalid_api_key`)."),
+            (403, "Cross-site request with a session cookie."),
+            (404, "No such published bot for this account (`model_not_found`)."),
+            (429, "Over the account's rate limit; `Retry-After` says when to retry."),
+            (500, "The bot's run failed, or an internal error (`server_error`)."),
+            (503, "No runner, or a backing service is unavailable (`server_error`)."),
+        )
+    }
+    # Refused by the edge's body limit before any route runs: the Coze envelope.
+    responses[413] = {"model": ErrorEnvelope, "description": "Request body too large."}
+    return responses
+
+
+OPENAI_ERROR_RESPONSES = _error_responses()
+
+COMPLETION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ChatCompletionView,
+        "description": "A `chat.completion`; with `stream: true`, `chat.completion.chunk` "
+        "events as `data: {...}` lines, then `data: [DONE]`.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **OPENAI_ERROR_RESPONSES,
+}
