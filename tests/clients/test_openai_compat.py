@@ -164,3 +164,29 @@ def test_error_body_is_exactly_openais_shape(chat_system: str, account: Account)
         }
     }
     assert response.headers["x-tt-logid"]
+
+
+def test_the_user_field_picks_the_end_users_stored_variables(
+    client: openai.OpenAI, api: httpx.Client, make_bot: Callable[..., str], mock_llm: str
+) -> None:
+    bot_id = make_bot(model="mock-echo", prompt="Answer in {{lang}}.")
+    stored = api.put(
+        "/v1/variables",
+        json={
+            "bot_id": bot_id,
+            "connector_uid": "oa-user",
+            "data": [{"keyword": "lang", "value": "Deutsch"}],
+        },
+    )
+    assert stored.status_code == 200, stored.text
+    client.chat.completions.create(
+        model=bot_id, user="oa-user", messages=[{"role": "user", "content": "hi"}]
+    )
+    system = httpx.get(f"{mock_llm}/mock/requests").json()[-1]["messages"][0]
+    assert system == {"role": "system", "content": "Answer in Deutsch."}
+    # Another end user has no value: the placeholder stays as written.
+    client.chat.completions.create(
+        model=bot_id, user="someone-else", messages=[{"role": "user", "content": "hi"}]
+    )
+    system = httpx.get(f"{mock_llm}/mock/requests").json()[-1]["messages"][0]
+    assert system == {"role": "system", "content": "Answer in {{lang}}."}

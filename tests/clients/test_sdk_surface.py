@@ -290,3 +290,23 @@ def test_register_and_log_in_by_email(chat_system: str) -> None:
         assert me.json()["data"]["user_id"] == str(user["user_id"])
         wrong = client.post("/api/passport/login", json={"email": email, "password": "nope nope"})
         assert wrong.status_code == 401
+
+
+def test_stored_variables_reach_draft_chats_too(
+    api: httpx.Client, account: Account, make_bot: Callable[..., str], mock_llm: str
+) -> None:
+    # /api/conversation/chat runs the draft; its end user defaults to the account id.
+    bot_id = make_bot(model="mock-echo", prompt="Hi {{name}}.", publish=False)
+    stored = api.put(
+        "/v1/variables",
+        json={
+            "bot_id": bot_id,
+            "connector_uid": str(account.user_id),
+            "data": [{"keyword": "name", "value": "Ada"}],
+        },
+    )
+    assert stored.status_code == 200, stored.text
+    chat = api.post("/api/conversation/chat", json={"agent_id": bot_id, "query": "hello"})
+    assert chat.status_code == 200 and chat.json()["data"]["status"] == "completed", chat.text
+    system = httpx.get(f"{mock_llm}/mock/requests").json()[-1]["messages"][0]
+    assert system == {"role": "system", "content": "Hi Ada."}

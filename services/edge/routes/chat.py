@@ -99,14 +99,18 @@ async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runt
     runtime.limits.chat(body, body.query)
     messages = chat_gateway.input_messages(body.additional_messages, body.query)
     target = await chat_gateway.draft_target(runtime, user.user_id, body.agent_id)
+    end_user = body.user_id or str(user.user_id)
+    options = await with_stored_variables(
+        runtime, owner_id=user.user_id, bot_id=body.agent_id, user_id=end_user, options=body
+    )
     session = await chat_gateway.start_chat(
         runtime,
         owner_id=user.user_id,
-        user_id=body.user_id or str(user.user_id),
+        user_id=end_user,
         target=target,
         conversation_id=body.conversation_id,
         messages=messages,
-        options=body,
+        options=options,
     )
     return await _respond(session, body.stream, ids_as_numbers=True)
 
