@@ -45,7 +45,6 @@ from services.edge.schemas.openai_compat import (
 
 router = APIRouter(tags=["OpenAI-compatible"], responses=OPENAI_ERROR_RESPONSES)
 
-PATHS = ("/v1/models", "/v1/chat/completions")
 _SCAN_PAGE_SIZE = 100
 _SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
