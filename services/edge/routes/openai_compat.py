@@ -222,7 +222,7 @@ def _message_content(message: ChatMessage) -> tuple[str, str]:
     return orjson.dumps(parts).decode(), "object_string"
 
 
-def _input_messages(body: ChatCompletionRequest) -> list[ChatMessageIn]:
+def input_messages(body: ChatCompletionRequest) -> list[ChatMessageIn]:
     messages: list[ChatMessageIn] = []
     for index, message in enumerate(body.messages):
         # The bot's prompt is the system prompt; tool results belong to the bot's own tools.
@@ -259,7 +259,7 @@ def _chunk(completion_id: str, created: int, model: str, choices: list[Any], **e
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-def _usage(chat: dict[str, Any]) -> dict[str, int]:
+def usage_of(chat: dict[str, Any]) -> dict[str, int]:
     usage = chat.get("usage") or {}
     prompt = int(usage.get("prompt_tokens", usage.get("input_count", 0)))
     completion = int(usage.get("completion_tokens", usage.get("output_count", 0)))
@@ -297,7 +297,7 @@ async def _stream(chat: BotChat, model: str, include_usage: bool) -> AsyncIterat
         elif name == CHAT_COMPLETED:
             yield _chunk(completion_id, created, model, choice({}, "stop"), **extra)
             if include_usage:
-                yield _chunk(completion_id, created, model, [], usage=_usage(data))
+                yield _chunk(completion_id, created, model, [], usage=usage_of(data))
             break
         elif name in TERMINAL_CHAT_EVENTS:
             status, message = _failure(data, name)
@@ -331,7 +331,7 @@ class _OpenAIStreamResponse(StreamingResponse):
 async def chat_completions(
     body: ChatCompletionRequest, user: CurrentUser, runtime: Runtime
 ) -> Response:
-    messages = _input_messages(body)
+    messages = input_messages(body)
     bot_id = _bot_id(body.model)
     try:
         chat = await start_bot_chat(
@@ -367,6 +367,6 @@ async def chat_completions(
                 "finish_reason": "stop",
             }
         ],
-        "usage": _usage(outcome.chat),
+        "usage": usage_of(outcome.chat),
     }
     return Response(orjson.dumps(completion), media_type="application/json")
