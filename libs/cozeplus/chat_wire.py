@@ -24,7 +24,9 @@ from cozeplus.chat_protocol import (
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 
 STREAM_DONE_DATA = b'{"event":"conversation.stream.done"}'
-DONE_DATA = b'"[DONE]"'
+# An object, not Coze cloud's string "[DONE]": the product document's Python sample calls
+# `.get` on every parsed data line, and neither official SDK reads done's data.
+DONE_DATA = b'{"event":"done"}'
 
 # JSON allows these raw inside strings, but line readers that split like str.splitlines
 # (cozepy's, through httpx) would cut the one-line `data:` in two. Escaped once, here,

@@ -22,7 +22,17 @@ from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddlewa
 from services.edge.nats_link import NatsLink
 from services.edge.rate_limit import LimitClass, RateLimiter
 from services.edge.registry import RegistryClient
-from services.edge.routes import bots, chat, conversations, health, passport, pat
+from services.edge.routes import (
+    bots,
+    chat,
+    conversations,
+    health,
+    openai_compat,
+    passport,
+    pat,
+    user_state,
+    workspaces,
+)
 from services.edge.runtime import EdgeRuntime
 from services.edge.settings import EdgeSettings
 
@@ -88,8 +98,12 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         bots.router,
         chat.router,
         conversations.router,
+        workspaces.router,
+        user_state.router,
+        openai_compat.router,
     ):
         app.include_router(router)
+    openai_compat.install_error_shape(app)
     # Added last = outermost: the log id middleware wraps the 413 of the body limit too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -57,8 +57,10 @@ class LimitClass(enum.StrEnum):
 
 
 def limit_class_for(path: str) -> LimitClass:
-    if path.startswith("/v3/chat") or path == "/api/conversation/chat":
+    if path.startswith("/v3/chat") or path in ("/api/conversation/chat", "/v1/chat/completions"):
         return LimitClass.CHAT
+    if path.startswith("/v1/bots/") and path.endswith("/unpublish"):
+        return LimitClass.BOT_MANAGEMENT
     if path.startswith("/api/draftbot/") or path in (
         "/v1/bot/create",
         "/v1/bot/update",

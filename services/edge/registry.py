@@ -9,12 +9,17 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc
+from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc, user_state_pb2_grpc
 from services.edge.middleware import LOG_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
+    from cozeplus.rpc.v1.user_state_pb2_grpc import (
+        BotPublishingAsyncStub,
+        MessageFeedbackAsyncStub,
+        VariablesAsyncStub,
+    )
 
 
 class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
@@ -50,6 +55,13 @@ class RegistryClient:
         self.conversations: ConversationsAsyncStub = conversations_pb2_grpc.ConversationsStub(
             self.channel
         )
+        self.publishing: BotPublishingAsyncStub = user_state_pb2_grpc.BotPublishingStub(
+            self.channel
+        )
+        self.feedback: MessageFeedbackAsyncStub = user_state_pb2_grpc.MessageFeedbackStub(
+            self.channel
+        )
+        self.variables: VariablesAsyncStub = user_state_pb2_grpc.VariablesStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 
     async def is_serving(self, timeout_s: float = 1.0) -> bool:

@@ -27,7 +27,7 @@ from services.registry.errors import (
     PermissionDenied,
 )
 from services.registry.paging import Page, PageRequest
-from services.registry.tables import BotRecord, BotVersionRecord
+from services.registry.tables import BotRecord, BotUnpublishedRecord, BotVersionRecord
 
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 2000
@@ -40,6 +40,7 @@ DEFAULT_HISTORY_ROUNDS = 10
 MAX_VARIABLE_KEY_CHARS = 64
 MAX_PROLOGUE_CHARS = 10_000
 MAX_SUGGESTED_QUESTIONS = 10
+MAX_UNPUBLISH_REASON_CHARS = 1024
 TOOL_TYPES = ("knowledge_base", "plugin")
 
 # The FieldMask paths UpdateConfig accepts (see registry.proto).
@@ -343,6 +344,10 @@ class BotService:
             session.add(version)
             record.latest_version = version.version
             record.published_at = now
+            # Publishing brings an unpublished bot back online.
+            offline = session.get(BotUnpublishedRecord, record.id)
+            if offline is not None:
+                session.delete(offline)
             session.flush()
             return _version_from_records(record, version)
 
@@ -359,6 +364,8 @@ class BotService:
             record = _load_bot(session, owner_id, bot_id)
             if record.latest_version == 0:
                 raise NotFound("bot has not been published")
+            if version == 0 and session.get(BotUnpublishedRecord, record.id) is not None:
+                raise NotFound("bot has been unpublished")
             wanted = version or record.latest_version
             snapshot = session.get(BotVersionRecord, (record.id, wanted))
             if snapshot is None:
@@ -396,6 +403,7 @@ class BotService:
                 BotRecord.space_id == space_id,
                 BotRecord.deleted_at == 0,
                 col(BotRecord.latest_version) > 0,
+                ~sa.exists().where(col(BotUnpublishedRecord.bot_id) == col(BotRecord.id)),
             )
             total = session.exec(select(func.count()).select_from(BotRecord).where(*conditions))
             rows = session.exec(
@@ -415,6 +423,27 @@ class BotService:
             return Page([_version_from_records(b, v) for b, v in rows], total.one())
 
         return await self._db.read(work)
+
+    async def unpublish(self, *, owner_id: int, bot_id: int, reason: str) -> int:
+        """Takes the bot offline until its next publish; returns when (Unix seconds)."""
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+        if len(reason) > MAX_UNPUBLISH_REASON_CHARS:
+            raise InvalidArgument(
+                f"unpublish_reason must be at most {MAX_UNPUBLISH_REASON_CHARS} characters"
+            )
+
+        def work(session: Session) -> int:
+            record = _load_bot(session, owner_id, bot_id, for_update=True)
+            if record.latest_version == 0:
+                raise FailedPrecondition("bot has not been published")
+            if session.get(BotUnpublishedRecord, record.id) is not None:
+                raise FailedPrecondition("bot is unpublished already")
+            now = int(time.time())
+            session.add(BotUnpublishedRecord(bot_id=record.id, unpublished_at=now, reason=reason))
+            return now
+
+        return await self._db.write(work)
 
     def _validate_config(self, config: BotConfig) -> BotConfig:
         """Check every field; returns the config with the default model filled in."""

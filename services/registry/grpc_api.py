@@ -274,6 +274,7 @@ class AccountsServicer(pb_grpc.AccountsServicer):
             username=request.username,
             password=request.password,
             display_name=request.display_name,
+            email=request.email,
         )
         return user_to_proto(user)
 
@@ -357,6 +358,7 @@ def user_to_proto(user: accounts.UserView) -> pb.User:
         username=user.username,
         display_name=user.display_name,
         created_at=user.created_at,
+        email=user.email,
     )
 
 

@@ -27,18 +27,27 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
+from cozeplus.rpc.v1 import user_state_pb2 as us
+from cozeplus.rpc.v1 import user_state_pb2_grpc as us_grpc
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
 from services.registry.grpc_conversations import ConversationsServicer
+from services.registry.grpc_user_state import (
+    BotPublishingServicer,
+    MessageFeedbackServicer,
+    VariablesServicer,
+)
 from services.registry.settings import RegistrySettings
+from services.registry.user_state import FeedbackService, VariableService
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
     pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
     cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
+    *(s.full_name for s in us.DESCRIPTOR.services_by_name.values()),
 )
 
 log = logging.getLogger("services.registry")
@@ -96,6 +105,13 @@ async def _serve_with(
         cpb_grpc.add_ConversationsServicer_to_server(
             ConversationsServicer(ConversationService(database, ids)), server
         )
+        us_grpc.add_MessageFeedbackServicer_to_server(
+            MessageFeedbackServicer(FeedbackService(database)), server
+        )
+        us_grpc.add_VariablesServicer_to_server(
+            VariablesServicer(VariableService(database, ids)), server
+        )
+        us_grpc.add_BotPublishingServicer_to_server(BotPublishingServicer(bot_service), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

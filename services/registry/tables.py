@@ -225,3 +225,80 @@ class ChatRunRecord(RegistryTable, table=True):
     first_token_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     duration_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     auto_save_history: bool = Field(sa_type=sa.Boolean, nullable=False)
+
+
+# ------------------------------------------------------- sdk surface (migration 0007)
+
+
+class UserEmailRecord(RegistryTable, table=True):
+    """The email an account registered with (Coze Studio registers by email); login accepts
+    it in place of the username."""
+
+    __tablename__ = "user_emails"
+    __table_args__ = (sa.UniqueConstraint("email_key", name="uq_user_emails_email_key"),)
+
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True, autoincrement=False
+        )
+    )
+    email: str = Field(sa_type=sa.String(254), nullable=False)
+    # Lower-cased: one mailbox, one account.
+    email_key: str = Field(sa_type=sa.String(254), nullable=False)
+
+
+class BotUnpublishedRecord(RegistryTable, table=True):
+    """A bot taken offline: its versions stay, but none is served until the next publish,
+    which deletes this row."""
+
+    __tablename__ = "bot_unpublished"
+
+    bot_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger, sa.ForeignKey("bots.id"), primary_key=True, autoincrement=False
+        )
+    )
+    unpublished_at: int = _time_column()
+    reason: str = Field(sa_type=sa.String(1024), nullable=False)
+
+
+class MessageFeedbackRecord(RegistryTable, table=True):
+    """An end user's like or unlike of one message; at most one per message."""
+
+    __tablename__ = "message_feedback"
+
+    message_id: int = _id_column()
+    conversation_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    feedback_type: str = Field(sa_type=sa.String(16), nullable=False)
+    reason_types: list[str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    comment: str = Field(sa_type=sa.Text, nullable=False)
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+
+
+class UserVariableRecord(RegistryTable, table=True):
+    """One variable value of one end user (connector_uid) of one bot or app of an account."""
+
+    __tablename__ = "user_variables"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "owner_id",
+            "bot_id",
+            "app_id",
+            "connector_uid",
+            "keyword",
+            name="uq_user_variables_scope_keyword",
+        ),
+    )
+
+    id: int = _id_column()
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    # Exactly one of bot_id and app_id is non-zero.
+    bot_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    app_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    connector_uid: str = Field(sa_type=sa.String(255), nullable=False)
+    keyword: str = Field(sa_type=sa.String(128), nullable=False)
+    value: str = Field(sa_type=sa.Text, nullable=False)
+    created_at: int = _time_column()
+    updated_at: int = _time_column()

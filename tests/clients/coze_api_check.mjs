@@ -211,6 +211,38 @@ const scenarios = {
     const remaining = await client.conversations.messages.list(conversation.id, { order: 'asc' });
     return { conversationId: conversation.id, created, pages, retrieved, updated, deleted, afterDelete, remaining };
   },
+
+  // ARG: a published mock-echo bot whose prompt reads {{city}}. Finds the space through
+  // workspaces.list, creates a bot there, reads users.me, then sets and reads variables of
+  // one end user and chats as that user.
+  async surface(botId) {
+    const workspaces = await client.workspaces.list({ page_num: 1, page_size: 10 });
+    const spaceId = workspaces.workspaces[0].id;
+    const created = await client.bots.create({ space_id: spaceId, name: 'made in my workspace' });
+    const listed = await client.bots.listNew({ workspace_id: spaceId, publish_status: 'all' });
+    const me = await client.users.me();
+    const uid = 'js-end-user';
+    const updated = await client.variables.update({
+      bot_id: botId,
+      connector_uid: uid,
+      data: [{ keyword: 'city', value: 'Osaka' }, { keyword: 'unused', value: 'x' }],
+    });
+    const one = await client.variables.retrieve({ bot_id: botId, connector_uid: uid, keywords: ['city'] });
+    const all = await client.variables.retrieve({ bot_id: botId, connector_uid: uid });
+    const badUpdate = (await caught(() => client.variables.update({ bot_id: botId, connector_uid: uid, data: [{ keyword: '1bad', value: 'x' }] }))).threw ?? null;
+    const poll = await client.chat.createAndPoll({ bot_id: botId, user_id: uid, additional_messages: question('hi') });
+    return {
+      workspaces,
+      createdId: created.bot_id,
+      listedIds: listed.items.map((b) => b.id),
+      me,
+      updated: updated ?? null,
+      one,
+      all,
+      badUpdate,
+      chatStatus: poll.chat.status,
+    };
+  },
 };
 
 if (!(scenario in scenarios)) throw new Error(`unknown scenario ${scenario}`);

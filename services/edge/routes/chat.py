@@ -14,6 +14,7 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from services.edge import chat_gateway
 from services.edge.auth import CurrentUser, Principal
 from services.edge.chat_gateway import ChatSession
+from services.edge.chat_variables import with_stored_variables
 from services.edge.responses import EventStreamResponse, envelope_json
 from services.edge.runtime import EdgeRuntime, Runtime
 from services.edge.schemas.chat import (
@@ -70,6 +71,9 @@ async def chat_v3(
     runtime.limits.chat(body, body.query)
     messages = chat_gateway.input_messages(body.additional_messages, body.query)
     target = await chat_gateway.published_target(runtime, user.user_id, body.bot_id)
+    options = await with_stored_variables(
+        runtime, owner_id=user.user_id, bot_id=body.bot_id, user_id=body.user_id, options=body
+    )
     session = await chat_gateway.start_chat(
         runtime,
         owner_id=user.user_id,
@@ -77,7 +81,7 @@ async def chat_v3(
         target=target,
         conversation_id=conversation_id or body.conversation_id,
         messages=messages,
-        options=body,
+        options=options,
     )
     return await _respond(session, body.stream)
 
@@ -95,14 +99,18 @@ async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runt
     runtime.limits.chat(body, body.query)
     messages = chat_gateway.input_messages(body.additional_messages, body.query)
     target = await chat_gateway.draft_target(runtime, user.user_id, body.agent_id)
+    end_user = body.user_id or str(user.user_id)
+    options = await with_stored_variables(
+        runtime, owner_id=user.user_id, bot_id=body.agent_id, user_id=end_user, options=body
+    )
     session = await chat_gateway.start_chat(
         runtime,
         owner_id=user.user_id,
-        user_id=body.user_id or str(user.user_id),
+        user_id=end_user,
         target=target,
         conversation_id=body.conversation_id,
         messages=messages,
-        options=body,
+        options=options,
     )
     return await _respond(session, body.stream, ids_as_numbers=True)
 
