@@ -8,6 +8,7 @@ body bytes to the client as they are.
 """
 
 from __future__ import annotations
+from cozeplus.vocabulary import MessageType
 
 from typing import Any
 
@@ -35,7 +36,7 @@ TERMINAL_CHAT_EVENTS = frozenset({CHAT_COMPLETED, CHAT_FAILED, CHAT_CANCELED})
 
 class InputMessage(BaseModel):
     role: str
-    type: str = "question"
+    type: str = MessageType.QUESTION
     content: str
     content_type: str = "text"
     meta_data: dict[str, str] = Field(default_factory=dict)

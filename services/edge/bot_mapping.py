@@ -8,6 +8,7 @@ from typing import Literal
 
 from cozeplus.model_catalog import BUILTIN_MODELS
 from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.vocabulary import ToolType
 from services.edge.schemas.bots import (
     ApiBotCreated,
     ApiBotDisplayInfo,
@@ -26,8 +27,8 @@ from services.edge.schemas.bots import (
     V1BotSummary,
 )
 
-KNOWLEDGE_BASE = "knowledge_base"
-PLUGIN = "plugin"
+KNOWLEDGE_BASE = ToolType.KNOWLEDGE_BASE
+PLUGIN = ToolType.PLUGIN
 # Rounds of history a new bot sends to its model unless the client chose. The registry has the
 # same default, but only for a create without any config; the edge always sends one, and in
 # it an unset history_rounds reads as 0, "no history".

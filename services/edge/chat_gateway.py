@@ -51,6 +51,7 @@ from cozeplus.chat_wire import chat_event, chat_object, sse_frame, stream_traile
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.subjects import chat_cancel, chat_events
+from cozeplus.vocabulary import ChatStatus, MessageType
 from services.edge.chat_bus import CHAT_UNAVAILABLE_MSG
 from services.edge.errors import ApiError
 from services.edge.runtime import EdgeRuntime
@@ -193,7 +194,7 @@ async def start_chat(
                     cpb.AbortQueuedChatRequest(
                         owner_id=owner_id,
                         chat_id=chat_id,
-                        status="failed",
+                        status=ChatStatus.FAILED,
                         last_error=cpb.ChatError(code=503, msg=QUEUE_FAILED_MSG),
                     )
                 )
@@ -441,7 +442,7 @@ class ChatSession:
                 cpb.AbortQueuedChatRequest(
                     owner_id=self._owner_id,
                     chat_id=self.chat_id,
-                    status="failed",
+                    status=ChatStatus.FAILED,
                     last_error=cpb.ChatError(code=NO_RUNNER_CODE, msg=NO_RUNNER_MSG),
                 )
             )
@@ -462,7 +463,7 @@ class ChatSession:
         """The chat as failed, for a failure the registry has not recorded (yet)."""
         run = cpb.ChatRun()
         run.CopyFrom(self._run)
-        run.status = "failed"
+        run.status = ChatStatus.FAILED
         run.failed_at = int(time.time())
         run.last_error.code = code
         run.last_error.msg = msg
@@ -490,7 +491,7 @@ def answer_data(outcome: ChatOutcome) -> dict[str, Any]:
         **outcome.chat,
         "content": outcome.answer,
         "role": "assistant",
-        "type": "answer",
+        "type": MessageType.ANSWER,
         "content_type": "text",
     }
 

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from cozeplus.ids import IdGenerator
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.vocabulary import ToolType
 from services.registry.database import Database
 from services.registry.errors import (
     FailedPrecondition,
@@ -40,7 +41,7 @@ DEFAULT_HISTORY_ROUNDS = 10
 MAX_VARIABLE_KEY_CHARS = 64
 MAX_PROLOGUE_CHARS = 10_000
 MAX_SUGGESTED_QUESTIONS = 10
-TOOL_TYPES = ("knowledge_base", "plugin")
+TOOL_TYPES = tuple(ToolType)
 
 # The FieldMask paths UpdateConfig accepts (see registry.proto).
 CONFIG_PATHS = frozenset(
@@ -458,10 +459,10 @@ class BotService:
             seen_keys.add(variable.key)
         for index, tool in enumerate(config.tools):
             field = f"config.tools[{index}]"
-            if tool.type == "knowledge_base":
+            if tool.type == ToolType.KNOWLEDGE_BASE:
                 if tool.knowledge_id <= 0:
                     raise InvalidArgument(f"{field}.knowledge_id must be a positive id")
-            elif tool.type == "plugin":
+            elif tool.type == ToolType.PLUGIN:
                 if tool.plugin_id <= 0:
                     raise InvalidArgument(f"{field}.plugin_id must be a positive id")
             else:

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from cozeplus.ids import IdGenerator
 from cozeplus.message_content import CONTENT_TYPES, ContentError, parse_content
+from cozeplus.vocabulary import ChatStatus, MessageRole, MessageType
 from services.registry.bots import MAX_HISTORY_ROUNDS
 from services.registry.database import Database
 from services.registry.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -37,12 +38,15 @@ from services.registry.tables import (
     MessageRecord,
 )
 
-ROLES = ("user", "assistant")
-DEFAULT_TYPE_BY_ROLE = {"user": "question", "assistant": "answer"}
+ROLES = tuple(MessageRole)
+DEFAULT_TYPE_BY_ROLE = {
+    MessageRole.USER: MessageType.QUESTION,
+    MessageRole.ASSISTANT: MessageType.ANSWER,
+}
 # Types beyond question/answer (function_call, tool_output, ...) are stored as given,
 # but only question and answer messages are history.
 TYPE_PATTERN = re.compile(r"[a-z][a-z_]{0,31}", re.ASCII)
-HISTORY_TYPES = ("question", "answer")
+HISTORY_TYPES = (MessageType.QUESTION, MessageType.ANSWER)
 MAX_CONTENT_CHARS = 100_000
 MAX_META_PAIRS = 16
 MAX_META_KEY_CHARS = 64
@@ -61,12 +65,16 @@ MAX_PAGE_SIZE = 50
 # of assistant messages, and a prompt must stay bounded. The newest ones are kept.
 MAX_HISTORY_MESSAGES = 1000
 
-CREATED = "created"
-IN_PROGRESS = "in_progress"
-ENDED_STATUSES = ("completed", "failed", "canceled")
-ABORT_STATUSES = ("failed", "canceled")
+CREATED = ChatStatus.CREATED
+IN_PROGRESS = ChatStatus.IN_PROGRESS
+ENDED_STATUSES = (ChatStatus.COMPLETED, ChatStatus.FAILED, ChatStatus.CANCELED)
+ABORT_STATUSES = (ChatStatus.FAILED, ChatStatus.CANCELED)
 # The column each end status stamps with the time it was reached.
-ENDED_AT_COLUMN = {"completed": "completed_at", "failed": "failed_at", "canceled": "canceled_at"}
+ENDED_AT_COLUMN = {
+    ChatStatus.COMPLETED: "completed_at",
+    ChatStatus.FAILED: "failed_at",
+    ChatStatus.CANCELED: "canceled_at",
+}
 
 
 @dataclass(frozen=True)
@@ -669,7 +677,7 @@ class ConversationService:
                 completion_tokens=usage.completion_tokens,
                 first_token_ms=first_token_ms,
                 duration_ms=duration_ms,
-                **{ENDED_AT_COLUMN[status]: now},
+                **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
             )
             if not finished:
                 if run.status == CREATED:
@@ -686,8 +694,8 @@ class ConversationService:
                         chat_id=run.id,
                         owner_id=run.owner_id,
                         bot_id=run.bot_id,
-                        role="assistant",
-                        type="answer",
+                        role=MessageRole.ASSISTANT,
+                        type=MessageType.ANSWER,
                         content=answer,
                         content_type="text",
                         reasoning_content=reasoning_content,
@@ -757,7 +765,7 @@ class ConversationService:
                     raise FailedPrecondition("no chat is running in this conversation")
                 run = found
             if run.status == CREATED and _transition(
-                session, run, CREATED, status="canceled", canceled_at=int(time.time())
+                session, run, CREATED, status=ChatStatus.CANCELED, canceled_at=int(time.time())
             ):
                 return CanceledChat(_run_view(run), running=False)
             if run.status == IN_PROGRESS:
@@ -785,7 +793,7 @@ class ConversationService:
                 status=status,
                 last_error_code=last_error.code,
                 last_error_msg=last_error.msg,
-                **{ENDED_AT_COLUMN[status]: int(time.time())},
+                **{ENDED_AT_COLUMN[ChatStatus(status)]: int(time.time())},
             )
             if aborted:
                 return _run_view(run)
@@ -908,7 +916,7 @@ def _is_descending(order: str, field_name: str) -> bool:
 def _check_message(message: NewMessage, field_name: str) -> _CheckedMessage:
     if message.role not in ROLES:
         raise InvalidArgument(f"{field_name}.role must be user or assistant")
-    message_type = message.type or DEFAULT_TYPE_BY_ROLE[message.role]
+    message_type = message.type or DEFAULT_TYPE_BY_ROLE[MessageRole(message.role)]
     if not TYPE_PATTERN.fullmatch(message_type):
         raise InvalidArgument(
             f"{field_name}.type must be a lower-case word of at most 32 characters, "

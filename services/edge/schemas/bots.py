@@ -7,6 +7,7 @@ they are strings (the official SDKs reject numbers there).
 """
 
 from __future__ import annotations
+from cozeplus.vocabulary import ToolType
 
 from typing import Literal
 
@@ -47,15 +48,15 @@ class VariableIn(RequestModel):
 
 
 class ToolIn(RequestModel):
-    type: Literal["knowledge_base", "plugin"]
+    type: ToolType
     knowledge_id: Id | None = None
     plugin_id: Id | None = None
 
     @model_validator(mode="after")
     def _id_for_type(self) -> ToolIn:
-        if self.type == "knowledge_base" and self.knowledge_id is None:
+        if self.type == ToolType.KNOWLEDGE_BASE and self.knowledge_id is None:
             raise PydanticCustomError("tool_id", "a knowledge_base tool needs knowledge_id")
-        if self.type == "plugin" and self.plugin_id is None:
+        if self.type == ToolType.PLUGIN and self.plugin_id is None:
             raise PydanticCustomError("tool_id", "a plugin tool needs plugin_id")
         return self
 
@@ -140,12 +141,12 @@ class ApiBotPublished(ResponseModel):
 
 
 class KnowledgeTool(ResponseModel):
-    type: Literal["knowledge_base"] = "knowledge_base"
+    type: Literal[ToolType.KNOWLEDGE_BASE] = ToolType.KNOWLEDGE_BASE
     knowledge_id: str
 
 
 class PluginTool(ResponseModel):
-    type: Literal["plugin"] = "plugin"
+    type: Literal[ToolType.PLUGIN] = ToolType.PLUGIN
     plugin_id: str
 
 

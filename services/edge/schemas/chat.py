@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from cozeplus.message_content import ContentError, parse_content
+from cozeplus.vocabulary import ChatStatus, MessageRole, MessageType
 from services.edge.schemas.common import (
     MAX_ID,
     Id,
@@ -39,7 +40,10 @@ from services.edge.schemas.common import (
 )
 
 MAX_USER_ID_CHARS = 255
-DEFAULT_TYPE_BY_ROLE = {"user": "question", "assistant": "answer"}
+DEFAULT_TYPE_BY_ROLE = {
+    MessageRole.USER: MessageType.QUESTION,
+    MessageRole.ASSISTANT: MessageType.ANSWER,
+}
 # Message types as Coze names them: lower-case words (question, answer, function_call, ...).
 _MESSAGE_TYPE = re.compile(r"[a-z][a-z_]{0,31}", re.ASCII)
 
@@ -146,7 +150,7 @@ class ChatMessageIn(RequestModel):
             self.content_type = "image" if self.type == "image" else "file"
             self.type = ""
         if not self.type:
-            self.type = DEFAULT_TYPE_BY_ROLE[self.role]
+            self.type = DEFAULT_TYPE_BY_ROLE[MessageRole(self.role)]
         elif not _MESSAGE_TYPE.fullmatch(self.type):
             raise PydanticCustomError(
                 "message_type", "type must be a lower-case word like question or answer"
@@ -255,7 +259,7 @@ class ChatView(ResponseModel):
     conversation_id: str
     bot_id: str
     section_id: str
-    status: Literal["created", "in_progress", "completed", "failed", "requires_action", "canceled"]
+    status: ChatStatus
     created_at: int
     completed_at: int
     failed_at: int
@@ -269,7 +273,7 @@ class ChatAnswerView(ChatView):
 
     content: str = Field(description="The answer; empty unless the chat completed.")
     role: Literal["assistant"] = "assistant"
-    type: Literal["answer"] = "answer"
+    type: Literal[MessageType.ANSWER] = MessageType.ANSWER
     content_type: str = "text"
 
 
@@ -289,7 +293,7 @@ class ApiChatAnswerView(ResponseModel):
     usage: UsageView
     content: str
     role: Literal["assistant"] = "assistant"
-    type: Literal["answer"] = "answer"
+    type: Literal[MessageType.ANSWER] = MessageType.ANSWER
     content_type: str = "text"
 
 
