@@ -8,12 +8,13 @@ body bytes to the client as they are.
 """
 
 from __future__ import annotations
-from cozeplus.vocabulary import MessageType
 
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
+
+from cozeplus.vocabulary import MessageType
 
 EVENT_HEADER = "Cozeplus-Event"
 # A runner sends this on a chat's subject while the model is quiet, so the edge can tell
@@ -25,13 +26,16 @@ CHAT_IN_PROGRESS = "conversation.chat.in_progress"
 CHAT_COMPLETED = "conversation.chat.completed"
 CHAT_FAILED = "conversation.chat.failed"
 CHAT_CANCELED = "conversation.chat.canceled"
+# The run paused for client-side tool outputs: the stream ends, the chat does not.
+CHAT_REQUIRES_ACTION = "conversation.chat.requires_action"
 MESSAGE_DELTA = "conversation.message.delta"
 MESSAGE_COMPLETED = "conversation.message.completed"
 ERROR = "error"
 STREAM_DONE = "conversation.stream.done"
 DONE = "done"
 
-TERMINAL_CHAT_EVENTS = frozenset({CHAT_COMPLETED, CHAT_FAILED, CHAT_CANCELED})
+# The events that end a chat's stream (requires_action ends it until outputs are submitted).
+TERMINAL_CHAT_EVENTS = frozenset({CHAT_COMPLETED, CHAT_FAILED, CHAT_CANCELED, CHAT_REQUIRES_ACTION})
 
 
 class InputMessage(BaseModel):
@@ -59,6 +63,10 @@ class ChatRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     auto_save_history: bool = True
     created_at: int
+    # Set when this request resumes a chat paused in requires_action whose tool outputs were
+    # submitted: the runner continues from the registry's state (history, stored tool
+    # messages, custom variables) rather than from `messages`, which is empty.
+    resume: bool = False
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())

@@ -7,13 +7,13 @@ they are strings (the official SDKs reject numbers there).
 """
 
 from __future__ import annotations
-from cozeplus.vocabulary import ToolType
 
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from cozeplus.vocabulary import ToolType
 from services.edge.schemas.common import INT32_MAX, Id, NonEmptyStr, RequestModel, ResponseModel
 
 # ------------------------------------------------------------------------------ requests
