@@ -37,6 +37,8 @@ MAX_PROMPT_CHARS = 100_000
 MAX_TEMPERATURE = 2.0
 MAX_MAX_TOKENS = 1_000_000
 MAX_HISTORY_ROUNDS = 100
+# The agent loop's round limit a bot may set (0 = the default, 8).
+MAX_TOOL_ROUNDS = 64
 DEFAULT_HISTORY_ROUNDS = 10
 MAX_VARIABLE_KEY_CHARS = 64
 MAX_PROLOGUE_CHARS = 10_000
@@ -56,6 +58,7 @@ CONFIG_PATHS = frozenset(
         "onboarding",
         "variables",
         "tools",
+        "max_tool_rounds",
     }
 )
 
@@ -98,6 +101,8 @@ class BotConfig(_Frozen):
     onboarding: Onboarding = Onboarding()
     variables: tuple[Variable, ...] = ()
     tools: tuple[ToolRef, ...] = ()
+    # 0 = the runner's default (8).
+    max_tool_rounds: int = 0
 
 
 class VersionSnapshot(_Frozen):
@@ -433,6 +438,8 @@ class BotService:
             raise InvalidArgument("config.model.top_p must be greater than 0 and at most 1")
         if model.max_tokens is not None and not 1 <= model.max_tokens <= MAX_MAX_TOKENS:
             raise InvalidArgument(f"config.model.max_tokens must be between 1 and {MAX_MAX_TOKENS}")
+        if not 0 <= config.max_tool_rounds <= MAX_TOOL_ROUNDS:
+            raise InvalidArgument(f"config.max_tool_rounds must be between 0 and {MAX_TOOL_ROUNDS}")
         if not 0 <= config.history_rounds <= MAX_HISTORY_ROUNDS:
             raise InvalidArgument(
                 f"config.history_rounds must be between 0 and {MAX_HISTORY_ROUNDS}"

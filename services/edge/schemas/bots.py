@@ -81,6 +81,12 @@ class BotConfigIn(RequestModel):
     model: str | None = Field(default=None, description="Model id, e.g. `echo`.")
     model_info_config: ModelInfoConfigIn | None = None
     history_rounds: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    max_tool_rounds: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Rounds of tool calls one chat may make before it fails (default 8).",
+    )
     onboarding_info: OnboardingInfoIn | None = None
     variables: list[VariableIn] | None = None
     tools: list[ToolIn] | None = None
@@ -209,6 +215,9 @@ class V1Bot(ResponseModel):
     prompt: str
     tools: list[KnowledgeTool | PluginTool]
     history_rounds: int
+    max_tool_rounds: int = Field(
+        description="Rounds of tool calls one chat may make before it fails."
+    )
     created_at: int
     updated_at: int
     owner_user_id: str
