@@ -63,10 +63,21 @@ class ChatRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     auto_save_history: bool = True
     created_at: int
-    # Set when this request resumes a chat paused in requires_action whose tool outputs were
-    # submitted: the runner continues from the registry's state (history, stored tool
-    # messages, custom variables) rather than from `messages`, which is empty.
-    resume: bool = False
+    # Non-zero when this request resumes a chat paused in requires_action whose tool outputs
+    # were submitted (an id the edge minted for this resumption): the runner continues from
+    # the registry's state (history, stored tool messages, custom variables) rather than
+    # from `messages`, which is empty.
+    resume_id: int = 0
+
+    @property
+    def resumes(self) -> bool:
+        return self.resume_id != 0
+
+    @property
+    def queue_message_id(self) -> str:
+        """The work queue's deduplication id: a retried publish is stored once, while each
+        resumption of the same chat is a message of its own."""
+        return f"{self.chat_id}.resume.{self.resume_id}" if self.resume_id else str(self.chat_id)
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())

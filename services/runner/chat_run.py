@@ -30,7 +30,7 @@ from cozeplus.model_catalog import ModelCatalog, ModelSpec
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import ChatStatus, MessageRole, MessageType, PluginType
-from services.runner.prompt import build_prompt
+from services.runner.prompt import build_prompt, stored_messages
 from services.runner.providers.base import (
     Completion,
     CompletionRequest,
@@ -185,7 +185,7 @@ class ChatRun:
             await self._finish(ChatStatus.FAILED, error=LOST_RUNNER_ERROR)
             return
         run = started.run
-        await self.events.started(run, resumed=self.request.resume)
+        await self.events.started(run, resumed=self.request.resumes)
         if config is None:
             error = cpb.ChatError(code=404, msg="the bot no longer exists")
             await self._finish(ChatStatus.FAILED, error=error)
@@ -258,7 +258,7 @@ class ChatRun:
 
     def _build_state(self, config: pb.BotConfig, started: cpb.StartRunResponse) -> RunState:
         request = self.request
-        if request.resume:
+        if request.resumes:
             variables = {
                 str(k): str(v) for k, v in json_object(started.run.custom_variables_json).items()
             }
@@ -270,7 +270,11 @@ class ChatRun:
         usage = cpb.Usage()
         usage.CopyFrom(started.run.usage)
         # A resumed run has used the rounds its chat's stored calls show.
-        rounds = sum(1 for m in prompt if m.tool_calls) if request.resume else 0
+        rounds = (
+            sum(1 for m in stored_messages(started.chat_messages) if m.tool_calls)
+            if request.resumes
+            else 0
+        )
         return RunState(prompt=prompt, usage=usage, tool_rounds=rounds)
 
     async def _run_loop(

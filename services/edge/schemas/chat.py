@@ -228,6 +228,21 @@ class InternalChatBody(ChatOptions):
     )
 
 
+class ToolOutputIn(RequestModel):
+    tool_call_id: NonEmptyStr = Field(max_length=128, description="A call of required_action.")
+    output: str = Field(max_length=100_000, description="What the function returned, as text.")
+
+
+class SubmitToolOutputsBody(RequestModel):
+    tool_outputs: list[ToolOutputIn] = Field(
+        min_length=1, max_length=64, description="One output for every pending tool call."
+    )
+    stream: bool = Field(
+        default=False,
+        description="true: the continued run's events from conversation.chat.in_progress on.",
+    )
+
+
 class CancelChatBody(RequestModel):
     conversation_id: Id
     chat_id: OptionalId = Field(
@@ -266,6 +281,29 @@ class ChatView(ResponseModel):
     meta_data: dict[str, str]
     last_error: ChatErrorView
     usage: UsageView
+    required_action: RequiredActionView | None = Field(
+        default=None, description="Only while `status` is `requires_action`."
+    )
+
+
+class ToolCallFunctionView(ResponseModel):
+    name: str
+    arguments: str = Field(description="JSON text.")
+
+
+class ToolCallView(ResponseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunctionView
+
+
+class SubmitToolOutputsView(ResponseModel):
+    tool_calls: list[ToolCallView]
+
+
+class RequiredActionView(ResponseModel):
+    type: Literal["submit_tool_outputs"] = "submit_tool_outputs"
+    submit_tool_outputs: SubmitToolOutputsView
 
 
 class ChatAnswerView(ChatView):
