@@ -46,6 +46,9 @@ async def serve(settings: RunnerSettings) -> None:
     js = nc.jetstream()
     await ensure_chat_stream(js)
     channel = grpc.aio.insecure_channel(settings.registry_addr)
+    plugins_channel = (
+        grpc.aio.insecure_channel(settings.plugins_addr) if settings.plugins_addr else channel
+    )
     owner = f"runner@{socket.gethostname()}:{os.getpid()}"
     async with contextlib.AsyncExitStack() as stack:
         node_id = settings.node_id
@@ -60,7 +63,7 @@ async def serve(settings: RunnerSettings) -> None:
             ids=IdGenerator(node_id),
             bot_configs=BotConfigCache(bots),
             provider_for=provider_for,
-            tools=RegistryToolSource(PluginsStub(channel)),
+            tools=RegistryToolSource(PluginsStub(plugins_channel)),
             model_timeout_s=settings.model_timeout_s,
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
@@ -101,6 +104,8 @@ async def serve(settings: RunnerSettings) -> None:
             health.should_exit = True
             await health_task
     await channel.close()
+    if plugins_channel is not channel:
+        await plugins_channel.close()
     await nc.drain()
 
 

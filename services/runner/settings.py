@@ -10,6 +10,8 @@ class RunnerSettings(BaseSettings):
 
     nats_url: str = "nats://127.0.0.1:4222"
     registry_addr: str = "127.0.0.1:50051"
+    # Where the Plugins service (tool resolution) is served; empty: the registry.
+    plugins_addr: str = ""
     # /healthz and /metrics; 0 disables the endpoint.
     health_port: int = 9100
     health_host: str = "127.0.0.1"
