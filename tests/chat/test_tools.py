@@ -19,11 +19,10 @@ import httpx
 import orjson
 import pytest
 from cozepy import ChatEventType, ChatStatus, Coze, Message, TokenAuth, ToolOutput
-from google.protobuf.field_mask_pb2 import FieldMask
 
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub, BotRegistryStub
+from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
 from services.cli.system import (
     ServiceProcess,
     edge_process,
@@ -31,7 +30,6 @@ from services.cli.system import (
     registry_process,
     runner_process,
 )
-from tests.chat.conftest import user_message
 from tests.chat.plugins_stand_in import PluginsStandIn, plugins_stand_in
 from tests.conftest import RUNNER_TEST_ENV
 

@@ -20,12 +20,14 @@ WEATHER = ToolDefinition(
 )
 
 
-def script(server: MockServer, key: str, rounds: list[dict[str, object]]) -> None:
-    httpx.post(f"{server.url}/mock/scripts", json={"key": key, "rounds": rounds}).raise_for_status()
+async def script(server: MockServer, key: str, rounds: list[dict[str, object]]) -> None:
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(f"{server.url}/mock/scripts", json={"key": key, "rounds": rounds})
+        reply.raise_for_status()
 
 
 async def test_streamed_tool_call_fragments_become_whole_calls(mock_server: MockServer) -> None:
-    script(
+    await script(
         mock_server,
         "[weather-1]",
         [
@@ -67,7 +69,9 @@ async def test_streamed_tool_call_fragments_become_whole_calls(mock_server: Mock
 
 
 async def test_calls_and_outputs_go_back_in_native_form(mock_server: MockServer) -> None:
-    script(mock_server, "[weather-2]", [{"tool_calls": []}, {"reply": "It is {tool_output}."}])
+    await script(
+        mock_server, "[weather-2]", [{"tool_calls": []}, {"reply": "It is {tool_output}."}]
+    )
     call = ToolCall(id="call_9", name="get_weather", arguments='{"city":"Paris"}')
     request = CompletionRequest(
         messages=[
@@ -121,6 +125,7 @@ async def test_the_echo_model_ignores_tools() -> None:
 
 
 async def test_a_bad_script_is_a_400(mock_server: MockServer) -> None:
-    bad = httpx.post(f"{mock_server.url}/mock/scripts", json={"key": "k"})
+    async with httpx.AsyncClient() as client:
+        bad = await client.post(f"{mock_server.url}/mock/scripts", json={"key": "k"})
     assert bad.status_code == 400
     assert "bad script" in bad.json()["error"]["message"]

@@ -12,16 +12,26 @@ import pytest
 from cozeplus.ids import MAX_NODE, IdGenerator
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from tests.registry.rpc_expect import expect_status
-from tests.registry.test_conversations import Fixture, f, user  # noqa: F401 (fixture)
+from tests.registry.test_conversations import Fixture, user
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
+    from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryAsyncStub
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 # Time-ordered ids, as a runner mints them (a node the registry does not lease).
 _ids = IdGenerator(MAX_NODE)
+
+
+@pytest.fixture
+async def f(
+    conversations_rpc: ConversationsAsyncStub, bots_rpc: BotRegistryAsyncStub, owner_id: int
+) -> Fixture:
+    fixture = Fixture(conversations_rpc, bots_rpc, owner_id)
+    fixture.bot_id = await fixture.new_bot()
+    return fixture
 
 
 def call_message(call_id: str, name: str = "get_location") -> cpb.RunMessage:

@@ -229,6 +229,8 @@ class FakeTool:
     running: list[int] = field(default_factory=lambda: [0, 0])  # now, most at once
     plugin_id: int = 7401
     api_id: int = 7402
+    # Set when the tool is called.
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def definition(self) -> ToolDefinition:
@@ -236,6 +238,7 @@ class FakeTool:
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolOutput:
         self.calls.append(arguments)
+        self.entered.set()
         self.running[0] += 1
         self.running[1] = max(self.running)
         try:

@@ -70,8 +70,7 @@ async def test_several_calls_of_a_round_run_concurrently() -> None:
     h = harness([Round(calls=[("a", {}), ("b", {})]), Round(text="done")], [a, b])
 
     task = asyncio.create_task(h.run(1, "go"))
-    while shared[0] < 2:
-        await asyncio.sleep(0)
+    await asyncio.gather(a.entered.wait(), b.entered.wait())
     release.set()
     await task
 
@@ -254,8 +253,7 @@ async def test_cancel_during_a_tool_call_ends_the_chat_canceled() -> None:
         keepalive,
     )
     task = asyncio.create_task(run.execute())
-    while not stuck.calls:
-        await asyncio.sleep(0)
+    await stuck.entered.wait()
     run.cancel()
     await task
 

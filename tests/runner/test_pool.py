@@ -16,7 +16,7 @@ class EmptyQueue:
     def __init__(self, stop: asyncio.Event, error: type[Exception], fetches: int) -> None:
         self.stop, self.error, self.left, self.calls = stop, error, fetches, 0
 
-    async def fetch(self, batch: int, timeout: float) -> list[object]:
+    async def fetch(self, batch: int, timeout: float) -> list[object]:  # noqa: ASYNC109
         self.calls += 1
         self.left -= 1
         if self.left <= 0:
