@@ -464,7 +464,11 @@ class ChatSession:
                 if name == MESSAGE_DELTA:
                     deltas.append(orjson.loads(item.data).get("content", ""))
                 elif name == MESSAGE_COMPLETED:
-                    answer = orjson.loads(item.data).get("content", "")
+                    message = orjson.loads(item.data)
+                    # function_call / tool_response messages complete too; only the answer
+                    # is the chat's content.
+                    if message.get("type") == MessageType.ANSWER:
+                        answer = message.get("content", "")
                 elif name in TERMINAL_CHAT_EVENTS:
                     chat = orjson.loads(item.data)
                     # Stream-only fields; the JSON answer is the Chat object itself.

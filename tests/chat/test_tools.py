@@ -414,3 +414,27 @@ def test_a_paused_chat_without_outputs_fails_after_the_registry_timeout(
         time.sleep(0.1)
     assert current.status == ChatStatus.FAILED
     assert current.last_error is not None and "tool outputs" in current.last_error.msg
+
+
+def test_a_non_streaming_chat_that_pauses_returns_the_paused_chat_without_content(
+    http: httpx.Client, make_tool_bot: Callable[..., tuple[str, str]]
+) -> None:
+    bot_id, _ = make_tool_bot(LOCATION_CALL + ANSWER_WITH_OUTPUT)
+
+    reply = http.post(
+        "/v3/chat",
+        json={
+            "bot_id": bot_id,
+            "user_id": "u7",
+            "stream": False,
+            "additional_messages": [{"role": "user", "content": "where?", "content_type": "text"}],
+        },
+    )
+
+    assert reply.status_code == 200, reply.text
+    data = reply.json()["data"]
+    assert data["status"] == "requires_action"
+    assert data["content"] == "", "the function_call message is not the answer"
+    calls = data["required_action"]["submit_tool_outputs"]["tool_calls"]
+    assert [(c["type"], c["function"]["name"]) for c in calls] == [("function", "get_location")]
+    assert orjson.loads(calls[0]["function"]["arguments"]) == {"precision": "city"}
