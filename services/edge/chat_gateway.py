@@ -467,7 +467,7 @@ class ChatSession:
                     message = orjson.loads(item.data)
                     # function_call / tool_response messages complete too; only the answer
                     # is the chat's content.
-                    if message.get("type") == MessageType.ANSWER:
+                    if message.get("type", MessageType.ANSWER) == MessageType.ANSWER:
                         answer = message.get("content", "")
                 elif name in TERMINAL_CHAT_EVENTS:
                     chat = orjson.loads(item.data)

@@ -81,6 +81,8 @@ MAX_RUN_MESSAGES = 64
 MAX_PENDING_TOOL_CALLS = 64
 MAX_TOOL_CALL_ID_CHARS = 128
 PAUSE_EXPIRED_ERROR_CODE = 408
+# Paused chats failed per expiry pass (the next pass takes the rest).
+EXPIRE_BATCH = 500
 # The meta_data key of a tool_response message naming the call it answers.
 TOOL_CALL_ID_META = "tool_call_id"
 ENDED_STATUSES = (ChatStatus.COMPLETED, ChatStatus.FAILED, ChatStatus.CANCELED)
@@ -1006,10 +1008,12 @@ class ConversationService:
 
         def work(session: Session) -> list[ChatRunView]:
             expired = session.exec(
-                select(ChatRunRecord).where(
+                select(ChatRunRecord)
+                .where(
                     ChatRunRecord.status == REQUIRES_ACTION,
                     col(ChatRunRecord.paused_until) < deadline,
                 )
+                .limit(EXPIRE_BATCH)
             ).all()
             failed: list[ChatRunView] = []
             for run in expired:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 import orjson
@@ -41,7 +41,7 @@ from services.runner.providers.base import (
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
 from services.runner.run_events import EventPublisher, RunEvents
-from services.runner.tools.base import Tool, ToolCall, ToolOutput, ToolSource
+from services.runner.tools.base import Tool, ToolCall, ToolDefinition, ToolOutput, ToolSource
 
 if TYPE_CHECKING:
     # The async stub classes exist only in the generated type stubs.
@@ -335,7 +335,7 @@ class ChatRun:
         self,
         provider: ModelProvider,
         config: pb.BotConfig,
-        definitions: Sequence[Any],
+        definitions: Sequence[ToolDefinition],
         state: RunState,
     ) -> ModelReply:
         model = config.model
@@ -429,10 +429,11 @@ class ChatRun:
             async with asyncio.timeout(timeout_s):
                 return await tool.call(arguments)
         except TimeoutError:
-            return ToolOutput(f"error: {call.name} did not answer within {timeout_s:g}s", True)
+            msg = f"error: {call.name} did not answer within {timeout_s:g}s"
+            return ToolOutput(msg, is_error=True)
         except Exception as err:
             log.warning("chat %d: tool %s raised", self.request.chat_id, call.name, exc_info=True)
-            return ToolOutput(f"error: {call.name} failed ({type(err).__name__})", True)
+            return ToolOutput(f"error: {call.name} failed ({type(err).__name__})", is_error=True)
 
     def _function_call_content(self, tool: Tool | None, call: ToolCall) -> str:
         return function_call_content(

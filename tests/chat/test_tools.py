@@ -9,6 +9,7 @@ Plugins; the model's tool calls are scripted through the mock's /mock/scripts.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -394,16 +395,14 @@ def test_every_runner_killed_while_paused_a_new_one_resumes_the_chat(
 def test_a_paused_chat_without_outputs_fails_after_the_registry_timeout(
     tmp_path: Path, system: System, coze: Coze, make_tool_bot: Callable[..., tuple[str, str]]
 ) -> None:
-    """The registry's expiry check, with a 1 s timeout on a registry of its own would cost a
-    second system; here the check runs against this system's registry, whose timeout is the
-    default, by moving the deadline into the past in the database."""
+    """The registry's periodic expiry check (every 0.2 s here) fails the chat once its deadline
+    has passed. Rather than wait the default 10 minutes, or shorten the timeout for every test
+    of this system, the test moves this one chat's deadline into the past in the database."""
     bot_id, _ = make_tool_bot(LOCATION_CALL + ANSWER_WITH_OUTPUT)
     chat = coze.chat.create_and_poll(
         bot_id=bot_id, user_id="u6", additional_messages=[Message.build_user_question_text("x")]
     ).chat
     assert chat.status == ChatStatus.REQUIRES_ACTION
-    import sqlite3
-
     with sqlite3.connect(system.root / "registry" / "registry.db") as db:
         db.execute("UPDATE chat_runs SET paused_until = 1 WHERE id = ?", (int(chat.id),))
     deadline = time.monotonic() + 20

@@ -329,6 +329,7 @@ class ApiChatAnswerView(ResponseModel):
     meta_data: dict[str, str]
     last_error: ChatErrorView
     usage: UsageView
+    required_action: RequiredActionView | None = None
     content: str
     role: Literal["assistant"] = "assistant"
     type: Literal[MessageType.ANSWER] = MessageType.ANSWER
