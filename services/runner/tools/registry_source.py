@@ -15,7 +15,7 @@ import grpc
 
 from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from cozeplus.vocabulary import PluginType
+from cozeplus.vocabulary import PluginType, ToolType
 from services.runner.tools.base import Tool
 from services.runner.tools.local import LocalTool
 
@@ -36,7 +36,7 @@ class RegistryToolSource:
     async def tools_for(
         self, *, owner_id: int, bot_id: int, bot_version: int, config: pb.BotConfig
     ) -> Sequence[Tool]:
-        if not any(t.type == "plugin" for t in config.tools):
+        if not any(t.type == ToolType.PLUGIN for t in config.tools):
             return ()
         try:
             resolved = await self._plugins.ResolveTools(
