@@ -8,8 +8,11 @@ Plugins; the model's tool calls are scripted through the mock's /mock/scripts.
 
 from __future__ import annotations
 
+import json
 import secrets
+import shutil
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +35,7 @@ from services.cli.system import (
     runner_process,
 )
 from tests.chat.plugins_stand_in import PluginsStandIn, plugins_stand_in
+from tests.clients.test_coze_api_js import coze_js  # noqa: F401 (the installed SDK)
 from tests.conftest import RUNNER_TEST_ENV
 
 LOCATION_SCHEMA = {"type": "object", "properties": {"precision": {"type": "string"}}}
@@ -437,3 +441,68 @@ def test_a_non_streaming_chat_that_pauses_returns_the_paused_chat_without_conten
     calls = data["required_action"]["submit_tool_outputs"]["tool_calls"]
     assert [(c["type"], c["function"]["name"]) for c in calls] == [("function", "get_location")]
     assert orjson.loads(calls[0]["function"]["arguments"]) == {"precision": "city"}
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="Node.js and npm are not installed",
+)
+def test_coze_api_js_pauses_resumes_and_submits(
+    coze_js: Path,  # noqa: F811 (the fixture imported above)
+    system: System,
+    token: str,
+    make_tool_bot: Callable[..., tuple[str, str]],
+) -> None:
+    """The official Node SDK, @coze/api, through requires_action and submitToolOutputs."""
+    bot_id, _ = make_tool_bot(LOCATION_CALL + ANSWER_WITH_OUTPUT)
+    result = subprocess.run(
+        ["node", "check.mjs", "tools", system.edge_url, token, bot_id],
+        cwd=coze_js,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+
+    assert out["events"][:2] == ["conversation.chat.created", "conversation.chat.in_progress"]
+    assert out["events"][-3:] == [
+        "conversation.chat.requires_action",
+        "conversation.stream.done",
+        "done",
+    ]
+    content = json.loads(out["functionCall"]["content"])
+    assert content["name"] == "get_location" and content["arguments"] == {"precision": "city"}
+    paused = out["paused"]
+    assert paused["status"] == "requires_action"
+    call = paused["required_action"]["submit_tool_outputs"]["tool_calls"][0]
+    assert call["id"] == content["tool_call_id"] and call["type"] == "function"
+    assert json.loads(call["function"]["arguments"]) == {"precision": "city"}
+    assert out["retrieved"]["status"] == "requires_action"
+    assert out["retrieved"]["required_action"] == paused["required_action"]
+
+    resumed = out["resumed"]
+    assert resumed[0]["event"] == "conversation.chat.in_progress"
+    assert [r["event"] for r in resumed[-3:]] == [
+        "conversation.chat.completed",
+        "conversation.stream.done",
+        "done",
+    ]
+    answers = [r for r in resumed if r["event"] == "conversation.message.completed"]
+    assert answers[-1] == {
+        "event": "conversation.message.completed",
+        "type": "answer",
+        "content": "You are in Paris.",
+    }
+    assert [m["type"] for m in out["messages"]] == [
+        "question",
+        "function_call",
+        "tool_response",
+        "answer",
+    ]
+
+    assert out["poll"]["status"] == "requires_action"
+    assert out["poll"]["required_action"]["type"] == "submit_tool_outputs"
+    assert out["submitted"]["status"] == "completed"
+    assert out["submitted"]["id"] != paused["id"]
