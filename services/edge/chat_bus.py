@@ -92,7 +92,7 @@ class ChatBus:
             CHAT_REQUEST_SUBJECT,
             request.encode(),
             timeout=_PUBLISH_TIMEOUT_S,
-            headers={"Nats-Msg-Id": str(request.chat_id)},
+            headers={"Nats-Msg-Id": request.queue_message_id},
         )
 
     # ------------------------------------------------------------------------ set-up

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from cozeplus.ids import IdGenerator
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.vocabulary import ToolType
 from services.registry.database import Database
 from services.registry.errors import (
     FailedPrecondition,
@@ -36,12 +37,14 @@ MAX_PROMPT_CHARS = 100_000
 MAX_TEMPERATURE = 2.0
 MAX_MAX_TOKENS = 1_000_000
 MAX_HISTORY_ROUNDS = 100
+# The agent loop's round limit a bot may set (0 = the default, 8).
+MAX_TOOL_ROUNDS = 64
 DEFAULT_HISTORY_ROUNDS = 10
 MAX_VARIABLE_KEY_CHARS = 64
 MAX_PROLOGUE_CHARS = 10_000
 MAX_SUGGESTED_QUESTIONS = 10
 MAX_UNPUBLISH_REASON_CHARS = 1024
-TOOL_TYPES = ("knowledge_base", "plugin")
+TOOL_TYPES = tuple(ToolType)
 
 # The FieldMask paths UpdateConfig accepts (see registry.proto).
 CONFIG_PATHS = frozenset(
@@ -56,6 +59,7 @@ CONFIG_PATHS = frozenset(
         "onboarding",
         "variables",
         "tools",
+        "max_tool_rounds",
     }
 )
 
@@ -98,6 +102,8 @@ class BotConfig(_Frozen):
     onboarding: Onboarding = Onboarding()
     variables: tuple[Variable, ...] = ()
     tools: tuple[ToolRef, ...] = ()
+    # 0 = the runner's default (8).
+    max_tool_rounds: int = 0
 
 
 class VersionSnapshot(_Frozen):
@@ -461,6 +467,8 @@ class BotService:
             raise InvalidArgument("config.model.top_p must be greater than 0 and at most 1")
         if model.max_tokens is not None and not 1 <= model.max_tokens <= MAX_MAX_TOKENS:
             raise InvalidArgument(f"config.model.max_tokens must be between 1 and {MAX_MAX_TOKENS}")
+        if not 0 <= config.max_tool_rounds <= MAX_TOOL_ROUNDS:
+            raise InvalidArgument(f"config.max_tool_rounds must be between 0 and {MAX_TOOL_ROUNDS}")
         if not 0 <= config.history_rounds <= MAX_HISTORY_ROUNDS:
             raise InvalidArgument(
                 f"config.history_rounds must be between 0 and {MAX_HISTORY_ROUNDS}"
@@ -487,10 +495,10 @@ class BotService:
             seen_keys.add(variable.key)
         for index, tool in enumerate(config.tools):
             field = f"config.tools[{index}]"
-            if tool.type == "knowledge_base":
+            if tool.type == ToolType.KNOWLEDGE_BASE:
                 if tool.knowledge_id <= 0:
                     raise InvalidArgument(f"{field}.knowledge_id must be a positive id")
-            elif tool.type == "plugin":
+            elif tool.type == ToolType.PLUGIN:
                 if tool.plugin_id <= 0:
                     raise InvalidArgument(f"{field}.plugin_id must be a positive id")
             else:

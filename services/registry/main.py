@@ -102,8 +102,11 @@ async def _serve_with(
         server = grpc.aio.server()
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
+        conversation_service = ConversationService(
+            database, ids, tool_outputs_timeout_s=settings.tool_outputs_timeout_s
+        )
         cpb_grpc.add_ConversationsServicer_to_server(
-            ConversationsServicer(ConversationService(database, ids)), server
+            ConversationsServicer(conversation_service), server
         )
         us_grpc.add_MessageFeedbackServicer_to_server(
             MessageFeedbackServicer(FeedbackService(database)), server
@@ -131,12 +134,31 @@ async def _serve_with(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        expiry = asyncio.create_task(
+            _expire_paused_runs(conversation_service, settings.paused_check_interval_s, stop)
+        )
         await stop.wait()
+        await expiry
 
         log.info("shutting down; in-flight calls get %.1fs", settings.grace_period_s)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_period_s)
     log.info("registry stopped")
+
+
+async def _expire_paused_runs(
+    service: ConversationService, interval_s: float, stop: asyncio.Event
+) -> None:
+    """Fails chats left in requires_action past their deadline (every replica may run it:
+    each expiry is a conditional UPDATE, so only one wins)."""
+    while not stop.is_set():
+        try:
+            for run in await service.expire_paused_runs():
+                log.info("chat %d: no tool outputs in time; failed", run.id)
+        except Exception:
+            log.exception("expiring paused chats failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 def main() -> None:

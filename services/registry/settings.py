@@ -22,6 +22,10 @@ class RegistrySettings(BaseSettings):
     # How long in-flight RPCs may run on after SIGTERM.
     grace_period_s: float = 5.0
     session_ttl_s: int = 7 * 24 * 3600
+    # How long a chat paused in requires_action waits for the client's tool outputs before
+    # it fails, and how often paused chats are checked for that.
+    tool_outputs_timeout_s: int = 600
+    paused_check_interval_s: float = 5.0
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

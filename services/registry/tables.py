@@ -198,6 +198,8 @@ class ChatRunRecord(RegistryTable, table=True):
     __table_args__ = (
         # CancelChat without a chat id looks for the newest unfinished chat.
         sa.Index("ix_chat_runs_conversation_id_id", "conversation_id", "id"),
+        # The expiry of paused (requires_action) runs looks for those past their deadline.
+        sa.Index("ix_chat_runs_status_paused_until", "status", "paused_until"),
     )
 
     id: int = _id_column()
@@ -225,6 +227,16 @@ class ChatRunRecord(RegistryTable, table=True):
     first_token_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     duration_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     auto_save_history: bool = Field(sa_type=sa.Boolean, nullable=False)
+    # requires_action (migration 0005): the client-side tool calls the run waits for, as a
+    # JSON list of {id, name, arguments}; when the pause expires; the caller's
+    # custom_variables, so a resumed run renders the same prompt.
+    pending_tool_calls: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False, server_default="[]")
+    )
+    paused_until: int = _time_column(default=0)
+    custom_variables: dict[str, str] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False, server_default="{}")
+    )
 
 
 # ------------------------------------------------------- sdk surface (migration 0007)

@@ -10,6 +10,8 @@ class RunnerSettings(BaseSettings):
 
     nats_url: str = "nats://127.0.0.1:4222"
     registry_addr: str = "127.0.0.1:50051"
+    # Where the Plugins service (tool resolution) is served; empty: the registry.
+    plugins_addr: str = ""
     # /healthz and /metrics; 0 disables the endpoint.
     health_port: int = 9100
     health_host: str = "127.0.0.1"
@@ -18,6 +20,8 @@ class RunnerSettings(BaseSettings):
     models_file: Path | None = None
     # Longest wait for the model's next token (the first included) before the chat fails.
     model_timeout_s: float = 60.0
+    # Longest a server-side tool call may take before the model is told it timed out.
+    tool_timeout_s: float = 30.0
     # How often a running chat tells JetStream and the edge that its runner is alive.
     heartbeat_s: float = 2.0
     # On SIGTERM, how long running chats may take to finish before they are left to

@@ -243,6 +243,47 @@ const scenarios = {
       chatStatus: poll.chat.status,
     };
   },
+
+  // ARG: a published bot whose model calls the client-side function get_location, then
+  // answers with its output. Streams into requires_action, retrieves, resumes streaming; then
+  // createAndPoll into requires_action and a non-streaming submit.
+  async tools(botId) {
+    const streamed = [];
+    for await (const part of client.chat.stream({ bot_id: botId, additional_messages: question('where am I?') })) {
+      streamed.push(part);
+    }
+    const paused = streamed.find((p) => p.event === ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION)?.data ?? null;
+    const out = { events: streamed.map((p) => p.event), paused };
+    if (!paused) return out;
+    const call = paused.required_action.submit_tool_outputs.tool_calls[0];
+    out.functionCall = streamed.find((p) => p.data?.type === 'function_call')?.data ?? null;
+    out.retrieved = await client.chat.retrieve(paused.conversation_id, paused.id);
+    const resumed = [];
+    for await (const part of client.chat.submitToolOutputs({
+      conversation_id: paused.conversation_id,
+      chat_id: paused.id,
+      tool_outputs: [{ tool_call_id: call.id, output: 'Paris' }],
+      stream: true,
+    })) {
+      resumed.push(part);
+    }
+    out.resumed = resumed.map((p) => ({ event: p.event, type: p.data?.type ?? null, content: p.data?.content ?? null }));
+    out.messages = (await client.chat.messages.list(paused.conversation_id, paused.id)).map((m) => ({ type: m.type, content: m.content }));
+
+    const poll = await client.chat.createAndPoll({ bot_id: botId, additional_messages: question('and here?') });
+    out.poll = { status: poll.chat.status, required_action: poll.chat.required_action ?? null };
+    // 1.3.9 declares submitToolOutputs as an async generator even without streaming: the
+    // Chat is the generator's return value.
+    const pollCall = poll.chat.required_action.submit_tool_outputs.tool_calls[0];
+    const { value } = await client.chat.submitToolOutputs({
+      conversation_id: poll.chat.conversation_id,
+      chat_id: poll.chat.id,
+      tool_outputs: [{ tool_call_id: pollCall.id, output: 'Lyon' }],
+      stream: false,
+    }).next();
+    out.submitted = value;
+    return out;
+  },
 };
 
 if (!(scenario in scenarios)) throw new Error(`unknown scenario ${scenario}`);

@@ -27,6 +27,7 @@ from services.edge.schemas.chat import (
     InternalChatBody,
     MessageView,
     OptionalId,
+    SubmitToolOutputsBody,
 )
 from services.edge.schemas.common import ERROR_RESPONSES, Envelope, Id
 
@@ -113,6 +114,35 @@ async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runt
         options=options,
     )
     return await _respond(session, body.stream, ids_as_numbers=True)
+
+
+@router.post(
+    "/v3/chat/submit_tool_outputs",
+    summary="Resume a chat waiting in requires_action with the client's tool outputs",
+    description="Gives a chat paused for client-side functions (status `requires_action`) "
+    "one output per pending tool call; the same chat then continues on whichever runner "
+    "takes it. With `stream: true` the answer is the continued run's event stream (from "
+    "`conversation.chat.in_progress` on); otherwise the call waits and returns the Chat as "
+    "the run ends. A chat not in `requires_action`, or missing or unknown `tool_call_id`s, "
+    "are a 400 and change nothing.",
+    response_model=Envelope[ChatAnswerView],
+    responses=STREAM_RESPONSE,
+)
+async def submit_tool_outputs(
+    body: SubmitToolOutputsBody,
+    conversation_id: ConversationIdQuery,
+    chat_id: ChatIdQuery,
+    user: CurrentUser,
+    runtime: Runtime,
+) -> Response:
+    session = await chat_gateway.resume_chat(
+        runtime,
+        owner_id=user.user_id,
+        conversation_id=conversation_id,
+        chat_id=chat_id,
+        outputs=[(o.tool_call_id, o.output) for o in body.tool_outputs],
+    )
+    return await _respond(session, body.stream)
 
 
 @router.post(

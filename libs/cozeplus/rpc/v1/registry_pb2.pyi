@@ -153,9 +153,14 @@ class BotConfig(_message.Message):
     ONBOARDING_FIELD_NUMBER: _builtins.int
     VARIABLES_FIELD_NUMBER: _builtins.int
     TOOLS_FIELD_NUMBER: _builtins.int
+    MAX_TOOL_ROUNDS_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     history_rounds: _builtins.int
     """Rounds (user question + answers) of conversation history sent to the model."""
+    max_tool_rounds: _builtins.int
+    """Model calls that may ask for tools in one chat before it fails (the agent loop's
+    round limit); 0 = the default, 8.
+    """
     @_builtins.property
     def model(self) -> Global___ModelSettings: ...
     @_builtins.property
@@ -173,10 +178,11 @@ class BotConfig(_message.Message):
         onboarding: Global___Onboarding | None = ...,
         variables: _abc.Iterable[Global___Variable] | None = ...,
         tools: _abc.Iterable[Global___ToolRef] | None = ...,
+        max_tool_rounds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "onboarding", b"onboarding"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_rounds", b"history_rounds", "model", b"model", "onboarding", b"onboarding", "prompt", b"prompt", "tools", b"tools", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_rounds", b"history_rounds", "max_tool_rounds", b"max_tool_rounds", "model", b"model", "onboarding", b"onboarding", "prompt", b"prompt", "tools", b"tools", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -381,7 +387,7 @@ class UpdateConfigRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Paths of BotConfig to replace: prompt, model, model.model_id, model.temperature,
-        model.max_tokens, model.top_p, history_rounds, onboarding, variables, tools.
+        model.max_tokens, model.top_p, history_rounds, onboarding, variables, tools, max_tool_rounds.
         """
 
     def __init__(
