@@ -25,6 +25,8 @@ from cozeplus.ids import IdGenerator, lease_node_id
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
+from cozeplus.rpc.v1 import liveness_pb2 as lpb
+from cozeplus.rpc.v1 import liveness_pb2_grpc as lpb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
@@ -33,12 +35,22 @@ from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
 from services.registry.grpc_conversations import ConversationsServicer
+from services.registry.grpc_liveness import RunLivenessServicer
+from services.registry.run_events import NatsRunEndNotifier
+from services.registry.run_liveness import (
+    SWEEPER_LEASE,
+    DatabaseLease,
+    RunDeadlines,
+    RunLivenessService,
+    RunSweeper,
+)
 from services.registry.settings import RegistrySettings
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
     pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
     cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
+    lpb.DESCRIPTOR.services_by_name["RunLiveness"].full_name,
 )
 
 log = logging.getLogger("services.registry")
@@ -94,7 +106,30 @@ async def _serve_with(
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         cpb_grpc.add_ConversationsServicer_to_server(
-            ConversationsServicer(ConversationService(database, ids)), server
+            ConversationsServicer(
+                ConversationService(database, ids, run_silence_s=settings.run_silence_s)
+            ),
+            server,
+        )
+        notifier = NatsRunEndNotifier(nc)
+        lpb_grpc.add_RunLivenessServicer_to_server(
+            RunLivenessServicer(RunLivenessService(database, notifier)), server
+        )
+        sweeper = RunSweeper(
+            database,
+            notifier,
+            DatabaseLease(
+                database,
+                SWEEPER_LEASE,
+                f"registry@{socket.gethostname()}:{os.getpid()}",
+                ttl_s=3 * settings.run_sweep_interval_s,
+            ),
+            RunDeadlines(
+                created_s=settings.run_created_s,
+                in_progress_s=settings.run_silence_s,
+                requires_action_s=settings.run_requires_action_s,
+            ),
+            interval_s=settings.run_sweep_interval_s,
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -111,11 +146,16 @@ async def _serve_with(
         # Exactly this line: launchers wait for it and read the bound port from it.
         log.info("registry listening on %s:%d", host, port)
 
+        sweeping = asyncio.create_task(sweeper.run(), name="run-sweeper")
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+
+        sweeper.stop()
+        await asyncio.wait({sweeping}, timeout=settings.grace_period_s)
 
         log.info("shutting down; in-flight calls get %.1fs", settings.grace_period_s)
         await health_servicer.enter_graceful_shutdown()

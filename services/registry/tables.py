@@ -198,6 +198,8 @@ class ChatRunRecord(RegistryTable, table=True):
     __table_args__ = (
         # CancelChat without a chat id looks for the newest unfinished chat.
         sa.Index("ix_chat_runs_conversation_id_id", "conversation_id", "id"),
+        # The run sweeper reads the few unfinished runs by status, oldest progress first.
+        sa.Index("ix_chat_runs_status_progress_at", "status", "progress_at"),
     )
 
     id: int = _id_column()
@@ -225,3 +227,20 @@ class ChatRunRecord(RegistryTable, table=True):
     first_token_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     duration_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     auto_save_history: bool = Field(sa_type=sa.Boolean, nullable=False)
+    # Last sign of life: set by every status change and by the runner's heartbeats. The run
+    # sweeper (services/registry/run_liveness.py) ends a run whose progress stops too long.
+    progress_at: int = _time_column(default=0)
+
+
+class LeaseRecord(RegistryTable, table=True):
+    """A named lease held by one registry replica at a time (the run sweeper's leadership).
+
+    Expiry is in milliseconds of the holder's clock: replicas are assumed NTP-synced, and
+    nothing unsafe follows from two holders anyway (every sweep is a conditional UPDATE).
+    """
+
+    __tablename__ = "registry_leases"
+
+    name: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    holder: str = Field(sa_type=sa.String(255), nullable=False)
+    expires_at_ms: int = _time_column()

@@ -76,6 +76,7 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
 
 INITIAL_TABLES = {"users", "sessions", "api_keys", "bots", "bot_versions"}
 CONVERSATION_TABLES = {"conversations", "messages", "chat_runs"}
+LIVENESS_TABLES = {"registry_leases"}
 
 
 def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
                     command.downgrade(config, target)
             tables = set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
             assert tables == expected, target
-        assert set(metadata.tables) == INITIAL_TABLES | CONVERSATION_TABLES
+        assert set(metadata.tables) == INITIAL_TABLES | CONVERSATION_TABLES | LIVENESS_TABLES
     finally:
         engine.dispose()
 
