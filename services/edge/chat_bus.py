@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -22,7 +21,8 @@ from nats.js.client import JetStreamContext
 
 from cozeplus.chat_protocol import ChatRequest
 from cozeplus.chat_queue import ensure_chat_stream
-from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
+from cozeplus.nats_connection import declare_key_value
 from cozeplus.subjects import CHAT_REQUEST_SUBJECT
 from services.edge.errors import ApiError
 from services.edge.nats_link import NatsLink
@@ -39,6 +39,7 @@ CHAT_UNAVAILABLE_MSG = "chat is temporarily unavailable (message queue not reach
 class ChatBus:
     def __init__(self, link: NatsLink, node_id: int | None) -> None:
         self._link = link
+        self.declare_on(link)
         self._node_id = node_id
         self._js: JetStreamContext | None = None
         self._ids: IdGenerator | None = None
@@ -73,9 +74,9 @@ class ChatBus:
     @property
     def nc(self) -> NATS:
         """The connection, or a 503 when chats cannot be served right now."""
-        if not self.ready:
+        nc = self._link.nc
+        if not self.ready or nc is None:
             raise ApiError(503, CHAT_UNAVAILABLE_MSG)
-        nc: NATS = self._link.nc
         return nc
 
     def next_id(self) -> int:
@@ -97,10 +98,17 @@ class ChatBus:
 
     # ------------------------------------------------------------------------ set-up
 
+    def declare_on(self, link: NatsLink) -> None:
+        """The chat work queue and the node id bucket, declared on every (re)connect."""
+        link.declare("the chat work queue", lambda js: ensure_chat_stream(js, link.replicas))
+        link.declare(
+            "the node id bucket",
+            lambda js: declare_key_value(js, node_bucket_config(link.replicas)),
+        )
+
     async def _set_up(self) -> None:
-        nc: Any = await self._link.wait_connected()
+        nc: Any = await self._link.wait_declared()
         js: JetStreamContext = nc.jetstream()
-        await self._retry("declare the chat work queue", lambda: ensure_chat_stream(js))
         self._js = js
         if self._node_id is not None:
             self._ids = IdGenerator(self._node_id)
@@ -110,7 +118,7 @@ class ChatBus:
         delay = _RETRY_MIN_S
         while not self._stop.is_set():
             try:
-                async with lease_node_id(nc, owner) as node:
+                async with lease_node_id(nc, owner, self._link.replicas) as node:
                     self._ids = IdGenerator(node)
                     log.info("chat queue ready; chat ids on leased node %d", node)
                     # Held until shutdown; leaving the block deletes the lease.
@@ -120,15 +128,4 @@ class ChatBus:
                 log.warning("cannot lease a node id (%s); retrying in %.1fs", exc, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, _RETRY_MAX_S)
-
-    async def _retry(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
-        delay = _RETRY_MIN_S
-        while True:
-            try:
-                await attempt()
-                return
-            except Exception as exc:
-                log.warning("cannot %s (%s); retrying in %.1fs", what, exc, delay)
-                await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)

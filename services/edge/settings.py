@@ -16,7 +16,10 @@ class EdgeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     registry_addr: str = "127.0.0.1:50051"
+    # One URL or a comma-separated list (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
+    # Replicas of the JetStream streams and buckets this service declares (3 on a cluster).
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     # Per-call deadline for registry RPCs, so a hung registry turns into a 503, not a hung client.
     registry_timeout_s: float = Field(default=10.0, gt=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)

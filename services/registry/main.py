@@ -16,13 +16,13 @@ import signal
 import socket
 
 import grpc
-import nats
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 
-from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
 from cozeplus.rpc.v1 import liveness_pb2 as lpb
@@ -68,14 +68,18 @@ async def serve(settings: RegistrySettings) -> None:
     try:
         log.info("migrating %s database to the latest schema", database.backend)
         await asyncio.to_thread(database.upgrade_to_head)
-        # Never give up reconnecting: without NATS, revocations cannot reach the edges.
-        nc = await nats.connect(
-            settings.nats_url, name="cozeplus-registry", max_reconnect_attempts=-1
+        # Never gives up reconnecting: without NATS, revocations cannot reach the edges.
+        link = NatsConnection(settings.nats_url, "cozeplus-registry", settings.nats_replicas)
+        link.declare(
+            "the node id bucket",
+            lambda js: declare_key_value(js, node_bucket_config(link.replicas)),
         )
+        await link.connect()
+        nc = await link.wait_declared()
         try:
             await _serve_with(settings, catalog, database, nc)
         finally:
-            await nc.close()
+            await link.close()
     finally:
         database.close()
 
@@ -90,7 +94,9 @@ async def _serve_with(
         node_id = settings.node_id
         if node_id is None:
             owner = f"registry@{socket.gethostname()}:{os.getpid()}"
-            node_id = await stack.enter_async_context(lease_node_id(nc, owner))
+            node_id = await stack.enter_async_context(
+                lease_node_id(nc, owner, settings.nats_replicas)
+            )
         ids = IdGenerator(node_id)
         bot_service = BotService(database, ids, catalog, settings.default_model)
         account_service = await asyncio.to_thread(

@@ -16,15 +16,20 @@ import signal
 import socket
 
 import grpc
-import nats
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 
 from cozeplus.chat_protocol import ChatRequest
-from cozeplus.chat_queue import ACK_WAIT_S, ensure_chat_stream, runner_consumer_config
-from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.chat_queue import (
+    ACK_WAIT_S,
+    ensure_chat_stream,
+    ensure_runner_consumer,
+    runner_consumer_config,
+)
+from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.subjects import (
@@ -137,15 +142,23 @@ async def serve(settings: RunnerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    nc = await nats.connect(settings.nats_url, name="cozeplus-runner", max_reconnect_attempts=-1)
+    link = NatsConnection(settings.nats_url, "cozeplus-runner", settings.nats_replicas)
+    link.declare("the chat work queue", lambda js: ensure_chat_stream(js, link.replicas))
+    link.declare("the runners' consumer", ensure_runner_consumer)
+    link.declare(
+        "the node id bucket", lambda js: declare_key_value(js, node_bucket_config(link.replicas))
+    )
+    await link.connect()
+    nc = await link.wait_declared()
     js = nc.jetstream()
-    await ensure_chat_stream(js)
     channel = grpc.aio.insecure_channel(settings.registry_addr)
     owner = f"runner@{socket.gethostname()}:{os.getpid()}"
     async with contextlib.AsyncExitStack() as stack:
         node_id = settings.node_id
         if node_id is None:
-            node_id = await stack.enter_async_context(lease_node_id(nc, owner))
+            node_id = await stack.enter_async_context(
+                lease_node_id(nc, owner, settings.nats_replicas)
+            )
         bots = BotRegistryStub(channel)
         deps = RunnerDeps(
             nc=nc,
@@ -193,7 +206,7 @@ async def serve(settings: RunnerSettings) -> None:
             health.should_exit = True
             await health_task
     await channel.close()
-    await nc.drain()
+    await link.close()
 
 
 def main() -> None:
