@@ -38,6 +38,17 @@ class EdgeSettings(BaseSettings):
     node_id: int | None = Field(default=None, ge=0, le=63)
     log_level: str = "INFO"
 
+    # --- HTTP connections (services/edge/http_server.py). A request's line and headers must
+    # arrive within this long (slowloris); 408 and close past it.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # A response the client reads none of for this long is aborted (a stalled reader). It
+    # never cuts a long SSE stream whose client keeps reading.
+    http_write_timeout_s: float = Field(default=30.0, gt=0)
+    # An idle keep-alive connection is closed after this long.
+    http_keep_alive_s: int = Field(default=5, ge=1)
+    # Largest request line plus headers; a bigger head is a 400.
+    http_max_header_bytes: int = Field(default=16_384, ge=1024)
+
     # --- rate limits (wire contract section 6): requests per account per window, counted
     # in NATS so every replica shares one count. Without NATS the edge serves unlimited
     # (fails open) and counts each such request in /metrics.
