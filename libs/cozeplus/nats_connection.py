@@ -220,6 +220,7 @@ class NatsConnection:
             if pending:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
+        log.info("NATS declarations in place (%d)", len(self._declarations))
         self._declared.set()
         for listener in self._declared_listeners:
             try:
