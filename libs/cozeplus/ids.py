@@ -111,8 +111,11 @@ async def lease_node_id(nc: NATS, owner: str, replicas: int = 1) -> AsyncIterato
             try:
                 revision = await kv.update(key, owner.encode(), last=revision)
                 continue
-            except Exception as exc:
-                log.warning("could not refresh node id lease %s (%r); taking it again", key, exc)
+            except KeyWrongLastSequenceError:
+                log.warning("node id lease %s was lost; taking it again", key)
+            except Exception as exc:  # NATS away or electing a leader: the next round retries
+                log.warning("could not refresh node id lease %s (%r)", key, exc)
+                continue
             try:
                 # Gone with a NATS that lost its storage (or expired during an outage):
                 # claim the same number again while nobody else holds it.

@@ -38,7 +38,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         rate_limiter = _rate_limiter(settings)
         if rate_limiter is not None:
             rate_limiter.attach(nats_link)
-        chat_bus = ChatBus(nats_link, settings.node_id)
+        chat_bus = ChatBus(nats_link, settings.node_id, settings.chat_publish_retry_s)
         nats_link.start()
         chat_bus.start()
         app.state.runtime = EdgeRuntime(

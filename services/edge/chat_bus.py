@@ -16,8 +16,10 @@ import os
 import socket
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from cozeplus.chat_protocol import ChatRequest
 from cozeplus.chat_queue import ensure_chat_stream
@@ -33,12 +35,23 @@ _RETRY_MIN_S = 0.5
 _RETRY_MAX_S = 10.0
 # JetStream acknowledges a publish in milliseconds; past this the queue is in trouble.
 _PUBLISH_TIMEOUT_S = 5.0
+# What a publish meets while a stream leader is elected or the connection is re-made.
+_TRANSIENT_PUBLISH_ERRORS = (
+    NoStreamResponseError,
+    ServiceUnavailableError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    TimeoutError,
+)
 CHAT_UNAVAILABLE_MSG = "chat is temporarily unavailable (message queue not reachable), retry later"
 
 
 class ChatBus:
-    def __init__(self, link: NatsLink, node_id: int | None) -> None:
+    def __init__(self, link: NatsLink, node_id: int | None, publish_retry_s: float = 10.0) -> None:
         self._link = link
+        self._publish_retry_s = publish_retry_s
         self.declare_on(link)
         self._node_id = node_id
         self._js: JetStreamContext | None = None
@@ -86,15 +99,30 @@ class ChatBus:
 
     async def queue(self, request: ChatRequest) -> None:
         """Hands a chat to the runners. The chat id is the message id, so a publish retried
-        after a lost acknowledgement is stored once."""
+        after a lost acknowledgement is stored once; that makes it safe to retry while the
+        queue has no leader (a NATS node failover) or the connection is being re-made,
+        for up to `publish_retry_s`, rather than refuse the chat at once."""
         if self._js is None:
             raise ApiError(503, CHAT_UNAVAILABLE_MSG)
-        await self._js.publish(
-            CHAT_REQUEST_SUBJECT,
-            request.encode(),
-            timeout=_PUBLISH_TIMEOUT_S,
-            headers={"Nats-Msg-Id": str(request.chat_id)},
-        )
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._publish_retry_s
+        delay = 0.1
+        while True:
+            timeout = max(0.5, min(_PUBLISH_TIMEOUT_S, give_up_at - loop.time()))
+            try:
+                await self._js.publish(
+                    CHAT_REQUEST_SUBJECT,
+                    request.encode(),
+                    timeout=timeout,
+                    headers={"Nats-Msg-Id": str(request.chat_id)},
+                )
+                return
+            except _TRANSIENT_PUBLISH_ERRORS as exc:
+                if loop.time() + delay >= give_up_at:
+                    raise
+                log.info("chat %d: queue not ready (%r); retrying", request.chat_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     # ------------------------------------------------------------------------ set-up
 

@@ -32,6 +32,9 @@ class EdgeSettings(BaseSettings):
     # A started chat whose runner sends neither an event nor a heartbeat for this long fails
     # with last_error 500 (runners heartbeat every few seconds while the model is quiet).
     chat_runner_lost_s: float = Field(default=15.0, gt=0)
+    # How long queueing a chat is retried while the work queue has no leader (a NATS node
+    # failover) before the chat fails with 503.
+    chat_publish_retry_s: float = Field(default=10.0, ge=0)
     # How long /v3/chat/cancel waits for the runner to confirm it stopped a running chat.
     chat_cancel_wait_s: float = Field(default=5.0, ge=0)
     # Node number for chat ids (0..63); None leases a free one from NATS.
