@@ -113,12 +113,12 @@ async def lease_node_id(nc: NATS, owner: str, replicas: int = 1) -> AsyncIterato
                 continue
             except KeyWrongLastSequenceError:
                 log.warning("node id lease %s was lost; taking it again", key)
-            except Exception as exc:  # NATS away or electing a leader: the next round retries
+            except Exception as exc:  # NATS away, electing a leader, or without the bucket
                 log.warning("could not refresh node id lease %s (%r)", key, exc)
-                continue
             try:
                 # Gone with a NATS that lost its storage (or expired during an outage):
                 # claim the same number again while nobody else holds it.
+                await declare_key_value(js, node_bucket_config(replicas))
                 kv = await js.key_value(NODE_BUCKET)
                 revision = await kv.create(key, owner.encode())
                 log.info("node id lease %s taken again", key)
