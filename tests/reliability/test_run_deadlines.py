@@ -213,3 +213,44 @@ def _in_progress(stack: Stack, account: StackAccount) -> list[tuple[int, int]]:
             (account.user_id,),
         ).fetchall()
     return [(int(a), int(b)) for a, b in rows]
+
+
+def test_a_stream_whose_runner_died_is_ended_by_the_sweeper(
+    nats: EmbeddedNats, models_file: Path, mock_llm: str
+) -> None:
+    # The edge's own watchdog set far off: the registry's word must end the stream.
+    stack = Stack(
+        temp_dir("cozeplus-sweeper-ends-stream-"),
+        nats.url,
+        models_file=models_file,
+        registry_env=FAST_DEADLINES,
+        edge_env={"COZEPLUS_EDGE_CHAT_RUNNER_LOST_S": "600"},
+    )
+    stack.start(runners=1)
+    try:
+        account = stack.account()
+        bot_id = stack.bot(account, "mock-slow")  # its model waits 60 s for a first token
+        join = in_threads(1, lambda _: stream_chat(stack.url, account, bot_id, "hello"))
+        deadline = time.monotonic() + WAIT_S
+        while not (running := _in_progress(stack, account)):
+            assert time.monotonic() < deadline, stack.runners[0].log_tail()
+            time.sleep(0.1)
+        ((chat_id, _),) = running
+        stack.runners[0].kill()
+        (result,) = join()
+        assert [e.name for e in result.events][-4:] == [
+            "conversation.chat.failed",
+            "error",
+            "conversation.stream.done",
+            "done",
+        ]
+        failed = result.events[-4].data
+        assert failed["id"] == str(chat_id)
+        assert failed["last_error"]["code"] == 500
+        assert failed["last_error"]["msg"].startswith(
+            f"run lost: no progress from its runner for {SILENCE_S}s"
+        )
+        assert result.events[-3].data["msg"] == failed["last_error"]["msg"]
+        assert stack.chats(account, [chat_id])[chat_id].status == "failed"
+    finally:
+        stack.stop()
