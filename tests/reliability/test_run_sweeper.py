@@ -126,6 +126,16 @@ class World:
     async def status(self, chat_id: int) -> ChatRunView:
         return await self.conversations.get_chat(owner_id=OWNER, chat_id=chat_id, conversation_id=0)
 
+    async def progress_at(self, chat_id: int) -> int:
+        def work(session: sa.orm.Session) -> int:
+            return int(
+                session.execute(
+                    sa.text("SELECT progress_at FROM chat_runs WHERE id = :id"), {"id": chat_id}
+                ).scalar_one()
+            )
+
+        return await self.db.read(work)
+
     async def set_columns(self, chat_id: int, **values: object) -> None:
         def work(session: sa.orm.Session) -> None:
             session.execute(
