@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from cozeplus.embedded_nats import EmbeddedNats
 from tests.registry.conftest import database_for_backend
@@ -107,20 +108,42 @@ def test_registry_killed_under_streaming_load_leaves_no_run_unfinished(
         )
         stack.start(runners=1)
         try:
-            _registry_restart_under_load(stack)
+            _registry_restart_under_load(stack, database_url)
         finally:
             stack.stop()
 
 
-def _registry_restart_under_load(stack: Stack) -> None:
+def _sqlite_url(stack: Stack) -> str:
+    return f"sqlite:///{stack.root / 'registry' / 'registry.db'}"
+
+
+def _count_in_progress(database_url: str) -> int:
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    sa.text("SELECT count(*) FROM chat_runs WHERE status = 'in_progress'")
+                ).scalar_one()
+            )
+    except sa.exc.OperationalError:  # not migrated yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _registry_restart_under_load(stack: Stack, database_url: str) -> None:
     account = stack.account()
     bot_id = stack.bot(account, "mock-stream-slow")
     chats = 16
     join = in_threads(
         chats, lambda i: stream_chat(stack.url, account, bot_id, f"chat {i} tell me more")
     )
-    # Let the streams get going, then the registry is gone for 3 s.
-    time.sleep(1.0)
+    # Once most streams are going, the registry is gone for 3 s.
+    deadline = time.monotonic() + WAIT_S
+    while _count_in_progress(database_url or _sqlite_url(stack)) < chats // 2:
+        assert time.monotonic() < deadline, stack.runners[0].log_tail()
+        time.sleep(0.05)
     stack.registry.kill()
     time.sleep(3.0)
     stack.restart_registry()
