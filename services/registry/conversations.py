@@ -71,6 +71,8 @@ MAX_PAGE_SIZE = 50
 # A backstop under the round count: a window of a few rounds can still hold any number
 # of assistant messages, and a prompt must stay bounded. The newest ones are kept.
 MAX_HISTORY_MESSAGES = 1000
+# Default of the registry's COZEPLUS_REGISTRY_RUN_SILENCE_S (see run_liveness.py).
+RUN_SILENCE_S = 30.0
 
 CREATED = ChatStatus.CREATED
 IN_PROGRESS = ChatStatus.IN_PROGRESS
@@ -244,11 +246,19 @@ class _CheckedMessage:
 
 class ConversationService:
     def __init__(
-        self, database: Database, ids: IdGenerator, *, tool_outputs_timeout_s: int = 600
+        self,
+        database: Database,
+        ids: IdGenerator,
+        *,
+        tool_outputs_timeout_s: int = 600,
+        run_silence_s: float = RUN_SILENCE_S,
     ) -> None:
         self._db = database
         self._ids = ids
         self._tool_outputs_timeout_s = tool_outputs_timeout_s
+        # A run in progress whose runner has been silent this long is held by no runner:
+        # cancel ends it at once instead of asking a runner that is gone.
+        self._run_silence_s = run_silence_s
 
     # ----------------------------------------------------------- conversations
 
@@ -650,6 +660,7 @@ class ConversationService:
                 model_id=model_id,
                 status=CREATED,
                 created_at=now,
+                progress_at=now,
                 meta_data=meta_data,
                 auto_save_history=auto_save_history,
             )
@@ -825,6 +836,14 @@ class ConversationService:
                 ):
                     return CanceledChat(_run_view(run), running=False)
             if run.status == IN_PROGRESS:
+                now = int(time.time())
+                if run.progress_at + self._run_silence_s <= now and _transition(
+                    session, run, IN_PROGRESS, status=ChatStatus.CANCELED, canceled_at=now
+                ):
+                    # No runner has shown progress for a whole silence window: nobody
+                    # would hear a cancel request. A runner that shows up later finds
+                    # the run ended (heartbeats and FinishRun say so).
+                    return CanceledChat(_run_view(run), running=False)
                 return CanceledChat(_run_view(run), running=True)
             raise FailedPrecondition(f"chat already {run.status}")
 
@@ -1097,8 +1116,10 @@ def _transition(session: Session, run: ChatRunRecord, expected: str, **values: A
     """Applies `values` only if the run is still in status `expected`; True if it was.
 
     `run` is reloaded either way, so the caller sees what won: on PostgreSQL a
-    concurrent transition makes this UPDATE wait for it and then match no row.
+    concurrent transition makes this UPDATE wait for it and then match no row. Every
+    transition is progress: the run sweeper measures its deadlines from it.
     """
+    values.setdefault("progress_at", int(time.time()))
     result = session.execute(
         sa.update(ChatRunRecord)
         .where(col(ChatRunRecord.id) == run.id, col(ChatRunRecord.status) == expected)
@@ -1448,3 +1469,8 @@ def _run_view(record: ChatRunRecord) -> ChatRunView:
         paused_until=record.paused_until,
         custom_variables=dict(record.custom_variables),
     )
+
+
+def run_view(record: ChatRunRecord) -> ChatRunView:
+    """A run as callers see it (for the run sweeper, services/registry/run_liveness.py)."""
+    return _run_view(record)

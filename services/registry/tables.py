@@ -200,6 +200,8 @@ class ChatRunRecord(RegistryTable, table=True):
         sa.Index("ix_chat_runs_conversation_id_id", "conversation_id", "id"),
         # The expiry of paused (requires_action) runs looks for those past their deadline.
         sa.Index("ix_chat_runs_status_paused_until", "status", "paused_until"),
+        # The run sweeper reads the few unfinished runs by status, oldest progress first.
+        sa.Index("ix_chat_runs_status_progress_at", "status", "progress_at"),
     )
 
     id: int = _id_column()
@@ -237,6 +239,10 @@ class ChatRunRecord(RegistryTable, table=True):
     custom_variables: dict[str, str] = Field(
         default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False, server_default="{}")
     )
+
+    # Last sign of life: set by every status change and by the runner's heartbeats. The run
+    # sweeper (services/registry/run_liveness.py) ends a run whose progress stops too long.
+    progress_at: int = _time_column(default=0)
 
 
 # ------------------------------------------------------- sdk surface (migration 0007)
@@ -314,3 +320,17 @@ class UserVariableRecord(RegistryTable, table=True):
     value: str = Field(sa_type=sa.Text, nullable=False)
     created_at: int = _time_column()
     updated_at: int = _time_column()
+
+
+class LeaseRecord(RegistryTable, table=True):
+    """A named lease held by one registry replica at a time (the run sweeper's leadership).
+
+    Expiry is in milliseconds of the holder's clock: replicas are assumed NTP-synced, and
+    nothing unsafe follows from two holders anyway (every sweep is a conditional UPDATE).
+    """
+
+    __tablename__ = "registry_leases"
+
+    name: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    holder: str = Field(sa_type=sa.String(255), nullable=False)
+    expires_at_ms: int = _time_column()

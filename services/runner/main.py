@@ -11,12 +11,17 @@ import signal
 import socket
 
 import grpc
-import nats
 from nats.aio.msg import Msg
 
-from cozeplus.chat_queue import ACK_WAIT_S, ensure_chat_stream, runner_consumer_config
-from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.chat_queue import (
+    ACK_WAIT_S,
+    ensure_chat_stream,
+    ensure_runner_consumer,
+    runner_consumer_config,
+)
+from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
@@ -42,9 +47,15 @@ async def serve(settings: RunnerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    nc = await nats.connect(settings.nats_url, name="cozeplus-runner", max_reconnect_attempts=-1)
+    link = NatsConnection(settings.nats_url, "cozeplus-runner", settings.nats_replicas)
+    link.declare("the chat work queue", lambda js: ensure_chat_stream(js, link.replicas))
+    link.declare("the runners' consumer", ensure_runner_consumer)
+    link.declare(
+        "the node id bucket", lambda js: declare_key_value(js, node_bucket_config(link.replicas))
+    )
+    await link.connect()
+    nc = await link.wait_declared()
     js = nc.jetstream()
-    await ensure_chat_stream(js)
     channel = grpc.aio.insecure_channel(settings.registry_addr)
     plugins_channel = (
         grpc.aio.insecure_channel(settings.plugins_addr) if settings.plugins_addr else channel
@@ -53,7 +64,9 @@ async def serve(settings: RunnerSettings) -> None:
     async with contextlib.AsyncExitStack() as stack:
         node_id = settings.node_id
         if node_id is None:
-            node_id = await stack.enter_async_context(lease_node_id(nc, owner))
+            node_id = await stack.enter_async_context(
+                lease_node_id(nc, owner, settings.nats_replicas)
+            )
         bots = BotRegistryStub(channel)
         deps = RunnerDeps(
             events=nc,
@@ -106,7 +119,7 @@ async def serve(settings: RunnerSettings) -> None:
     await channel.close()
     if plugins_channel is not channel:
         await plugins_channel.close()
-    await nc.drain()
+    await link.close()
 
 
 def main() -> None:

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RunnerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_RUNNER_")
 
+    # One URL or a comma-separated list (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
+    # Replicas of the JetStream streams and buckets this service declares (3 on a cluster).
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     registry_addr: str = "127.0.0.1:50051"
     # Where the Plugins service (tool resolution) is served; empty: the registry.
     plugins_addr: str = ""
