@@ -114,15 +114,11 @@ def base_name(doc: Doc) -> str:
 
 def by_kind(docs: list[Doc], kind: str, *, raw: bool = False) -> dict[str, Doc]:
     """Documents of one kind by name; generated names without their hash unless `raw`."""
-    return {
-        (d["metadata"]["name"] if raw else base_name(d)): d for d in docs if d["kind"] == kind
-    }
+    return {(d["metadata"]["name"] if raw else base_name(d)): d for d in docs if d["kind"] == kind}
 
 
 def workloads(docs: list[Doc]) -> dict[str, Doc]:
-    return {
-        d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")
-    }
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
 
 
 # ---- containers -----------------------------------------------------------------------------

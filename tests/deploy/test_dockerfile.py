@@ -49,7 +49,9 @@ def test_builder_makes_wheels_and_final_installs_them_into_a_venv() -> None:
 
 def test_base_is_slim_python_3_11() -> None:
     args = dict(
-        arg.split("=", 1) for item in dockerfile().structure if item["instruction"] == "ARG"
+        arg.split("=", 1)
+        for item in dockerfile().structure
+        if item["instruction"] == "ARG"
         for arg in [item["value"]]
     )
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
@@ -89,9 +91,7 @@ def test_dockerignore_admits_only_what_the_wheel_needs() -> None:
     admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert admitted == {"pyproject.toml", "README.md", "libs", "protos", "services"}
     copied = {
-        item["value"].split()[0]
-        for item in dockerfile().structure
-        if item["instruction"] == "COPY"
+        item["value"].split()[0] for item in dockerfile().structure if item["instruction"] == "COPY"
     }
     assert copied == {"pyproject.toml", "libs", "protos", "services"}
 

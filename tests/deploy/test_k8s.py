@@ -40,8 +40,10 @@ def crd_errors(doc: Doc) -> list[str]:
     with server-side field validation makes it one."""
     model = CRD_MODELS[doc["kind"]].model_validate(doc)
     kept = model.model_dump(by_alias=True, exclude_unset=True)
-    return [f"{doc['kind']}/{doc['metadata']['name']}: {path} is not in the CRD schema"
-            for path in _dropped(doc, kept, "")]
+    return [
+        f"{doc['kind']}/{doc['metadata']['name']}: {path} is not in the CRD schema"
+        for path in _dropped(doc, kept, "")
+    ]
 
 
 def _dropped(original: Any, kept: Any, path: str) -> list[str]:
@@ -51,8 +53,11 @@ def _dropped(original: Any, kept: Any, path: str) -> list[str]:
             p for k in original if k in kept for p in _dropped(original[k], kept[k], f"{path}.{k}")
         ]
     if isinstance(original, list):
-        return [p for i, (o, k) in enumerate(zip(original, kept, strict=True))
-                for p in _dropped(o, k, f"{path}[{i}]")]
+        return [
+            p
+            for i, (o, k) in enumerate(zip(original, kept, strict=True))
+            for p in _dropped(o, k, f"{path}[{i}]")
+        ]
     return []
 
 
@@ -117,8 +122,7 @@ def test_every_workload_has_a_disruption_budget(overlay: tuple[str, list[Doc]]) 
             continue  # one in-cluster dev database: a budget would only block node drains
         labels = workload["spec"]["template"]["metadata"]["labels"]
         assert any(
-            b["spec"]["selector"]["matchLabels"].items() <= labels.items()
-            for b in budgets.values()
+            b["spec"]["selector"]["matchLabels"].items() <= labels.items() for b in budgets.values()
         ), name
 
 
@@ -246,8 +250,9 @@ def test_settings_and_models_come_from_config_maps(overlay: tuple[str, list[Doc]
         pod = workloads(docs)[name]["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         generated = by_kind(docs, "ConfigMap")
-        assert volumes["models"]["configMap"]["name"] == (
-            generated["cozeplus-models"]["metadata"]["name"]
+        assert (
+            volumes["models"]["configMap"]["name"]
+            == (generated["cozeplus-models"]["metadata"]["name"])
         )
         env_from = pod["containers"][0]["envFrom"]
         settings_name = generated["cozeplus-settings"]["metadata"]["name"]
@@ -263,9 +268,10 @@ def test_dev_runs_one_nats_and_postgres_in_the_cluster() -> None:
     nats = workloads(docs)["nats"]
     assert nats["spec"]["replicas"] == 1
     assert "postgres" in workloads(docs)
-    assert "cluster {" not in by_kind(docs, "ConfigMap")[_config_name(docs, "nats")]["data"][
-        "nats.conf"
-    ]
+    assert (
+        "cluster {"
+        not in by_kind(docs, "ConfigMap")[_config_name(docs, "nats")]["data"]["nats.conf"]
+    )
     secrets = by_kind(docs, "Secret")
     assert {"cozeplus-database", "cozeplus-internal", "cozeplus-postgres"} <= set(secrets)
     assert by_kind(docs, "NetworkPolicy")["postgres"]["spec"]["ingress"][0]["from"] == [
@@ -278,7 +284,8 @@ def _config_name(docs: list[Doc], workload: str) -> str:
     pod = workloads(docs)[workload]["spec"]["template"]["spec"]
     mounted = next(v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v)
     return next(
-        name for name, doc in by_kind(docs, "ConfigMap").items()
+        name
+        for name, doc in by_kind(docs, "ConfigMap").items()
         if doc["metadata"]["name"] == mounted
     )
 
