@@ -84,7 +84,11 @@ def test_overlay_validates_against_kubernetes_and_crd_schemas(
 def test_the_validators_reject_broken_manifests() -> None:
     docs = render_overlay("dev")
     edge = copy.deepcopy(workloads(docs)["edge"])
-    edge["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {}}
+    container = edge["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbe"] = {"httpGet": {}}  # no port
+    assert validation_errors(edge)
+    edge = copy.deepcopy(workloads(docs)["edge"])
+    edge["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}  # a typo
     assert validation_errors(edge)
     scaled = copy.deepcopy(by_kind(docs, "ScaledObject")["runner"])
     scaled["spec"]["minReplicaCount"] = "one"
@@ -135,6 +139,9 @@ def test_edge_scales_on_cpu_and_is_ready_only_with_its_dependencies(
     assert edge["livenessProbe"]["httpGet"]["path"] == "/livez"
     hpa = by_kind(docs, "HorizontalPodAutoscaler")["edge"]
     assert hpa["spec"]["scaleTargetRef"]["name"] == "edge"
+    # Autoscaled workloads leave the count to their autoscaler (an apply would reset it).
+    for autoscaled in ("edge", "runner", "knowledge"):
+        assert "replicas" not in workloads(docs)[autoscaled]["spec"], autoscaled
     (metric,) = hpa["spec"]["metrics"]
     assert metric["resource"]["name"] == "cpu"
     ports = {p["name"]: p["port"] for p in by_kind(docs, "Service")["edge"]["spec"]["ports"]}
