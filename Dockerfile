@@ -34,13 +34,15 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && mkdir -p /var/lib/cozeplus \
     && chown 10001:10001 /var/lib/cozeplus
 
-# Inside a container every server binds all interfaces; a SQLite registry keeps its file in
+# Inside a container every server binds all interfaces, workers serve /healthz (the runner on
+# 9100 by default, knowledge here on 9101), and a SQLite registry keeps its file in
 # /var/lib/cozeplus (a volume), PostgreSQL needs COZEPLUS_REGISTRY_DATABASE_URL instead.
 ENV COZEPLUS_EDGE_HOST=0.0.0.0 \
     COZEPLUS_REGISTRY_LISTEN=0.0.0.0:50051 \
     COZEPLUS_REGISTRY_DATA_DIR=/var/lib/cozeplus \
     COZEPLUS_RUNNER_HEALTH_HOST=0.0.0.0 \
-    COZEPLUS_KNOWLEDGE_HEALTH_HOST=0.0.0.0
+    COZEPLUS_KNOWLEDGE_HEALTH_HOST=0.0.0.0 \
+    COZEPLUS_KNOWLEDGE_HEALTH_PORT=9101
 
 WORKDIR /var/lib/cozeplus
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.

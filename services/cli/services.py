@@ -1,8 +1,9 @@
 """`cozeplus <service>` runs one service in the foreground (a container's main process), and
 `cozeplus health [service]` probes the one running here (a container's HEALTHCHECK).
 
-Services are found by name (`services.<name>.main`), so a service added later needs no
-change here beyond its name in SERVICES and, for a health probe, a line in `probe_target`.
+Services are found by name (`services.<name>.main`, `services.<name>.settings`), so a service
+added later needs no change here beyond its name in SERVICES and, for a health probe of a new
+kind, a line in `probe_target`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings
 
 from services.cli.system import grpc_serving, http_ok
 
@@ -61,22 +65,33 @@ def probe_target(name: str) -> tuple[str, Callable[[], bool]]:
         host, port = RegistrySettings().listen.rsplit(":", 1)
         addr = f"{_loopback(host)}:{port}"
         return f"grpc.health.v1 at {addr}", grpc_serving(addr)
-    if name == "runner":
-        from services.runner.settings import RunnerSettings
-
-        runner = RunnerSettings()
-        if not runner.health_port:
-            raise ValueError("COZEPLUS_RUNNER_HEALTH_PORT is 0: the runner serves no /healthz")
-        url = f"http://{_loopback(runner.health_host)}:{runner.health_port}/healthz"
-        return url, http_ok(url)
-    if name == "knowledge":
-        # Assumed to mirror the runner (HEALTH_HOST/HEALTH_PORT serving /healthz); read from
-        # the environment so this probe does not depend on the worker's settings module.
-        host = os.environ.get("COZEPLUS_KNOWLEDGE_HEALTH_HOST", "127.0.0.1")
-        port = os.environ.get("COZEPLUS_KNOWLEDGE_HEALTH_PORT", "9101")
-        url = f"http://{_loopback(host)}:{port}/healthz"
+    if name in ("runner", "knowledge"):
+        # Workers serve /healthz on HEALTH_HOST:HEALTH_PORT (200 while NATS is connected).
+        worker = _settings_of(name)
+        if not worker.health_port:
+            raise ValueError(
+                f"COZEPLUS_{name.upper()}_HEALTH_PORT is 0: the {name} serves no /healthz"
+            )
+        url = f"http://{_loopback(worker.health_host)}:{worker.health_port}/healthz"
         return url, http_ok(url)
     raise ValueError(f"no health probe for {name!r} (known: {', '.join(SERVICES)})")
+
+
+def _settings_of(name: str) -> Any:
+    """The service's own settings (services/<name>/settings.py, its one BaseSettings class),
+    found by name so a service that is not installed costs nothing here."""
+    module = importlib.import_module(f"services.{name}.settings")
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseSettings)
+        and value is not BaseSettings
+        and value.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        raise ValueError(f"services.{name}.settings has no single settings class")
+    return classes[0]()
 
 
 def running_service(cmdline_path: Path = Path("/proc/1/cmdline")) -> str | None:
@@ -103,6 +118,9 @@ def health(name: str | None) -> int:
         return 2
     try:
         target, probe = probe_target(chosen)
+    except ModuleNotFoundError:
+        print(f"cozeplus health: the {chosen} service is not part of this install", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"cozeplus health: {exc}", file=sys.stderr)
         return 2

@@ -65,7 +65,15 @@ def test_health_without_a_service_to_probe_says_so() -> None:
 def test_health_of_a_runner_without_its_endpoint_is_a_configuration_error() -> None:
     result = cozeplus("health", "runner", env={"COZEPLUS_RUNNER_HEALTH_PORT": "0"})
     assert result.returncode == 2
-    assert "HEALTH_PORT is 0" in result.stderr
+    assert "COZEPLUS_RUNNER_HEALTH_PORT is 0" in result.stderr
+
+
+def test_health_of_a_service_missing_from_this_install_says_so() -> None:
+    if service_main("knowledge") is not None:
+        pytest.skip("services.knowledge is installed here")
+    result = cozeplus("health", "knowledge")
+    assert result.returncode == 2
+    assert "the knowledge service is not part of this install" in result.stderr
 
 
 def test_health_of_a_service_that_is_not_running_fails(unused_port: int) -> None:

@@ -102,6 +102,8 @@ def test_every_cozeplus_service_runs_the_one_image_as_its_own_command() -> None:
         assert service["command"] == [name]
         assert service["healthcheck"]["test"] == ["CMD", "cozeplus", "health", name]
         assert service["read_only"] is True
+        # One credential for every internal gRPC call, required from .env.
+        assert service["environment"]["COZEPLUS_SERVICE_TOKEN"] == "change-me-too"
         assert service["cap_drop"] == ["ALL"]
 
 

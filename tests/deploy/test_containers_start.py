@@ -40,6 +40,8 @@ from tests.deploy.manifests import (
     render_overlay,
 )
 
+# libs/cozeplus/service_auth.py (grpc-api) names it; a registry without it ignores it.
+SERVICE_TOKEN_METADATA = "x-cozeplus-service-token"
 SOURCES = ("compose", *OVERLAYS[:2])  # prod-monitoring runs the same containers as prod
 START_ORDER = ("registry", "edge", "runner", "knowledge")
 
@@ -201,7 +203,11 @@ def test_containers_start_their_services_and_serve_a_chat(
         for kind, probe in container.probes.items():
             assert loopback.probe(container, probe), f"{source} {name} {kind} fails"
 
-    chat_through(f"http://127.0.0.1:{loopback.ports[8080]}", loopback.registry_port)
+    chat_through(
+        f"http://127.0.0.1:{loopback.ports[8080]}",
+        loopback.registry_port,
+        containers["registry"].env.get("COZEPLUS_SERVICE_TOKEN", ""),
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -217,14 +223,19 @@ def test_knowledge_container_starts(
         assert loopback.probe(containers["knowledge"], probe), kind
 
 
-def chat_through(edge_url: str, registry_port: int) -> None:
-    """A user, a published bot and a streamed chat answered by the runner."""
+def chat_through(edge_url: str, registry_port: int, service_token: str) -> None:
+    """A user (made as the operator CLI would, with the deployment's service credential), a
+    published bot and a streamed chat answered by the runner."""
+    credential = ((SERVICE_TOKEN_METADATA, service_token),)
     with grpc.insecure_channel(f"127.0.0.1:{registry_port}") as channel:
         accounts = AccountsStub(channel)
         user = accounts.CreateUser(
-            pb.CreateUserRequest(username=f"deploy_{secrets.token_hex(4)}", password="p" * 12)
+            pb.CreateUserRequest(username=f"deploy_{secrets.token_hex(4)}", password="p" * 12),
+            metadata=credential,
         )
-        token = accounts.CreateApiKey(pb.CreateApiKeyRequest(user_id=user.id, name="t")).token
+        token = accounts.CreateApiKey(
+            pb.CreateApiKeyRequest(user_id=user.id, name="t"), metadata=credential
+        ).token
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=edge_url, headers=headers, timeout=30) as http:
         created = http.post("/api/draftbot/create", json={"name": "deploy", "prompt": "hi"})

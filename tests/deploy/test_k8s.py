@@ -16,6 +16,7 @@ from cloudcoil.models.keda import v1alpha1 as keda
 from cloudcoil.models.prometheus_operator import v1 as monitoring
 from pydantic import BaseModel
 
+from cozeplus import subjects
 from cozeplus.subjects import CHAT_REQUEST_STREAM, CHAT_RUNNER_CONSUMER
 from tests.deploy.manifests import OVERLAYS, Doc, by_kind, render_overlay, workloads
 
@@ -196,8 +197,10 @@ def test_workers_scale_on_their_consumer_lag(overlay: tuple[str, list[Doc]]) -> 
     monitor_port = next(p["port"] for p in nats_service["spec"]["ports"] if p["name"] == "monitor")
     expected_queue = {
         "runner": (CHAT_REQUEST_STREAM, CHAT_RUNNER_CONSUMER),
-        # Assumed names until the knowledge service merges (k8s/base/knowledge/).
-        "knowledge": ("COZEPLUS_KNOWLEDGE_JOBS", "knowledge-workers"),
+        "knowledge": (
+            getattr(subjects, "KNOWLEDGE_INGEST_STREAM", "COZEPLUS_KNOWLEDGE_INGEST"),
+            getattr(subjects, "KNOWLEDGE_WORKER_CONSUMER", "knowledge-workers"),
+        ),
     }
     for worker in WORKERS:
         spec = scaled[worker]["spec"]
@@ -249,11 +252,23 @@ def test_network_policies_admit_only_the_system(overlay: tuple[str, list[Doc]]) 
         assert labels.get("app.kubernetes.io/part-of") == "cozeplus", name
 
 
+def test_every_cozeplus_container_holds_the_service_credential_from_a_secret(
+    overlay: tuple[str, list[Doc]],
+) -> None:
+    _, docs = overlay
+    for name in ("registry", "edge", "runner", "knowledge"):
+        container = workloads(docs)[name]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        ref = env["COZEPLUS_SERVICE_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert re.fullmatch(r"cozeplus-internal(-[a-z0-9]{10})?", ref["name"]), name
+        assert ref["key"] == "service-token"
+
+
 def test_settings_and_models_come_from_config_maps(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
     models = by_kind(docs, "ConfigMap")["cozeplus-models"]["data"]["models.toml"]
     assert isinstance(tomllib.loads(models), dict)
-    for name in ("registry", "runner"):
+    for name in ("registry", "runner", "knowledge"):
         pod = workloads(docs)[name]["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         generated = by_kind(docs, "ConfigMap")
