@@ -156,7 +156,7 @@ def start(container: Container, loopback: Loopback, log_dir: Path) -> ServicePro
     process = ServiceProcess(
         f"{container.source}-{container.service}",
         "services",
-        {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env,
         log_dir / f"{container.source}-{container.service}.log",
         ready,
         args=container.args,
