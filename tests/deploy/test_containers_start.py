@@ -14,6 +14,7 @@ probes), and the system so started must answer a chat end to end.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -139,7 +140,7 @@ def health_command(container: Container, env: dict[str, str]) -> int:
     assert test[:2] == ["CMD", "cozeplus"], test
     return subprocess.run(
         [sys.executable, "-m", "services", *test[2:]],
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         timeout=30,
         check=False,
