@@ -15,8 +15,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from services.cli.system import ServiceProcess, free_port, grpc_serving
-from services.registry.database import MIGRATION_LOCK_KEY, alembic_config
 from services.registry import tables
+from services.registry.database import MIGRATION_LOCK_KEY, alembic_config
 from services.registry.tables import metadata
 from tests.registry.conftest import POSTGRES_URL, fresh_postgres_database
 
