@@ -31,6 +31,7 @@ from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
 from services.cli.services import service_main
 from services.cli.system import ServiceProcess, free_port, grpc_serving
+from services.edge.settings import EdgeSettings
 from tests.deploy.manifests import (
     COMPOSE_FILE,
     OVERLAYS,
@@ -203,6 +204,10 @@ def test_containers_start_their_services_and_serve_a_chat(
         started.append(process)
         for kind, probe in container.probes.items():
             assert loopback.probe(container, probe), f"{source} {name} {kind} fails"
+        if name == "edge" and "grpc_port" in EdgeSettings.model_fields:
+            # The public gRPC API listens where the Service's and compose's grpc port point.
+            grpc_addr = f"127.0.0.1:{loopback.ports[50061]}"
+            assert grpc_serving(grpc_addr)(), f"{source}: edge gRPC not serving at {grpc_addr}"
 
     chat_through(
         f"http://127.0.0.1:{loopback.ports[8080]}",
