@@ -18,6 +18,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import httpx
 import pytest
 import yaml
 
+from cozeplus.embedded_nats import nats_server_binary
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
 from services.cli.services import service_main
@@ -36,6 +38,7 @@ from tests.deploy.manifests import (
     COMPOSE_FILE,
     OVERLAYS,
     Container,
+    by_kind,
     compose_containers,
     k8s_containers,
     load_compose,
@@ -172,9 +175,72 @@ def start(container: Container, loopback: Loopback, log_dir: Path) -> ServicePro
     return process
 
 
+@dataclass
+class MonitoredNats:
+    url: str
+    monitor_port: int
+
+    def consumer_lag(self, stream: str, consumer: str) -> int | None:
+        """What KEDA's nats-jetstream scaler reads: the consumer's pending plus unacked
+        messages from /jsz, or None when no such stream and consumer exist."""
+        jsz = httpx.get(
+            f"http://127.0.0.1:{self.monitor_port}/jsz",
+            params={"acc": "$G", "consumers": "true", "config": "true"},
+            timeout=5,
+        ).json()
+        for account in jsz.get("account_details", []):
+            for found in account.get("stream_detail", []):
+                if found["name"] != stream:
+                    continue
+                for info in found.get("consumer_detail", []):
+                    if info["name"] == consumer:
+                        return int(info["num_pending"]) + int(info["num_ack_pending"])
+        return None
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredNats]:
+    """A NATS of the tests' own, with monitoring on, as the deployment runs it (KEDA reads it)."""
+    folder = tmp_path_factory.mktemp("nats")
+    port, monitor_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            str(nats_server_binary()),
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http_port",
+            str(monitor_port),
+            "--jetstream",
+            "--store_dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _monitor_up(monitor_port):
+            assert process.poll() is None, "nats-server exited"
+            assert time.monotonic() < deadline, "nats-server did not come up"
+            time.sleep(0.05)
+        yield MonitoredNats(f"nats://127.0.0.1:{port}", monitor_port)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _monitor_up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @pytest.fixture
-def loopback(nats_url: str, tmp_path: Path) -> Loopback:
-    return Loopback.make(nats_url, tmp_path)
+def loopback(nats: MonitoredNats, tmp_path: Path) -> Loopback:
+    return Loopback.make(nats.url, tmp_path)
 
 
 @pytest.fixture
@@ -188,7 +254,11 @@ def started() -> Iterator[list[ServiceProcess]]:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("source", SOURCES)
 def test_containers_start_their_services_and_serve_a_chat(
-    source: str, loopback: Loopback, started: list[ServiceProcess], tmp_path: Path
+    source: str,
+    loopback: Loopback,
+    nats: MonitoredNats,
+    started: list[ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     containers = containers_of(source)
     assert set(containers) == set(START_ORDER)
@@ -214,11 +284,20 @@ def test_containers_start_their_services_and_serve_a_chat(
         loopback.registry_port,
         containers["registry"].env.get("COZEPLUS_SERVICE_TOKEN", ""),
     )
+    if source != "compose":
+        # The runner ScaledObject names a stream and consumer that exist, and KEDA's lag
+        # is back to nothing once the chat has ended.
+        stream, consumer = scaler_queue(source, "runner")
+        assert nats.consumer_lag(stream, consumer) == 0
 
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_knowledge_container_starts(
-    source: str, loopback: Loopback, started: list[ServiceProcess], tmp_path: Path
+    source: str,
+    loopback: Loopback,
+    nats: MonitoredNats,
+    started: list[ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     if service_main("knowledge") is None:
         pytest.skip("services.knowledge is not on this branch yet (the knowledge helper's)")
@@ -227,6 +306,14 @@ def test_knowledge_container_starts(
         started.append(start(containers[name], loopback, tmp_path / "logs"))
     for kind, probe in containers["knowledge"].probes.items():
         assert loopback.probe(containers["knowledge"], probe), kind
+    if source != "compose":
+        stream, consumer = scaler_queue(source, "knowledge")
+        assert nats.consumer_lag(stream, consumer) == 0, "the ScaledObject's queue exists"
+
+
+def scaler_queue(source: str, name: str) -> tuple[str, str]:
+    (trigger,) = by_kind(render_overlay(source), "ScaledObject")[name]["spec"]["triggers"]
+    return trigger["metadata"]["stream"], trigger["metadata"]["consumer"]
 
 
 def chat_through(edge_url: str, registry_port: int, service_token: str) -> None:
