@@ -350,3 +350,13 @@ def chat_through(edge_url: str, registry_port: int, service_token: str) -> None:
     completed = [e for e in events if e.get("event") == "conversation.message.completed"]
     assert any(e["content"] == "Echo: ping" for e in completed), events
     assert events[-1]["event"] == "conversation.stream.done"
+
+
+def test_a_bad_setting_in_a_manifest_keeps_the_service_from_starting(
+    loopback: Loopback, tmp_path: Path
+) -> None:
+    """Settings reach the service as written: a wrong one fails here, not in a cluster."""
+    runner = containers_of("dev")["runner"]
+    runner.env["COZEPLUS_RUNNER_CONCURRENCY"] = "lots"
+    with pytest.raises(RuntimeError, match="exited early"):
+        start(runner, loopback, tmp_path / "logs")

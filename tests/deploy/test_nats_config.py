@@ -137,3 +137,45 @@ def test_prod_cluster_conf_is_accepted_by_nats_server(tmp_path: Path) -> None:
         check=False,
     )
     assert broken.returncode != 0
+
+
+@pytest.mark.timeout(120)
+def test_prod_cluster_conf_forms_a_three_node_jetstream_cluster(
+    tmp_path: Path, servers: list[subprocess.Popen[bytes]]
+) -> None:
+    """The three StatefulSet pods, on loopback: each pod's routes (nats-N.nats-headless:6222)
+    point at the others' cluster ports, server_name comes from POD_NAME, and JetStream elects
+    a meta leader over all three, as KEDA and the services need."""
+    conf = nats_conf("prod")
+    cluster_ports = [free_port() for _ in range(3)]
+    monitors = [free_port() for _ in range(3)]
+    for n in range(3):
+        folder = tmp_path / f"nats-{n}"
+        folder.mkdir()
+        text = conf
+        for m, port in enumerate(cluster_ports):
+            text = text.replace(f"nats://nats-{m}.nats-headless:6222", f"nats://127.0.0.1:{port}")
+        assert "nats-headless" not in text, "every route is one of the three pods"
+        text = text.replace("port: 6222", f"port: {cluster_ports[n]}\n  host: 127.0.0.1")
+        path = localized(text, folder, free_port(), monitors[n])
+        servers.append(
+            subprocess.Popen(
+                [str(nats_server_binary()), "--config", str(path)],
+                env={"POD_NAME": f"nats-{n}"},
+                stderr=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+    container = docs_container(render_overlay("prod"))
+    for n in range(3):
+        # startupProbe then readinessProbe, as the kubelet would.
+        wait_healthy(servers[n], monitors[n], container["startupProbe"]["httpGet"]["path"])
+        wait_healthy(servers[n], monitors[n], container["readinessProbe"]["httpGet"]["path"])
+    jsz = httpx.get(f"http://127.0.0.1:{monitors[0]}/jsz", timeout=2).json()
+    meta = jsz["meta_cluster"]
+    assert meta["cluster_size"] == 3
+    assert meta["leader"] in {"nats-0", "nats-1", "nats-2"}
+    names = {
+        httpx.get(f"http://127.0.0.1:{m}/varz", timeout=2).json()["server_name"] for m in monitors
+    }
+    assert names == {"nats-0", "nats-1", "nats-2"}
