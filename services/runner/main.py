@@ -81,7 +81,12 @@ async def serve(settings: RunnerSettings) -> None:
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
         )
-        pool = RunnerPool(deps, settings.concurrency)
+        pool = RunnerPool(
+            deps,
+            settings.concurrency,
+            memory_limit_mib=settings.memory_limit_mib,
+            fetch_batch=settings.fetch_batch,
+        )
 
         async def on_cancel(msg: Msg) -> None:
             chat_id = int(msg.subject.rsplit(".", 1)[1])

@@ -170,6 +170,12 @@ class OpenAICompatProvider:
             base_url=spec.base_url,
             api_key=NO_KEY_PLACEHOLDER,
             max_retries=0,
+            # The SDK's default caps a client at 1,000 connections, and a runner holds up
+            # to `concurrency` streams to one model at once: the runner's own intake is
+            # the bound, so the pool must not queue (or time out) streams behind it.
+            http_client=openai.DefaultAsyncHttpxClient(
+                limits=httpx2.Limits(max_connections=None, max_keepalive_connections=256)
+            ),
         )
 
     @property
