@@ -38,7 +38,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chat_load import (  # noqa: E402
+from chat_load import (
     SUCCESS_TAIL,
     Scenario,
     System,
@@ -52,7 +52,8 @@ from chat_load import (  # noqa: E402
     proc_status_kib,
     terminate_as_interrupt,
 )
-from services.cli.system import edge_process, free_port, runner_process  # noqa: E402
+
+from services.cli.system import edge_process, free_port, runner_process
 
 DELTA = b"conversation.message.delta"
 GATEWAY = ("edge", "runner", "registry", "nats")
@@ -188,9 +189,11 @@ class Load:
         counts = Counter(r.error for r in self.results if r.error)
         if not counts:
             return "0"
-        return f"{sum(counts.values())} (" + "; ".join(
-            f"{n}× {e}" for e, n in counts.most_common(3)
-        ) + ")"
+        return (
+            f"{sum(counts.values())} ("
+            + "; ".join(f"{n}× {e}" for e, n in counts.most_common(3))
+            + ")"
+        )
 
     def p(self, what: str, q: float) -> float:
         if what == "gap":
@@ -335,15 +338,15 @@ class Bench:
 
     def direct(self, key: str) -> Callable[[httpx.AsyncClient], Callable[[int], Awaitable[Result]]]:
         scenario = self.models[key]
-        return lambda client: lambda _i: direct_chat(client, scenario.provider_model, scenario.query)
+        return lambda client: (
+            lambda _i: direct_chat(client, scenario.provider_model, scenario.query)
+        )
 
     def cozeplus(
         self, key: str
     ) -> Callable[[httpx.AsyncClient], Callable[[int], Awaitable[Result]]]:
         scenario, target = self.models[key], self.targets[key]
-        return lambda client: lambda i: cozeplus_chat(
-            client, target, scenario.query, f"u{i % 16}"
-        )
+        return lambda client: lambda i: cozeplus_chat(client, target, scenario.query, f"u{i % 16}")
 
     async def pair(
         self,
@@ -355,7 +358,9 @@ class Bench:
     ) -> tuple[Load, Load]:
         out = []
         for make, base in ((self.direct(key), self.mock_url), (self.cozeplus(key), self.edge_url)):
-            limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+            limits = httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            )
             timeout = httpx.Timeout(120.0, connect=30.0, pool=120.0)
             async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
                 chat = make(client)
@@ -435,10 +440,18 @@ def fmt_ms(seconds: float) -> str:
     if math.isnan(seconds):
         return "–"
     value = seconds * 1000
-    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
+    return (
+        f"{value:.2f}"
+        if abs(value) < 10
+        else f"{value:.1f}"
+        if abs(value) < 100
+        else f"{value:.0f}"
+    )
 
 
-def report(out: dict[str, tuple[Load, Load]], plan: Plan, bench: Bench) -> tuple[str, dict[str, Any]]:
+def report(
+    out: dict[str, tuple[Load, Load]], plan: Plan, bench: Bench
+) -> tuple[str, dict[str, Any]]:
     rows: list[tuple[str, str, str, str, str]] = []
     raw: dict[str, Any] = {}
 
@@ -474,7 +487,7 @@ def report(out: dict[str, tuple[Load, Load]], plan: Plan, bench: Bench) -> tuple
     raw["cpu_per_chat_split_ms"] = {
         name: c.cpu_s.get(name, 0.0) / max(1, len(c.results)) * 1000 for name in GATEWAY
     }
-    dl, cl_ = out["long50"]
+    _, cl_ = out["long50"]
     per_chat_long_ms = cl_.gateway_cpu_s() / len(cl_.results) * 1000 if cl_.results else math.nan
     per_token_us = (per_chat_long_ms - per_chat_ms) / 180 * 1000
     rows.append(
@@ -573,7 +586,7 @@ def report(out: dict[str, tuple[Load, Load]], plan: Plan, bench: Bench) -> tuple
         "rss_peak_kib": c.rss_peak_kib,
     }
     busy = []
-    for name, (d, c) in out.items():
+    for name, (_, c) in out.items():
         ours = sum(c.cpu_s.values())
         others = max(0.0, c.machine_busy_s - ours) / max(1e-9, c.wall_s * nproc())
         busy.append(f"{name} {others * 100:.0f} %")
