@@ -83,9 +83,7 @@ class ChatTarget:
 async def published_target(runtime: EdgeRuntime, owner_id: int, bot_id: int) -> ChatTarget:
     """The bot's latest published version; an unknown, foreign, deleted or never published
     bot is a 404 (the registry says which)."""
-    version = await runtime.registry.bots.GetVersion(
-        pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=0)
-    )
+    version = await runtime.published_versions.get(owner_id, bot_id)
     return ChatTarget(bot_id, version.version, version.config.model.model_id)
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, Request
 
+from cozeplus.published_versions import PublishedVersionCache
+from cozeplus.rpc.v1 import registry_pb2 as pb
 from services.edge.chat_bus import ChatBus
 from services.edge.limits import RequestLimits
 from services.edge.nats_link import NatsLink
@@ -29,6 +31,8 @@ class EdgeRuntime:
     # None when rate limiting is switched off.
     rate_limiter: RateLimiter | None
     limits: RequestLimits
+    # The latest published version of a bot, by (owner_id, bot_id).
+    published_versions: PublishedVersionCache[pb.BotVersion]
 
 
 def get_runtime(request: Request) -> EdgeRuntime:

@@ -32,6 +32,7 @@ from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from cozeplus.rpc.v1 import user_state_pb2 as us
 from cozeplus.rpc.v1 import user_state_pb2_grpc as us_grpc
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
+from services.registry.bot_changes import NatsBotChanges
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
 from services.registry.database import Database
@@ -107,7 +108,7 @@ async def _serve_with(
                 lease_node_id(nc, owner, settings.nats_replicas)
             )
         ids = IdGenerator(node_id)
-        bot_service = BotService(database, ids, catalog, settings.default_model)
+        bot_service = BotService(database, ids, catalog, settings.default_model, NatsBotChanges(nc))
         account_service = await asyncio.to_thread(
             # Builds an argon2 hash at start-up; keep it off the event loop.
             AccountService,

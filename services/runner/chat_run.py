@@ -99,6 +99,11 @@ class BotConfigCache:
             self._versions[key] = config
         return config
 
+    def invalidate_bot(self, bot_id: int) -> None:
+        """A deleted bot's versions must stop running at once (BOT_CHANGED)."""
+        for key in [k for k in self._versions if k[1] == bot_id]:
+            del self._versions[key]
+
 
 class RunFailed(Exception):
     """Ends the chat as failed with this error (the round limit, unusable tools)."""

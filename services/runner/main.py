@@ -22,10 +22,12 @@ from cozeplus.chat_queue import (
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
+from cozeplus.published_versions import bot_id_of
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.subjects import (
+    BOT_CHANGED,
     CHAT_CANCEL_ALL,
     CHAT_REQUEST_STREAM,
     CHAT_REQUEST_SUBJECT,
@@ -94,6 +96,13 @@ async def serve(settings: RunnerSettings) -> None:
                 log.info("chat %d: canceled on request", chat_id)
 
         await nc.subscribe(CHAT_CANCEL_ALL, cb=on_cancel)
+
+        async def on_bot_changed(msg: Msg) -> None:
+            bot_id = bot_id_of(msg.data)
+            if bot_id is not None:
+                deps.bot_configs.invalidate_bot(bot_id)
+
+        await nc.subscribe(BOT_CHANGED, cb=on_bot_changed)
         subscription = await js.pull_subscribe(
             CHAT_REQUEST_SUBJECT,
             durable=CHAT_RUNNER_CONSUMER,
