@@ -155,7 +155,8 @@ async def cozeplus_chat(
                             result.first_token_s = now - started
                         last = now
                     elif name == b"conversation.chat.failed" and not result.error:
-                        result.error = "chat.failed: " + data.decode()[:100]
+                        error = orjson.loads(data).get("last_error") or {}
+                        result.error = f"chat.failed {error.get('code')}: {error.get('msg')}"[:120]
     except (httpx.HTTPError, OSError) as exc:
         result.error = type(exc).__name__
     finally:
@@ -288,6 +289,7 @@ class Bench:
         self.edge_url = ""
         self.pids: dict[str, int] = {}
         self.targets: dict[str, Target] = {}
+        self.only: set[str] = set()
 
     def start(self) -> None:
         system = self.system
@@ -421,6 +423,8 @@ class Bench:
             ),
         ]
         for name, step in steps:
+            if self.only and name not in self.only:
+                continue
             started = time.monotonic()
             print(f"  {name} ...", file=sys.stderr, end="", flush=True)
             out[name] = await step()
@@ -452,6 +456,12 @@ def fmt_ms(seconds: float) -> str:
 def report(
     out: dict[str, tuple[Load, Load]], plan: Plan, bench: Bench
 ) -> tuple[str, dict[str, Any]]:
+    empty = Load([], 0.0, {}, 0.0)
+    ran = set(out)
+    out = {
+        name: out.get(name, (empty, empty))
+        for name in ("unloaded", "instant50", "long50", "gaps50", "history", "streams")
+    }
     rows: list[tuple[str, str, str, str, str]] = []
     raw: dict[str, Any] = {}
 
@@ -587,6 +597,8 @@ def report(
     }
     busy = []
     for name, (_, c) in out.items():
+        if name not in ran:
+            continue
         ours = sum(c.cpu_s.values())
         others = max(0.0, c.machine_busy_s - ours) / max(1e-9, c.wall_s * nproc())
         busy.append(f"{name} {others * 100:.0f} %")
@@ -608,6 +620,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--stream-seconds", type=int, help="how long each long stream lasts")
     p.add_argument("--loaded-chats", type=int, help="chats at 50 in flight")
     p.add_argument("--runner-concurrency", type=int, help="COZEPLUS_RUNNER_CONCURRENCY")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated steps to run (unloaded, instant50, long50, gaps50, history, "
+        "streams); the table then shows only what they measure",
+    )
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     return p.parse_args(argv)
@@ -625,6 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     work_dir = Path(tempfile.mkdtemp(prefix="cozeplus-sbs-"))
     bench = Bench(work_dir, plan)
+    bench.only = {name for name in args.only.split(",") if name}
     started = time.monotonic()
     out: dict[str, tuple[Load, Load]] = {}
     failed = False

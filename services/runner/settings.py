@@ -22,7 +22,7 @@ class RunnerSettings(BaseSettings):
     # Chats one runner process runs at once. A chat mostly waits on the model and the
     # network, so the bound is memory, not CPU: see memory_limit_mib and the per-chat
     # memory measured in docs/performance.md.
-    concurrency: int = Field(default=1000, ge=1)
+    concurrency: int = Field(default=4000, ge=1)
     # Take no new chats while this process's resident memory is above this many MiB
     # (they stay queued for other runners); 0 turns the check off.
     memory_limit_mib: int = Field(default=0, ge=0)
