@@ -21,10 +21,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 
+from cozeplus.embeddings import EmbeddingClient
 from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.knowledge_jobs import JetStreamIngestionQueue
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
+from cozeplus.rpc.v1 import knowledge_pb2 as kpb
+from cozeplus.rpc.v1 import knowledge_pb2_grpc as kpb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
@@ -33,12 +37,16 @@ from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
 from services.registry.grpc_conversations import ConversationsServicer
+from services.registry.grpc_knowledge import KnowledgeServicer
+from services.registry.knowledge import KnowledgeService
+from services.registry.knowledge_search import KnowledgeSearch
 from services.registry.settings import RegistrySettings
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
     pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
     cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
+    kpb.DESCRIPTOR.services_by_name["Knowledge"].full_name,
 )
 
 log = logging.getLogger("services.registry")
@@ -95,6 +103,18 @@ async def _serve_with(
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         cpb_grpc.add_ConversationsServicer_to_server(
             ConversationsServicer(ConversationService(database, ids)), server
+        )
+        embedder = None
+        if catalog.embedding is not None:
+            embeddings = EmbeddingClient(catalog.embedding)
+            stack.push_async_callback(embeddings.close)
+            embedder = embeddings.embed_one
+        kpb_grpc.add_KnowledgeServicer_to_server(
+            KnowledgeServicer(
+                KnowledgeService(database, ids, JetStreamIngestionQueue(nc.jetstream())),
+                KnowledgeSearch(database, embedder),
+            ),
+            server,
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -22,7 +22,7 @@ from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from services.cli.system import free_port, registry_process
 from services.registry.database import alembic_config, create_database_engine
-from services.registry.tables import metadata
+from services.registry.tables import CHUNK_FTS_TABLE, is_model_object, metadata
 from tests.registry.conftest import (
     RegistryUnderTest,
     database_for_backend,
@@ -66,7 +66,9 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
     engine = create_database_engine(registry_under_test.database_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection)
+            context = MigrationContext.configure(
+                connection, opts={"include_name": is_model_object}
+            )
             assert compare_metadata(context, metadata) == []
             head = ScriptDirectory.from_config(alembic_config()).get_current_head()
             assert context.get_current_revision() == head
@@ -76,6 +78,17 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
 
 INITIAL_TABLES = {"users", "sessions", "api_keys", "bots", "bot_versions"}
 CONVERSATION_TABLES = {"conversations", "messages", "chat_runs"}
+KNOWLEDGE_TABLES = {
+    "knowledge_files",
+    "knowledge_datasets",
+    "knowledge_documents",
+    "knowledge_chunks",
+}
+# SQLite's FTS5 index over the chunks and the shadow tables FTS5 keeps for it.
+FTS_TABLES = {
+    CHUNK_FTS_TABLE,
+    *(f"{CHUNK_FTS_TABLE}_{s}" for s in ("data", "idx", "content", "docsize", "config")),
+}
 
 
 def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
@@ -85,7 +98,7 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         ("0002", True, INITIAL_TABLES | CONVERSATION_TABLES),
         ("0001", False, INITIAL_TABLES),
         ("base", False, set()),
-        ("head", True, set(metadata.tables)),
+        ("head", True, set(metadata.tables) | FTS_TABLES),
     )
     try:
         for target, upgrade, expected in steps:
@@ -97,7 +110,7 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
                     command.downgrade(config, target)
             tables = set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
             assert tables == expected, target
-        assert set(metadata.tables) == INITIAL_TABLES | CONVERSATION_TABLES
+        assert set(metadata.tables) == INITIAL_TABLES | CONVERSATION_TABLES | KNOWLEDGE_TABLES
     finally:
         engine.dispose()
 

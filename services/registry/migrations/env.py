@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from services.registry.database import create_database_engine
-from services.registry.tables import metadata
+from services.registry.tables import is_model_object, metadata
 
 # Any constant works; it only has to be the same for every registry replica.
 MIGRATION_LOCK_KEY = 0x636F7A65706C7573  # "cozeplus"
@@ -20,6 +20,7 @@ def run_migrations(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_name=is_model_object,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )
