@@ -22,7 +22,7 @@ from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddlewa
 from services.edge.nats_link import NatsLink
 from services.edge.rate_limit import LimitClass, RateLimiter
 from services.edge.registry import RegistryClient
-from services.edge.routes import bots, chat, conversations, health, passport, pat
+from services.edge.routes import bots, chat, conversations, health, knowledge, passport, pat
 from services.edge.runtime import EdgeRuntime
 from services.edge.settings import EdgeSettings
 
@@ -88,10 +88,15 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         bots.router,
         chat.router,
         conversations.router,
+        knowledge.router,
     ):
         app.include_router(router)
     # Added last = outermost: the log id middleware wraps the 413 of the body limit too.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        path_limits=knowledge.upload_body_limits(settings.max_file_bytes),
+    )
     app.add_middleware(RequestContextMiddleware)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -275,7 +275,9 @@ def _v1_bot(
         ),
         knowledge=Knowledge(
             dataset_ids=knowledge_ids,
-            auto_call=config.knowledge.auto_call if config.knowledge.HasField("auto_call") else True,
+            auto_call=config.knowledge.auto_call
+            if config.knowledge.HasField("auto_call")
+            else True,
             search_strategy=config.knowledge.search_strategy,
             top_k=config.knowledge.top_k,
             min_score=config.knowledge.min_score,

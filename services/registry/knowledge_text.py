@@ -20,8 +20,49 @@ _IS_CJK = re.compile(rf"[{_CJK}]")
 # Query words that would match nearly every English chunk. Chunks keep them (phrases stay
 # intact); queries drop them unless nothing else is left.
 _STOPWORDS = frozenset(
-    "a an and are as at be but by do does did for from has have how i in is it its of on "
-    "or that the this to was were what when where which who why will with you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
 )
 MAX_QUERY_TERMS = 32
 

@@ -66,9 +66,7 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
     engine = create_database_engine(registry_under_test.database_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection, opts={"include_name": is_model_object}
-            )
+            context = MigrationContext.configure(connection, opts={"include_name": is_model_object})
             assert compare_metadata(context, metadata) == []
             head = ScriptDirectory.from_config(alembic_config()).get_current_head()
             assert context.get_current_revision() == head

@@ -123,9 +123,7 @@ def downgrade() -> None:
     op.drop_index("ix_knowledge_documents_owner_id", table_name="knowledge_documents")
     op.drop_index("ix_knowledge_documents_dataset_id_id", table_name="knowledge_documents")
     op.drop_table("knowledge_documents")
-    op.drop_index(
-        "ix_knowledge_datasets_owner_id_space_id", table_name="knowledge_datasets"
-    )
+    op.drop_index("ix_knowledge_datasets_owner_id_space_id", table_name="knowledge_datasets")
     op.drop_table("knowledge_datasets")
     op.drop_index("ix_knowledge_files_owner_id", table_name="knowledge_files")
     op.drop_table("knowledge_files")
