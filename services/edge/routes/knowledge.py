@@ -145,7 +145,8 @@ async def list_datasets(
     runtime: Runtime,
     space_id: Annotated[Id | None, Query()] = None,
     name: Annotated[str, Query(max_length=100)] = "",
-    format_type: Annotated[int | None, Query(ge=0, le=2)] = None,
+    # cozepy sends `format_type=` (empty) when not filtering.
+    format_type: Annotated[str, Query(pattern="^[012]?$")] = "",
     page_num: Annotated[int, Query(ge=1, le=INT32_MAX)] = 1,
     page_size: Annotated[int, Query(ge=1, le=300)] = 10,
 ) -> Envelope[DatasetList]:
@@ -156,8 +157,8 @@ async def list_datasets(
         page_num=page_num,
         page_size=min(page_size, 100),
     )
-    if format_type is not None:
-        request.format_type = format_type
+    if format_type:
+        request.format_type = int(format_type)
     page = await runtime.registry.knowledge.ListDatasets(request)
     return ok(
         DatasetList(
