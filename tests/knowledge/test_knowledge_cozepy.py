@@ -172,7 +172,8 @@ def test_pdf_docx_and_html_documents_are_parsed(
                 source_info=DocumentSourceInfo(
                     file_base64=b64(
                         "<html><head><script>var tardigrade = 1;</script></head>"
-                        "<body><h1>Pangolins</h1><p>Pangolins are covered in scales.</p></body></html>"
+                        "<body><h1>Pangolins</h1><p>Pangolins are covered in scales.</p>"
+                        "</body></html>"
                     ),
                     file_type="html",
                 ),
