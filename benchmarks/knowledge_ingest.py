@@ -1,15 +1,16 @@
 """Knowledge benchmark: document ingestion with one and two workers, and retrieval latency.
 
 Starts its own NATS, registry (SQLite) and knowledge workers on loopback, then:
-1. ingestion: N documents (default 1,000 of ~1 KB: ~1 MB of English and Chinese text) are
+1. ingestion: N documents of ~1 KB of English and Chinese text (default 500) are
    put in the object store and created in one dataset; the clock runs from the first
    CreateDocuments call until every document is completed. Once with one worker, once with
    two (a fresh dataset each time).
-2. retrieval: a dataset of C chunks (default 20,000 to keep the run near a minute; the figures in docs/knowledge.md use --chunks 100000, stored directly through
+2. retrieval: a dataset of C chunks (default 20,000), stored directly through
    CompleteIngestion in documents of 1,000 chunks), then Q full-text searches (default 200,
    one at a time, English and Chinese queries) through the Search RPC: p50/p99.
 
-Run: .venv/bin/python benchmarks/knowledge_ingest.py [--documents N] [--chunks C] [--queries Q]
+The defaults keep a run near a minute. The figures in docs/knowledge.md are the full run:
+.venv/bin/python benchmarks/knowledge_ingest.py --documents 1000 --chunks 100000
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument("--documents", type=int, default=500)
     parser.add_argument("--document-bytes", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=200)
