@@ -234,11 +234,16 @@ def config_to_proto(config: bots.BotConfig) -> pb.BotConfig:
             pb.ToolRef(type=t.type, knowledge_id=t.knowledge_id, plugin_id=t.plugin_id)
             for t in config.tools
         ],
-        knowledge=pb.KnowledgeSettings(
-            auto_call=config.knowledge.auto_call,
-            search_strategy=config.knowledge.search_strategy,
-            top_k=config.knowledge.top_k,
-            min_score=config.knowledge.min_score,
+        # Absent while at its defaults, so configs written before it existed read back equal.
+        knowledge=(
+            pb.KnowledgeSettings(
+                auto_call=config.knowledge.auto_call,
+                search_strategy=config.knowledge.search_strategy,
+                top_k=config.knowledge.top_k,
+                min_score=config.knowledge.min_score,
+            )
+            if config.knowledge != bots.KnowledgeSettings()
+            else None
         ),
     )
 
