@@ -130,7 +130,7 @@ def _ingest_and_list_a_document(client: httpx.Client, space_id: str) -> None:
     """`cozeplus up` runs a knowledge worker, and full-text retrieval needs no model."""
     dataset = client.post("/v1/datasets", json={"name": "docs", "space_id": space_id})
     dataset_id = dataset.json()["data"]["dataset_id"]
-    text = base64.b64encode("Offline ingestion works.".encode()).decode()
+    text = base64.b64encode(b"Offline ingestion works.").decode()
     created = client.post(
         "/open_api/knowledge/document/create",
         json={
