@@ -68,6 +68,10 @@ def test_files_over_the_limit_are_refused_and_nothing_is_stored(
             ],
         }
         refused = http.post("/open_api/knowledge/document/create", json=document)
-        assert refused.status_code == 400 and "over the limit" in refused.json()["msg"]
+        assert refused.status_code == 400
+        assert refused.json()["msg"] == (
+            f"document_bases[0].source_info.file_base64: {LIMIT + 1} bytes is over the limit "
+            f"of {LIMIT} bytes"
+        )
         listed = http.post("/open_api/knowledge/document/list", json={"dataset_id": dataset})
         assert listed.json()["total"] == 0

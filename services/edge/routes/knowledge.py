@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import secrets
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -222,9 +223,17 @@ async def dataset_process(
 # --------------------------------------------------------------------------- documents
 
 
-async def _new_document(
+@dataclass
+class _PendingDocument:
+    """A document checked and ready to create; `content` is base64 bytes still to store."""
+
+    document: kpb.NewDocument
+    content: bytes | None = None
+
+
+async def _check_document(
     runtime: EdgeRuntime, user: Principal, index: int, base: DocumentBaseIn
-) -> kpb.NewDocument:
+) -> _PendingDocument:
     where = f"document_bases[{index}].source_info"
     source = base.source_info
     rule = base.update_rule
@@ -237,7 +246,7 @@ async def _new_document(
         document.source_type = SOURCE_WEB_PAGE
         document.web_url = source.web_url
         document.file_type = "html"
-        return document
+        return _PendingDocument(document)
     file_type = (source.file_type or "").lower().lstrip(".")
     if source.file_base64 is not None:
         if file_type not in FILE_TYPES:
@@ -246,11 +255,14 @@ async def _new_document(
             data = base64.b64decode(source.file_base64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ApiError(400, f"{where}.file_base64 is not valid base64") from exc
-        stored = await _store_file(runtime, user, f"{base.name}.{file_type}", data, "")
+        limit = runtime.settings.max_file_bytes
+        if len(data) > limit:
+            raise ApiError(
+                400, f"{where}.file_base64: {len(data)} bytes is over the limit of {limit} bytes"
+            )
         document.source_type = SOURCE_LOCAL_FILE
-        document.source_file_id = stored.id
         document.file_type = file_type
-        return document
+        return _PendingDocument(document, data)
     if source.source_file_id is not None:
         file = await runtime.registry.knowledge.GetFile(
             kpb.FileRef(owner_id=user.user_id, file_id=source.source_file_id)
@@ -266,7 +278,7 @@ async def _new_document(
         document.source_type = SOURCE_FILE_ID
         document.source_file_id = file.id
         document.file_type = file_type
-        return document
+        return _PendingDocument(document)
     raise ApiError(400, f"{where} needs file_base64, source_file_id or web_url")
 
 
@@ -283,9 +295,17 @@ async def create_documents(
     await runtime.registry.knowledge.GetDataset(
         kpb.DatasetRef(owner_id=user.user_id, dataset_id=body.dataset_id)
     )
-    documents = [
-        await _new_document(runtime, user, i, base) for i, base in enumerate(body.document_bases)
+    # Every document checked before any byte is stored: a bad one stores nothing.
+    pending = [
+        await _check_document(runtime, user, i, base) for i, base in enumerate(body.document_bases)
     ]
+    documents: list[kpb.NewDocument] = []
+    for item in pending:
+        if item.content is not None:
+            name = f"{item.document.name}.{item.document.file_type}"
+            stored = await _store_file(runtime, user, name, item.content, "")
+            item.document.source_file_id = stored.id
+        documents.append(item.document)
     strategy = body.chunk_strategy
     created = await runtime.registry.knowledge.CreateDocuments(
         kpb.CreateDocumentsRequest(
