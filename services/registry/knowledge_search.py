@@ -3,7 +3,8 @@
 - Full-text (search_strategy 20, and the fallback of the others when no embedding model is
   configured): SQLite FTS5 ranked by bm25, PostgreSQL `to_tsvector('simple')` ranked by
   ts_rank_cd, both over the same segmented text (knowledge_text.py), so English words and
-  Chinese bigrams are found alike. A query matches chunks holding any of its terms.
+  Chinese bigrams are found alike. Chunks holding every term of the query come first; when
+  they are fewer than asked for, chunks holding any of them follow.
   Score: the backend's relevance r mapped to r / (1 + r), in (0, 1).
 - Semantic (0): cosine similarity between the query's embedding and each chunk's, computed
   here over the datasets' chunks (brute force; see docs/knowledge.md for why not
@@ -110,53 +111,62 @@ class KnowledgeSearch:
         return SearchResult([h for h in hits if h.score >= min_score], strategy)
 
     async def _full_text(self, datasets: list[int], query: str, limit: int) -> list[Hit]:
+        """Chunks with every term first, then, if those are too few, chunks with any: a
+        query of common words then ranks a few hundred matches instead of most chunks."""
         words = query_terms(query)
         if not words:
             return []
-        backend = self._db.backend
+        hits = await self._db.read(lambda s: self._match(s, datasets, words, limit, every=True))
+        if len(words) > 1 and len(hits) < limit:
+            seen = {h.chunk_id for h in hits}
+            more = await self._db.read(
+                lambda s: self._match(s, datasets, words, limit, every=False)
+            )
+            hits.extend(h for h in more if h.chunk_id not in seen)
+        return hits[:limit]
 
-        def work(session: Session) -> list[Hit]:
-            if backend == "sqlite":
-                statement = sa.text(
-                    f"SELECT c.id, c.document_id, c.dataset_id, d.name, c.content, "
-                    f"-bm25({CHUNK_FTS_TABLE}) AS relevance "
-                    f"FROM {CHUNK_FTS_TABLE} "
-                    f"JOIN knowledge_chunks c ON c.id = {CHUNK_FTS_TABLE}.rowid "
-                    "JOIN knowledge_documents d ON d.id = c.document_id "
-                    f"WHERE {CHUNK_FTS_TABLE} MATCH :match AND c.dataset_id IN :datasets "
-                    "ORDER BY relevance DESC LIMIT :limit"
-                )
-                match = fts5_query(words)
-            else:
-                statement = sa.text(
-                    "SELECT c.id, c.document_id, c.dataset_id, d.name, c.content, "
-                    "ts_rank_cd(to_tsvector('simple'::regconfig, c.search_text), q) "
-                    "AS relevance "
-                    "FROM knowledge_chunks c "
-                    "JOIN knowledge_documents d ON d.id = c.document_id, "
-                    "to_tsquery('simple'::regconfig, :match) q "
-                    "WHERE to_tsvector('simple'::regconfig, c.search_text) @@ q "
-                    "AND c.dataset_id IN :datasets "
-                    "ORDER BY relevance DESC, c.id LIMIT :limit"
-                )
-                match = tsquery(words)
-            statement = statement.bindparams(sa.bindparam("datasets", expanding=True))
-            rows = session.execute(
-                statement, {"match": match, "datasets": datasets, "limit": limit}
-            ).all()
-            return [
-                Hit(
-                    chunk_id=row[0],
-                    document_id=row[1],
-                    dataset_id=row[2],
-                    document_name=row[3],
-                    content=row[4],
-                    score=_squash(float(row[5])),
-                )
-                for row in rows
-            ]
-
-        return await self._db.read(work)
+    def _match(
+        self, session: Session, datasets: list[int], words: list[str], limit: int, *, every: bool
+    ) -> list[Hit]:
+        if self._db.backend == "sqlite":
+            statement = sa.text(
+                f"SELECT c.id, c.document_id, c.dataset_id, d.name, c.content, "
+                f"-bm25({CHUNK_FTS_TABLE}) AS relevance "
+                f"FROM {CHUNK_FTS_TABLE} "
+                f"JOIN knowledge_chunks c ON c.id = {CHUNK_FTS_TABLE}.rowid "
+                "JOIN knowledge_documents d ON d.id = c.document_id "
+                f"WHERE {CHUNK_FTS_TABLE} MATCH :match AND c.dataset_id IN :datasets "
+                "ORDER BY relevance DESC LIMIT :limit"
+            )
+            match = fts5_query(words, every=every)
+        else:
+            statement = sa.text(
+                "SELECT c.id, c.document_id, c.dataset_id, d.name, c.content, "
+                "ts_rank_cd(to_tsvector('simple'::regconfig, c.search_text), q) "
+                "AS relevance "
+                "FROM knowledge_chunks c "
+                "JOIN knowledge_documents d ON d.id = c.document_id, "
+                "to_tsquery('simple'::regconfig, :match) q "
+                "WHERE to_tsvector('simple'::regconfig, c.search_text) @@ q "
+                "AND c.dataset_id IN :datasets "
+                "ORDER BY relevance DESC, c.id LIMIT :limit"
+            )
+            match = tsquery(words, every=every)
+        statement = statement.bindparams(sa.bindparam("datasets", expanding=True))
+        rows = session.execute(
+            statement, {"match": match, "datasets": datasets, "limit": limit}
+        ).all()
+        return [
+            Hit(
+                chunk_id=row[0],
+                document_id=row[1],
+                dataset_id=row[2],
+                document_name=row[3],
+                content=row[4],
+                score=_squash(float(row[5])),
+            )
+            for row in rows
+        ]
 
     async def _semantic(self, datasets: list[int], vector: list[float], limit: int) -> list[Hit]:
         query_norm = math.sqrt(sum(x * x for x in vector)) or 1.0

@@ -96,12 +96,12 @@ def query_terms(query: str) -> list[str]:
     return kept[:MAX_QUERY_TERMS]
 
 
-def fts5_query(words: list[str]) -> str:
-    """An FTS5 MATCH expression: any of the terms, each quoted (terms are word characters
-    only, so quoting is all the escaping needed)."""
-    return " OR ".join(f'"{w}"' for w in words)
+def fts5_query(words: list[str], *, every: bool = False) -> str:
+    """An FTS5 MATCH expression: any (or every) of the terms, each quoted (terms are word
+    characters only, so quoting is all the escaping needed)."""
+    return (" AND " if every else " OR ").join(f'"{w}"' for w in words)
 
 
-def tsquery(words: list[str]) -> str:
-    """A PostgreSQL to_tsquery('simple', ...) expression: any of the terms."""
-    return " | ".join("'" + w.replace("'", "''") + "'" for w in words)
+def tsquery(words: list[str], *, every: bool = False) -> str:
+    """A PostgreSQL to_tsquery('simple', ...) expression: any (or every) of the terms."""
+    return (" & " if every else " | ").join("'" + w.replace("'", "''") + "'" for w in words)

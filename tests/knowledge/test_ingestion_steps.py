@@ -50,6 +50,7 @@ def test_segmentation_indexes_english_words_and_chinese_bigrams() -> None:
     assert query_terms("What is the 长城?") == ["长城"]
     assert query_terms("the what") == ["the", "what"]  # only stop words: keep them
     assert fts5_query(["a", "长城"]) == '"a" OR "长城"'
+    assert fts5_query(["a", "b"], every=True) == '"a" AND "b"'
     assert tsquery(["a", "b"]) == "'a' | 'b'"
 
 
