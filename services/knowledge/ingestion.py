@@ -28,6 +28,9 @@ from services.knowledge.web_page import WebLimits, WebPageError, fetch_web_page
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeAsyncStub
 
+# Below the registry's largest request (services/registry/main.py: 64 MiB).
+MAX_INDEX_REQUEST_BYTES = 60 * 1024 * 1024
+
 log = logging.getLogger("cozeplus.knowledge")
 
 
@@ -75,18 +78,31 @@ async def ingest(deps: IngestionDeps, document_id: int, delivery: int) -> Outcom
         vectors = await _embed(deps, chunks)
     except DocumentFault as fault:
         return await _fail(deps, document_id, fault.reason)
-    await deps.knowledge.CompleteIngestion(
-        kpb.CompleteIngestionRequest(
-            document_id=document_id,
-            chunks=[
-                kpb.NewChunk(content=c, embedding=v)
-                for c, v in zip(chunks, vectors or [[]] * len(chunks), strict=True)
-            ],
-            char_count=len(text),
-            size=len(data),
-            embedding_model=deps.embeddings.model_id if deps.embeddings and vectors else "",
-        )
+    request = kpb.CompleteIngestionRequest(
+        document_id=document_id,
+        chunks=[
+            kpb.NewChunk(content=c, embedding=v)
+            for c, v in zip(chunks, vectors or [[]] * len(chunks), strict=True)
+        ],
+        char_count=len(text),
+        size=len(data),
+        embedding_model=deps.embeddings.model_id if deps.embeddings and vectors else "",
     )
+    if request.ByteSize() > MAX_INDEX_REQUEST_BYTES:
+        return await _fail(
+            deps,
+            document_id,
+            f"the document's chunks are {request.ByteSize()} bytes; at most "
+            f"{MAX_INDEX_REQUEST_BYTES} bytes can be indexed at once",
+        )
+    try:
+        await deps.knowledge.CompleteIngestion(request)
+    except grpc.aio.AioRpcError as err:
+        if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+            # Deleted (or ended) while we worked: nothing to index.
+            log.info("document %d: %s; dropping its chunks", document_id, err.details())
+            return Outcome(document_id, "skipped")
+        raise
     log.info("document %d: %d chunks", document_id, len(chunks))
     return Outcome(document_id, "completed")
 

@@ -49,6 +49,9 @@ SERVICE_NAMES = (
     kpb.DESCRIPTOR.services_by_name["Knowledge"].full_name,
 )
 
+# Largest request the registry takes (gRPC's default is 4 MiB).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
 log = logging.getLogger("services.registry")
 
 
@@ -98,7 +101,10 @@ async def _serve_with(
             session_ttl_s=settings.session_ttl_s,
         )
 
-        server = grpc.aio.server()
+        server = grpc.aio.server(
+            # A knowledge worker hands over a whole document's chunks (and vectors) at once.
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        )
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         cpb_grpc.add_ConversationsServicer_to_server(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,7 +25,7 @@ class Site:
     """A local web site whose first request hangs until released, so a worker is caught
     mid-document; it counts the requests it got."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_first: bool = False) -> None:
         self.requests = 0
         self.first_request = threading.Event()
         self.release = threading.Event()
@@ -36,7 +37,8 @@ class Site:
                 if site.requests == 1:
                     site.first_request.set()
                     site.release.wait(120)
-                    return  # the worker that asked is dead by now
+                    if not answer_first:
+                        return  # the worker that asked is dead by now
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html")
                 self.send_header("Content-Length", str(len(PAGE)))
@@ -112,3 +114,42 @@ def test_web_url_outside_the_allowed_networks_fails_with_a_reason(
     assert "169.254.169.254, which is not allowed" in by_name["metadata"].status_descript
     assert by_name["missing"].status == DocumentStatus.FAILED
     assert "could not fetch http://127.0.0.1:9/nothing" in by_name["missing"].status_descript
+
+
+def test_a_document_deleted_while_a_worker_reads_it_is_not_indexed(
+    coze: Coze, account: Account, knowledge_rpc: KnowledgeStub, workers: Workers
+) -> None:
+    slow = Site(answer_first=True)
+    try:
+        dataset_id = new_dataset(coze, account)
+        created = coze.datasets.documents.create(
+            dataset_id=dataset_id,
+            document_bases=[
+                DocumentBase(name="gone", source_info=DocumentSourceInfo.build_web_page(slow.url))
+            ],
+        )
+        assert slow.first_request.wait(60), "no worker fetched the page"
+        document_id = created[0].document_id
+        coze.datasets.documents.delete(document_ids=[document_id])
+        slow.release.set()
+        # The worker fetched and chunked it, and the registry refused the chunks.
+        dropped = f"document {document_id}: document {document_id} not found (deleted); dropping"
+        deadline = time.monotonic() + 60
+        while not any(dropped in p.log_tail(200) for p in workers.processes):
+            assert time.monotonic() < deadline, "the worker never finished the document"
+            time.sleep(0.1)
+        # The worker carries on: a later document of the same dataset is ingested.
+        after = coze.datasets.documents.create(
+            dataset_id=dataset_id,
+            document_bases=[
+                DocumentBase(
+                    name="kept", source_info=DocumentSourceInfo.build_local_file("Tapirs swim.")
+                )
+            ],
+        )
+        wait_processed(coze, dataset_id, [after[0].document_id])
+        names = [d.name for d in coze.datasets.documents.list(dataset_id=dataset_id)]
+        assert names == ["kept"]
+        assert list(search(knowledge_rpc, account.user_id, [dataset_id], "rodents").chunks) == []
+    finally:
+        slow.close()

@@ -37,6 +37,7 @@ REGISTRY_SERVICES = (
     "cozeplus.rpc.v1.BotRegistry",
     "cozeplus.rpc.v1.Accounts",
     "cozeplus.rpc.v1.Conversations",
+    "cozeplus.rpc.v1.Knowledge",
 )
 
 
