@@ -61,12 +61,13 @@ class Outcome:
 
 async def ingest(deps: IngestionDeps, document_id: int, delivery: int) -> Outcome:
     if delivery > MAX_ATTEMPTS:
-        # Every earlier delivery ended with its worker gone (killed, out of memory, ...).
+        # Every earlier delivery ended without an outcome: its worker died (killed, out of
+        # memory) or the registry or NATS failed it.
         return await _fail(
             deps,
             document_id,
-            f"processing was interrupted {MAX_ATTEMPTS} times (the worker stopped); "
-            "upload the document again",
+            f"processing did not finish in {MAX_ATTEMPTS} attempts (the worker stopped or "
+            "a service was unavailable); upload the document again",
         )
     document = await _claim(deps, document_id)
     if document is None:

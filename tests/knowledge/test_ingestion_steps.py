@@ -88,7 +88,7 @@ async def test_a_job_whose_workers_died_max_attempts_times_is_failed_not_retried
     assert outcome.status == "failed"
     [(name, request)] = fake.calls
     assert name == "FailIngestion" and request.document_id == 7
-    assert f"interrupted {MAX_ATTEMPTS} times" in request.reason
+    assert f"did not finish in {MAX_ATTEMPTS} attempts" in request.reason
 
 
 @pytest.mark.parametrize(
