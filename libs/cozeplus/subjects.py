@@ -28,3 +28,12 @@ CHAT_CANCEL_ALL = "cozeplus.chat.cancel.*"
 # what they cached of it (its latest published version, its configurations).
 # Payload: JSON {"bot_id": int}.
 BOT_CHANGED = "cozeplus.bots.changed"
+
+# JetStream work queue of document ingestion jobs: the registry publishes one per new
+# document (message id = document id), knowledge workers share one durable pull consumer.
+KNOWLEDGE_INGEST_STREAM = "COZEPLUS_KNOWLEDGE_INGEST"
+KNOWLEDGE_INGEST_SUBJECT = "cozeplus.knowledge.ingest"
+KNOWLEDGE_WORKER_CONSUMER = "knowledge-workers"
+
+# JetStream object store bucket holding uploaded files' bytes (metadata is in the registry).
+FILES_BUCKET = "cozeplus-files"
