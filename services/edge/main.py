@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from cozeplus import event_loop
 from services.edge.app import create_app
 from services.edge.http_server import edge_http_protocol
 from services.edge.middleware import LogIdFilter
@@ -34,6 +35,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        loop=event_loop.uvicorn_loop(),
         # RequestContextMiddleware writes the access log, with the log id.
         access_log=False,
         server_header=False,

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 
+from cozeplus import event_loop
 from cozeplus.embeddings import EmbeddingClient
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.knowledge_jobs import JetStreamIngestionQueue
@@ -240,4 +241,4 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(settings))
+    event_loop.run(serve(settings))

@@ -13,6 +13,7 @@ import socket
 import grpc
 from nats.aio.msg import Msg
 
+from cozeplus import event_loop
 from cozeplus.chat_queue import (
     ACK_WAIT_S,
     ensure_chat_stream,
@@ -141,4 +142,4 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(serve(settings))
+    event_loop.run(serve(settings))

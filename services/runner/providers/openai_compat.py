@@ -76,6 +76,9 @@ _BEARER = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
 # The SDK maps these only inside its own Stream; the raw response hands them through.
 _TRANSPORT_TIMEOUTS = (httpx2.TimeoutException,)
 _TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError)
+# How long the rest of a response after `[DONE]` may take to arrive before the connection is
+# dropped instead of reused (the SDK's own stream waits as long).
+_DRAIN_S = 0.1
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -363,7 +366,8 @@ async def _iter_chunk_dicts(response: httpx2.Response) -> AsyncGenerator[dict[st
     """
     buffer = b""
     data: list[bytes] = []
-    async for block in response.aiter_bytes():
+    blocks = response.aiter_bytes()
+    async for block in blocks:
         buffer += block
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
@@ -378,6 +382,13 @@ async def _iter_chunk_dicts(response: httpx2.Response) -> AsyncGenerator[dict[st
             payload = data[0] if len(data) == 1 else b"\n".join(data)
             data = []
             if payload.startswith(b"[DONE]"):
+                # Read the body to its end (briefly) so the connection goes back to the pool:
+                # closing a response with unread bytes drops it, and the next chat would
+                # pay a new TCP (and TLS) connection (seen in profiles as connect_tcp).
+                with contextlib.suppress(TimeoutError, httpx2.HTTPError):
+                    async with asyncio.timeout(_DRAIN_S):
+                        async for _ in blocks:
+                            pass
                 return
             parsed = orjson.loads(payload)
             if isinstance(parsed, dict):
