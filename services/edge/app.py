@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from cozeplus.subjects import AUTH_REVOKED
-from services.edge.auth import Authenticator
-from services.edge.chat_bus import ChatBus
+from services.edge.core.auth import Authenticator
+from services.edge.core.bus import ChatBus
+from services.edge.core.chats import ChatCore, ChatTimings
 from services.edge.errors import install_error_handlers
 from services.edge.limits import RequestLimits
 from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -46,12 +47,23 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             limiter_start = asyncio.create_task(
                 rate_limiter.start_when_connected(nats_link.wait_connected), name="rate-limiter"
             )
+        chats = ChatCore(
+            bus=chat_bus,
+            bots=registry.bots,
+            conversations=registry.conversations,
+            timings=ChatTimings(
+                queue_timeout_s=settings.chat_queue_timeout_s,
+                runner_lost_s=settings.chat_runner_lost_s,
+                cancel_wait_s=settings.chat_cancel_wait_s,
+            ),
+        )
         app.state.runtime = EdgeRuntime(
             settings=settings,
             registry=registry,
             nats=nats_link,
             authenticator=authenticator,
             chat=chat_bus,
+            chats=chats,
             rate_limiter=rate_limiter,
             limits=RequestLimits.from_settings(settings),
         )

@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc
-from services.edge.middleware import LOG_ID
+from services.edge.log_id import LOG_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub

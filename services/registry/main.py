@@ -31,8 +31,10 @@ from services.registry.accounts import AccountService, NatsRevocationBroadcast
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
 from services.registry.database import Database
-from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
-from services.registry.grpc_conversations import ConversationsServicer
+from services.registry.servicers.accounts import AccountsServicer
+from services.registry.servicers.bots import BotRegistryServicer
+from services.registry.servicers.conversations import ConversationsServicer
+from services.registry.servicers.errors import ErrorInterceptor
 from services.registry.settings import RegistrySettings
 
 SERVICE_NAMES = (
@@ -90,7 +92,7 @@ async def _serve_with(
             session_ttl_s=settings.session_ttl_s,
         )
 
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=[ErrorInterceptor()])
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         cpb_grpc.add_ConversationsServicer_to_server(

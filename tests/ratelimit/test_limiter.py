@@ -6,19 +6,23 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import nats
 import pytest
+from fastapi import APIRouter
 from nats.aio.client import Client as NATS
 
 from cozeplus.embedded_nats import EmbeddedNats
+from services.edge.deps import declared_limit_class
 from services.edge.rate_limit import (
     STORE_ERRORS,
     LimitClass,
     RateLimiter,
-    limit_class_for,
     set_override,
 )
+from services.edge.routes import bots, chat, conversations
 
 DEFAULTS = {
     LimitClass.CHAT: 5,
@@ -42,21 +46,28 @@ async def _limiter(nc: NATS, window_s: int = 60) -> RateLimiter:
 
 
 @pytest.mark.parametrize(
-    ("path", "expected"),
+    ("router", "path", "expected"),
     [
-        ("/v3/chat", LimitClass.CHAT),
-        ("/v3/chat/cancel", LimitClass.CHAT),
-        ("/api/conversation/chat", LimitClass.CHAT),
-        ("/api/draftbot/create", LimitClass.BOT_MANAGEMENT),
-        ("/v1/bot/publish", LimitClass.BOT_MANAGEMENT),
-        ("/v1/bot/get_online_info", LimitClass.BOT_INFO),
-        ("/v1/bots/123", LimitClass.BOT_INFO),
-        ("/v1/bots", LimitClass.BOT_INFO),
-        ("/v1/conversation/create", LimitClass.OTHER),
+        (chat.router, "/v3/chat", LimitClass.CHAT),
+        (chat.router, "/v3/chat/cancel", LimitClass.CHAT),
+        (chat.router, "/api/conversation/chat", LimitClass.CHAT),
+        (bots.management, "/api/draftbot/create", LimitClass.BOT_MANAGEMENT),
+        (bots.management, "/v1/bot/publish", LimitClass.BOT_MANAGEMENT),
+        (bots.info, "/v1/bot/get_online_info", LimitClass.BOT_INFO),
+        (bots.info, "/v1/bots/{bot_id}", LimitClass.BOT_INFO),
+        (bots.info, "/v1/bots", LimitClass.BOT_INFO),
+        (conversations.router, "/v1/conversation/create", LimitClass.OTHER),
     ],
 )
-def test_routes_map_to_the_contract_classes(path: str, expected: LimitClass) -> None:
-    assert limit_class_for(path) == expected
+def test_routers_declare_the_contract_classes(
+    router: APIRouter, path: str, expected: LimitClass
+) -> None:
+    """Each router declares its class (services/edge/deps.py); undeclared is `other`."""
+    assert path in [getattr(r, "path", None) for r in router.routes]
+    state = SimpleNamespace(state=SimpleNamespace())
+    declared = [d.dependency(state) for d in router.dependencies if d.dependency is not None]
+    assert declared == ([] if expected is LimitClass.OTHER else [expected])
+    assert declared_limit_class(cast(Any, state)) == expected
 
 
 async def test_limit_counts_down_then_refuses_with_retry_after(nc: NATS) -> None:

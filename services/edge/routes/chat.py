@@ -1,6 +1,6 @@
 """Chat routes: the official /v3/chat family and the product document's
-/api/conversation/chat. The logic lives in services/edge/chat_gateway.py; these handlers
-validate, call it, and pick the transport (SSE or one JSON answer)."""
+/api/conversation/chat. The logic lives in the edge's core (services/edge/core/chats.py);
+these handlers validate, call it, and pick the transport (SSE or one JSON answer)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from cozeplus.chat_wire import chat_object, message_object
+from cozeplus.chat_protocol import InputMessage
+from cozeplus.chat_wire import message_object
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
-from services.edge import chat_gateway
-from services.edge.auth import CurrentUser, Principal
-from services.edge.chat_gateway import ChatSession
+from services.edge.core.auth import Principal
+from services.edge.core.chats import NO_MESSAGES_MSG, ChatInput, answer_data
+from services.edge.core.errors import InvalidInput
+from services.edge.core.session import ChatSession
+from services.edge.deps import CurrentUser, RateLimitClass, Runtime
+from services.edge.rate_limit import LimitClass
 from services.edge.responses import EventStreamResponse, envelope_json
-from services.edge.runtime import EdgeRuntime, Runtime
+from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.chat import (
     STREAM_RESPONSE,
     ApiChatAnswerView,
     CancelChatBody,
     ChatAnswerView,
     ChatBody,
+    ChatMessageIn,
+    ChatOptions,
     ChatView,
     InternalChatBody,
     MessageView,
@@ -29,7 +35,9 @@ from services.edge.schemas.chat import (
 )
 from services.edge.schemas.common import ERROR_RESPONSES, Envelope, Id
 
-router = APIRouter(tags=["chat"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    tags=["chat"], responses=ERROR_RESPONSES, dependencies=[RateLimitClass(LimitClass.CHAT)]
+)
 
 ConversationIdQuery = Annotated[Id, Query(description="The chat's conversation.")]
 ChatIdQuery = Annotated[Id, Query()]
@@ -37,10 +45,40 @@ ChatIdQuery = Annotated[Id, Query()]
 _ID_FIELDS = ("id", "conversation_id", "bot_id", "section_id")
 
 
+def chat_input(
+    body: ChatOptions, query: str | None, user_id: str, conversation_id: int | None
+) -> ChatInput:
+    """The run's input: the additional messages, then `query` as one more user message."""
+    messages: list[ChatMessageIn] = list(body.additional_messages)
+    if query is not None and query.strip():
+        messages.append(ChatMessageIn(role="user", content=query))
+    if not messages:  # before the bot is looked up, so this is a 400 whatever the bot
+        raise InvalidInput(NO_MESSAGES_MSG)
+    return ChatInput(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        messages=[
+            InputMessage(
+                role=m.role,
+                type=m.type,
+                content=m.content,
+                content_type=m.content_type,
+                meta_data=m.meta_data,
+            )
+            for m in messages
+        ],
+        custom_variables=body.custom_variables,
+        meta_data=body.meta_data,
+        extra_params=body.extra_params,
+        parameters=body.parameters,
+        auto_save_history=body.auto_save_history,
+    )
+
+
 async def _respond(session: ChatSession, stream: bool, ids_as_numbers: bool = False) -> Response:
     if stream:
         return EventStreamResponse(session)
-    data = chat_gateway.answer_data(await session.outcome())
+    data = answer_data(await session.outcome())
     if ids_as_numbers:
         for key in _ID_FIELDS:
             data[key] = int(data[key])
@@ -68,17 +106,9 @@ async def chat_v3(
     ] = None,
 ) -> Response:
     runtime.limits.chat(body, body.query)
-    messages = chat_gateway.input_messages(body.additional_messages, body.query)
-    target = await chat_gateway.published_target(runtime, user.user_id, body.bot_id)
-    session = await chat_gateway.start_chat(
-        runtime,
-        owner_id=user.user_id,
-        user_id=body.user_id,
-        target=target,
-        conversation_id=conversation_id or body.conversation_id,
-        messages=messages,
-        options=body,
-    )
+    chat = chat_input(body, body.query, body.user_id, conversation_id or body.conversation_id)
+    target = await runtime.chats.published_target(user.user_id, body.bot_id)
+    session = await runtime.chats.start(user.user_id, target, chat)
     return await _respond(session, body.stream)
 
 
@@ -93,17 +123,9 @@ async def chat_v3(
 )
 async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runtime) -> Response:
     runtime.limits.chat(body, body.query)
-    messages = chat_gateway.input_messages(body.additional_messages, body.query)
-    target = await chat_gateway.draft_target(runtime, user.user_id, body.agent_id)
-    session = await chat_gateway.start_chat(
-        runtime,
-        owner_id=user.user_id,
-        user_id=body.user_id or str(user.user_id),
-        target=target,
-        conversation_id=body.conversation_id,
-        messages=messages,
-        options=body,
-    )
+    chat = chat_input(body, body.query, body.user_id or str(user.user_id), body.conversation_id)
+    target = await runtime.chats.draft_target(user.user_id, body.agent_id)
+    session = await runtime.chats.start(user.user_id, target, chat)
     return await _respond(session, body.stream, ids_as_numbers=True)
 
 
@@ -116,19 +138,14 @@ async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runt
     response_model=Envelope[ChatView],
 )
 async def cancel_chat(body: CancelChatBody, user: CurrentUser, runtime: Runtime) -> Response:
-    chat = await chat_gateway.cancel_chat(
-        runtime, user.user_id, body.conversation_id, body.chat_id or 0
-    )
+    chat = await runtime.chats.cancel(user.user_id, body.conversation_id, body.chat_id or 0)
     return envelope_json(chat)
 
 
 async def _retrieve(
     runtime: EdgeRuntime, user: Principal, conversation_id: int, chat_id: int
 ) -> dict[str, Any]:
-    run = await runtime.registry.conversations.GetChat(
-        cpb.ChatRef(owner_id=user.user_id, chat_id=chat_id, conversation_id=conversation_id)
-    )
-    return chat_object(run)
+    return await runtime.chats.retrieve(user.user_id, conversation_id, chat_id)
 
 
 _RETRIEVE_SUMMARY = "A chat, with its status and usage"
