@@ -18,6 +18,7 @@ from services.edge.core.auth import Authenticator
 from services.edge.core.bus import ChatBus
 from services.edge.core.chats import ChatCore, ChatTimings
 from services.edge.errors import install_error_handlers
+from services.edge.grpc_api.server import GrpcApiServer
 from services.edge.limits import RequestLimits
 from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from services.edge.nats_link import NatsLink
@@ -31,7 +32,9 @@ from services.edge.settings import EdgeSettings
 def create_app(settings: EdgeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = RegistryClient(settings.registry_addr, settings.registry_timeout_s)
+        registry = RegistryClient(
+            settings.registry_addr, settings.registry_timeout_s, settings.service_token
+        )
         authenticator = Authenticator(registry.accounts, settings.auth_cache_ttl_s)
         nats_link = NatsLink(settings.nats_url)
         nats_link.subscribe(AUTH_REVOKED, authenticator.on_revoked_message)
@@ -67,9 +70,15 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             rate_limiter=rate_limiter,
             limits=RequestLimits.from_settings(settings),
         )
+        grpc_server: GrpcApiServer | None = None
+        if settings.grpc_port is not None:
+            grpc_server = GrpcApiServer(settings, app.state.runtime)
+            await grpc_server.start()
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(settings.grpc_grace_s)
             if limiter_start is not None:
                 limiter_start.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

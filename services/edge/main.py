@@ -36,6 +36,8 @@ def main() -> None:
         # RequestContextMiddleware writes the access log, with the log id.
         access_log=False,
         server_header=False,
+        # The gRPC API shares this loop; grpc.aio needs asyncio's own loop (not uvloop).
+        loop="asyncio",
     )
 
 

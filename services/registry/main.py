@@ -27,6 +27,7 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
+from cozeplus.service_auth import MISSING_TOKEN_MSG, ServiceTokenInterceptor
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
@@ -47,6 +48,8 @@ log = logging.getLogger("services.registry")
 
 
 async def serve(settings: RegistrySettings) -> None:
+    if not settings.service_token:
+        raise SystemExit(f"registry: {MISSING_TOKEN_MSG}")
     catalog = ModelCatalog.load(settings.models_file)
     if settings.default_model not in catalog:
         raise SystemExit(
@@ -92,7 +95,10 @@ async def _serve_with(
             session_ttl_s=settings.session_ttl_s,
         )
 
-        server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+        server = grpc.aio.server(
+            # The credential first: a caller without it learns nothing else.
+            interceptors=[ServiceTokenInterceptor(settings.service_token), ErrorInterceptor()]
+        )
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         cpb_grpc.add_ConversationsServicer_to_server(

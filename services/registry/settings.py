@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
 
 
 class RegistrySettings(BaseSettings):
@@ -23,6 +26,9 @@ class RegistrySettings(BaseSettings):
     grace_period_s: float = 5.0
     session_ttl_s: int = 7 * 24 * 3600
     log_level: str = "INFO"
+    # The service credential (libs/cozeplus/service_auth.py): required; calls without it are
+    # UNAUTHENTICATED (health checks excepted). One name for every service.
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 
-import grpc
 import nats
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -27,6 +26,7 @@ from cozeplus.ids import IdGenerator, lease_node_id
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
+from cozeplus.service_auth import service_aio_channel
 from cozeplus.subjects import (
     CHAT_CANCEL_ALL,
     CHAT_REQUEST_STREAM,
@@ -140,7 +140,7 @@ async def serve(settings: RunnerSettings) -> None:
     nc = await nats.connect(settings.nats_url, name="cozeplus-runner", max_reconnect_attempts=-1)
     js = nc.jetstream()
     await ensure_chat_stream(js)
-    channel = grpc.aio.insecure_channel(settings.registry_addr)
+    channel = service_aio_channel(settings.registry_addr, settings.service_token)
     owner = f"runner@{socket.gethostname()}:{os.getpid()}"
     async with contextlib.AsyncExitStack() as stack:
         node_id = settings.node_id

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
 
 
 class RunnerSettings(BaseSettings):
@@ -10,6 +13,8 @@ class RunnerSettings(BaseSettings):
 
     nats_url: str = "nats://127.0.0.1:4222"
     registry_addr: str = "127.0.0.1:50051"
+    # The service credential the registry asks of every call (libs/cozeplus/service_auth.py).
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
     # /healthz and /metrics; 0 disables the endpoint.
     health_port: int = 9100
     health_host: str = "127.0.0.1"
