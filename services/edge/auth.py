@@ -66,3 +66,13 @@ def check_same_origin(request: Request, allowed_origins: list[str]) -> None:
             "cross-site request refused: cookie-authenticated changes must come from this "
             "site's origin (API clients should use Authorization: Bearer)",
         )
+
+
+def __getattr__(name: str) -> object:
+    """The FastAPI dependencies moved to services/edge/deps.py; routes written before the move
+    still import them from here (looked up lazily: deps imports this module)."""
+    if name in ("CurrentUser", "CurrentCredentials", "SameOrigin", "current_credentials"):
+        from services.edge import deps
+
+        return getattr(deps, name)
+    raise AttributeError(name)

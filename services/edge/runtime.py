@@ -26,3 +26,13 @@ class EdgeRuntime:
     # None when rate limiting is switched off.
     rate_limiter: RateLimiter | None
     limits: RequestLimits
+
+
+def __getattr__(name: str) -> object:
+    """`Runtime` (the FastAPI dependency) moved to services/edge/deps.py; kept reachable from
+    here, lazily, for routes written before the move."""
+    if name in ("Runtime", "get_runtime"):
+        from services.edge import deps
+
+        return getattr(deps, name)
+    raise AttributeError(name)

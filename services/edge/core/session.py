@@ -29,7 +29,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -172,7 +172,7 @@ class ChatSession:
 
     # --------------------------------------------------------------------- consumers
 
-    async def events(self) -> AsyncIterator[ChatEvent]:
+    async def events(self) -> AsyncGenerator[ChatEvent, None]:
         """Every event of the chat, then the trailer; heartbeats are never passed on. Ends
         after the trailer; stops listening when the consumer stops (a client gone away)."""
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,8 +37,9 @@ class ChatServicer(api_grpc.ChatServiceServicer):
         # A client that cancels or passes its deadline cancels this generator: the session
         # stops listening and the run goes on, as for an HTTP client that disconnects.
         session = await self._start(request)
-        async for event in session.events():
-            yield typed_event(event)
+        async with contextlib.aclosing(session.events()) as events:
+            async for event in events:
+                yield typed_event(event)
 
     async def CreateChat(self, request: api.ChatRequest, context: Any) -> api.ChatAnswer:
         session = await self._start(request)
@@ -71,5 +73,6 @@ class ChatServicer(api_grpc.ChatServiceServicer):
             request.chat_id,
             [(o.tool_call_id, o.output) for o in request.tool_outputs],
         )
-        async for event in session.events():
-            yield typed_event(event)
+        async with contextlib.aclosing(session.events()) as events:
+            async for event in events:
+                yield typed_event(event)

@@ -9,6 +9,7 @@ Health checks and reflection are not methods of this API and pass untouched.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -100,8 +101,11 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
             context.set_trailing_metadata(((LOG_ID_KEY, log_id),))
             try:
                 _CALLER.set(await self._admit(context, limit_class))
-                async for item in behavior(request, context):
-                    yield item
+                # Closed at once when the client goes away, so the chat's session stops
+                # listening now, not when the garbage collector gets to it.
+                async with contextlib.aclosing(behavior(request, context)) as items:
+                    async for item in items:
+                        yield item
             except Exception as exc:
                 await self._abort(method, context, log_id, exc)
             finally:
