@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.edge.chat_requests import chat_input
 from services.edge.core.chats import ChatInput, ChatTarget, answer_data
 from services.edge.core.session import (
     NO_RUNNER_CODE,
@@ -16,7 +17,6 @@ from services.edge.core.session import (
     ChatOutcome,
     ChatSession,
 )
-from services.edge.routes.chat import chat_input
 from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.chat import ChatMessageIn, ChatOptions
 

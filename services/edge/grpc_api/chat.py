@@ -9,12 +9,12 @@ from typing import Any
 from cozeplus.api.v1 import chat_pb2 as api
 from cozeplus.api.v1 import chat_pb2_grpc as api_grpc
 from cozeplus.api.v1 import types_pb2 as types
+from services.edge.chat_requests import chat_input
 from services.edge.core.chats import answer_data
 from services.edge.core.session import ChatSession
 from services.edge.grpc_api.events import typed_chat, typed_event
 from services.edge.grpc_api.interceptor import caller
 from services.edge.grpc_api.requests import chat_fields, validated
-from services.edge.routes.chat import chat_input
 from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.chat import ChatBody
 

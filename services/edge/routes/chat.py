@@ -9,12 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from cozeplus.chat_protocol import InputMessage
 from cozeplus.chat_wire import message_object
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from services.edge.chat_requests import chat_input
 from services.edge.core.auth import Principal
-from services.edge.core.chats import NO_MESSAGES_MSG, ChatInput, answer_data
-from services.edge.core.errors import InvalidInput
+from services.edge.core.chats import answer_data
 from services.edge.core.session import ChatSession
 from services.edge.deps import CurrentUser, RateLimitClass, Runtime
 from services.edge.rate_limit import LimitClass
@@ -26,8 +25,6 @@ from services.edge.schemas.chat import (
     CancelChatBody,
     ChatAnswerView,
     ChatBody,
-    ChatMessageIn,
-    ChatOptions,
     ChatView,
     InternalChatBody,
     MessageView,
@@ -43,36 +40,6 @@ ConversationIdQuery = Annotated[Id, Query(description="The chat's conversation."
 ChatIdQuery = Annotated[Id, Query()]
 # Fields of a Chat that are ids: strings on /v3 (the SDKs insist), numbers on /api.
 _ID_FIELDS = ("id", "conversation_id", "bot_id", "section_id")
-
-
-def chat_input(
-    body: ChatOptions, query: str | None, user_id: str, conversation_id: int | None
-) -> ChatInput:
-    """The run's input: the additional messages, then `query` as one more user message."""
-    messages: list[ChatMessageIn] = list(body.additional_messages)
-    if query is not None and query.strip():
-        messages.append(ChatMessageIn(role="user", content=query))
-    if not messages:  # before the bot is looked up, so this is a 400 whatever the bot
-        raise InvalidInput(NO_MESSAGES_MSG)
-    return ChatInput(
-        user_id=user_id,
-        conversation_id=conversation_id,
-        messages=[
-            InputMessage(
-                role=m.role,
-                type=m.type,
-                content=m.content,
-                content_type=m.content_type,
-                meta_data=m.meta_data,
-            )
-            for m in messages
-        ],
-        custom_variables=body.custom_variables,
-        meta_data=body.meta_data,
-        extra_params=body.extra_params,
-        parameters=body.parameters,
-        auto_save_history=body.auto_save_history,
-    )
 
 
 async def _respond(session: ChatSession, stream: bool, ids_as_numbers: bool = False) -> Response:
