@@ -1,5 +1,6 @@
-"""Entry point: migrate the database, then serve BotRegistry, Accounts and Conversations
-over gRPC.
+"""Entry point: migrate the database, then serve the registry's gRPC services (BotRegistry,
+Accounts, Conversations, RunLiveness, MessageFeedback, Variables, BotPublishing; servicers in
+services/registry/servicers/, behind the service credential and one error interceptor).
 
 Also served: grpc.health.v1 (overall "" and each service) and server reflection.
 SIGTERM/SIGINT mark every service NOT_SERVING, then in-flight RPCs get
@@ -31,18 +32,11 @@ from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from cozeplus.rpc.v1 import user_state_pb2 as us
 from cozeplus.rpc.v1 import user_state_pb2_grpc as us_grpc
+from cozeplus.service_auth import MISSING_TOKEN_MSG, ServiceTokenInterceptor
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
 from services.registry.database import Database
-from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
-from services.registry.grpc_conversations import ConversationsServicer
-from services.registry.grpc_liveness import RunLivenessServicer
-from services.registry.grpc_user_state import (
-    BotPublishingServicer,
-    MessageFeedbackServicer,
-    VariablesServicer,
-)
 from services.registry.run_events import NatsRunEndNotifier
 from services.registry.run_liveness import (
     SWEEPER_LEASE,
@@ -50,6 +44,16 @@ from services.registry.run_liveness import (
     RunDeadlines,
     RunLivenessService,
     RunSweeper,
+)
+from services.registry.servicers.accounts import AccountsServicer
+from services.registry.servicers.bots import BotRegistryServicer
+from services.registry.servicers.conversations import ConversationsServicer
+from services.registry.servicers.errors import ErrorInterceptor
+from services.registry.servicers.liveness import RunLivenessServicer
+from services.registry.servicers.user_state import (
+    BotPublishingServicer,
+    MessageFeedbackServicer,
+    VariablesServicer,
 )
 from services.registry.settings import RegistrySettings
 from services.registry.user_state import FeedbackService, VariableService
@@ -66,6 +70,8 @@ log = logging.getLogger("services.registry")
 
 
 async def serve(settings: RegistrySettings) -> None:
+    if not settings.service_token:
+        raise SystemExit(f"registry: {MISSING_TOKEN_MSG}")
     catalog = ModelCatalog.load(settings.models_file)
     if settings.default_model not in catalog:
         raise SystemExit(
@@ -117,7 +123,10 @@ async def _serve_with(
             session_ttl_s=settings.session_ttl_s,
         )
 
-        server = grpc.aio.server()
+        server = grpc.aio.server(
+            # The credential first: a caller without it learns nothing else.
+            interceptors=[ServiceTokenInterceptor(settings.service_token), ErrorInterceptor()]
+        )
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         conversation_service = ConversationService(

@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
+
 
 class RegistrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_REGISTRY_")
@@ -31,6 +33,9 @@ class RegistrySettings(BaseSettings):
     tool_outputs_timeout_s: int = 600
     paused_check_interval_s: float = 5.0
     log_level: str = "INFO"
+    # The service credential (libs/cozeplus/service_auth.py): required; calls without it are
+    # UNAUTHENTICATED (health checks excepted). One name for every service.
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
 
     # --- run liveness (services/registry/run_liveness.py, docs/operations.md). A run that
     # shows no progress for this long in a status is ended as failed by the run sweeper.

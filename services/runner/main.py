@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 
-import grpc
 from nats.aio.msg import Msg
 
 from cozeplus.chat_queue import (
@@ -25,6 +24,7 @@ from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
+from cozeplus.service_auth import service_aio_channel
 from cozeplus.subjects import (
     CHAT_CANCEL_ALL,
     CHAT_REQUEST_STREAM,
@@ -56,9 +56,11 @@ async def serve(settings: RunnerSettings) -> None:
     await link.connect()
     nc = await link.wait_declared()
     js = nc.jetstream()
-    channel = grpc.aio.insecure_channel(settings.registry_addr)
+    channel = service_aio_channel(settings.registry_addr, settings.service_token)
     plugins_channel = (
-        grpc.aio.insecure_channel(settings.plugins_addr) if settings.plugins_addr else channel
+        service_aio_channel(settings.plugins_addr, settings.service_token)
+        if settings.plugins_addr
+        else channel
     )
     owner = f"runner@{socket.gethostname()}:{os.getpid()}"
     async with contextlib.AsyncExitStack() as stack:

@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
+
 
 class RunnerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_RUNNER_")
@@ -16,6 +18,8 @@ class RunnerSettings(BaseSettings):
     registry_addr: str = "127.0.0.1:50051"
     # Where the Plugins service (tool resolution) is served; empty: the registry.
     plugins_addr: str = ""
+    # The service credential the registry asks of every call (libs/cozeplus/service_auth.py).
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
     # /healthz and /metrics; 0 disables the endpoint.
     health_port: int = 9100
     health_host: str = "127.0.0.1"
