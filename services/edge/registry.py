@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc, user_state_pb2_grpc
+from cozeplus.rpc.v1 import (
+    conversations_pb2_grpc,
+    knowledge_pb2_grpc,
+    registry_pb2_grpc,
+    user_state_pb2_grpc,
+)
 from cozeplus.service_auth import service_aio_channel
 from services.edge.log_id import LOG_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
+    from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
     from cozeplus.rpc.v1.user_state_pb2_grpc import (
         BotPublishingAsyncStub,
@@ -63,6 +69,7 @@ class RegistryClient:
             self.channel
         )
         self.variables: VariablesAsyncStub = user_state_pb2_grpc.VariablesStub(self.channel)
+        self.knowledge: KnowledgeAsyncStub = knowledge_pb2_grpc.KnowledgeStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 
     async def is_serving(self, timeout_s: float = 1.0) -> bool:
