@@ -68,8 +68,12 @@ def _parts(
     for part in parsed:
         if part.kind == "text":
             parts.append(TextPart(part.text))
+        elif part.kind == "image" and part.url:
+            parts.append(ImagePart(part.url))
         elif part.kind == "image":
-            parts.append(ImagePart(part.url or part.file_id))
+            # A file id nobody resolved (no vision, not the owner's, too large, unreadable):
+            # a note, never an image part a provider would refuse as a bad URL.
+            parts.append(TextPart(f"[image: {part.file_id}]"))
         else:
             parts.append(FilePart(part.url or part.file_id))
     return parts
