@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from cozeplus.file_store import declare_files_bucket
 from cozeplus.subjects import AUTH_REVOKED
 from services.edge.core.auth import Authenticator
 from services.edge.core.bus import ChatBus
@@ -55,6 +56,9 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         if rate_limiter is not None:
             rate_limiter.attach(nats_link)
         chat_bus = ChatBus(nats_link, settings.node_id, settings.chat_publish_retry_s)
+        nats_link.declare(
+            "the files bucket", lambda js: declare_files_bucket(js, nats_link.replicas)
+        )
         nats_link.start()
         chat_bus.start()
         chats = ChatCore(

@@ -40,7 +40,3 @@ class KnowledgeSettings(BaseSettings):
     health_port: int = 0
     health_host: str = "127.0.0.1"
     log_level: str = "INFO"
-
-    @property
-    def nats_servers(self) -> list[str]:
-        return [u.strip() for u in self.nats_url.split(",") if u.strip()]

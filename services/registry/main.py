@@ -23,7 +23,7 @@ from nats.aio.client import Client as NATS
 
 from cozeplus.embeddings import EmbeddingClient
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
-from cozeplus.knowledge_jobs import JetStreamIngestionQueue
+from cozeplus.knowledge_jobs import JetStreamIngestionQueue, ensure_ingest_stream
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
@@ -99,6 +99,9 @@ async def serve(settings: RegistrySettings) -> None:
         link.declare(
             "the node id bucket",
             lambda js: declare_key_value(js, node_bucket_config(link.replicas)),
+        )
+        link.declare(
+            "the document ingestion queue", lambda js: ensure_ingest_stream(js, link.replicas)
         )
         await link.connect()
         nc = await link.wait_declared()
@@ -183,9 +186,12 @@ async def _serve_with(
             embeddings = EmbeddingClient(catalog.embedding)
             stack.push_async_callback(embeddings.close)
             embedder = embeddings.embed_one
+        knowledge_service = KnowledgeService(
+            database, ids, JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas)
+        )
         kpb_grpc.add_KnowledgeServicer_to_server(
             KnowledgeServicer(
-                KnowledgeService(database, ids, JetStreamIngestionQueue(nc.jetstream())),
+                knowledge_service,
                 KnowledgeSearch(database, embedder),
             ),
             server,
@@ -214,8 +220,12 @@ async def _serve_with(
         expiry = asyncio.create_task(
             _expire_paused_runs(conversation_service, settings.paused_check_interval_s, stop)
         )
+        document_sweep = asyncio.create_task(
+            _fail_stalled_documents(knowledge_service, settings, stop)
+        )
         await stop.wait()
         await expiry
+        await document_sweep
 
         sweeper.stop()
         await asyncio.wait({sweeping}, timeout=settings.grace_period_s)
@@ -239,6 +249,23 @@ async def _expire_paused_runs(
             log.exception("expiring paused chats failed; retrying")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+async def _fail_stalled_documents(
+    service: KnowledgeService, settings: RegistrySettings, stop: asyncio.Event
+) -> None:
+    """Fails documents stuck in processing (every replica may run it: one conditional
+    UPDATE, so a document is failed once)."""
+    while not stop.is_set():
+        try:
+            for document_id in await service.fail_stalled_documents(
+                stalled_s=settings.document_stalled_s
+            ):
+                log.warning("document %d: processing stalled; failed", document_id)
+        except Exception:
+            log.exception("failing stalled documents failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.document_sweep_interval_s)
 
 
 def main() -> None:

@@ -46,6 +46,11 @@ class RegistrySettings(BaseSettings):
     run_silence_s: float = Field(default=30.0, gt=0)
     run_requires_action_s: float = Field(default=600.0, gt=0)
     run_sweep_interval_s: float = Field(default=5.0, gt=0)
+    # A document processing this long without progress (created, or claimed by a worker)
+    # is failed with a reason; longer than the longest expected ingestion backlog. Checked
+    # every `document_sweep_interval_s`.
+    document_stalled_s: float = Field(default=3600.0, gt=0)
+    document_sweep_interval_s: float = Field(default=60.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

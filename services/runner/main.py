@@ -22,6 +22,7 @@ from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
+from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
 from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.service_auth import service_aio_channel
@@ -34,8 +35,11 @@ from cozeplus.subjects import (
 from services.runner.chat_run import BotConfigCache, RunnerDeps
 from services.runner.health import health_server
 from services.runner.pool import RunnerPool
+from services.runner.prompt_context import RegistryPromptContext
 from services.runner.providers import close_providers, provider_for
 from services.runner.settings import RunnerSettings
+from services.runner.tools.combined import CombinedToolSource
+from services.runner.tools.knowledge import KnowledgeToolSource
 from services.runner.tools.registry_source import RegistryToolSource
 
 log = logging.getLogger("cozeplus.runner")
@@ -70,6 +74,7 @@ async def serve(settings: RunnerSettings) -> None:
                 lease_node_id(nc, owner, settings.nats_replicas)
             )
         bots = BotRegistryStub(channel)
+        knowledge = KnowledgeStub(channel)
         deps = RunnerDeps(
             events=nc,
             bots=bots,
@@ -78,10 +83,18 @@ async def serve(settings: RunnerSettings) -> None:
             ids=IdGenerator(node_id),
             bot_configs=BotConfigCache(bots),
             provider_for=provider_for,
-            tools=RegistryToolSource(PluginsStub(plugins_channel)),
+            tools=CombinedToolSource(
+                RegistryToolSource(PluginsStub(plugins_channel)), KnowledgeToolSource(knowledge)
+            ),
             model_timeout_s=settings.model_timeout_s,
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
+            context=RegistryPromptContext(
+                knowledge,
+                nc.jetstream,
+                timeout_s=settings.knowledge_timeout_s,
+                max_image_bytes=settings.max_image_bytes,
+            ),
         )
         pool = RunnerPool(deps, settings.concurrency)
 

@@ -30,6 +30,10 @@ class RunnerSettings(BaseSettings):
     model_timeout_s: float = 60.0
     # Longest a server-side tool call may take before the model is told it timed out.
     tool_timeout_s: float = 30.0
+    # Longest wait for the knowledge search before a chat answers without its chunks.
+    knowledge_timeout_s: float = 10.0
+    # Larger images named by file id are not inlined for vision models (they get the note).
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # How often a running chat tells JetStream and the edge that its runner is alive.
     heartbeat_s: float = 2.0
     # On SIGTERM, how long running chats may take to finish before they are left to

@@ -113,5 +113,16 @@ async def test_an_uploaded_image_becomes_a_data_url_for_its_owner_only(
         resolved = with_file_urls(parts, urls)
         assert resolved[1].url == urls[uploaded.id] and resolved[0] == parts[0]
         assert await image_urls(knowledge_aio, js, owner_id=1, file_ids=[uploaded.id]) == {}
+        # Over the size cap, or not an image: left as notes.
+        assert (
+            await image_urls(
+                knowledge_aio, js, owner_id=account.user_id, file_ids=[uploaded.id], max_bytes=10
+            )
+            == {}
+        )
+        text = coze.files.upload(file=("notes.txt", b"just words, not pixels"))
+        assert (
+            await image_urls(knowledge_aio, js, owner_id=account.user_id, file_ids=[text.id]) == {}
+        )
     finally:
         await nc.close()

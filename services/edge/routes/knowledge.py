@@ -77,7 +77,7 @@ async def _store_file(
         raise ApiError(400, f"file: {len(data)} bytes is over the limit of {limit} bytes")
     try:
         nc = await asyncio.wait_for(runtime.nats.wait_connected(), NATS_WAIT_S)
-        bucket = await files_bucket(nc.jetstream())
+        bucket = await files_bucket(nc.jetstream(), runtime.settings.nats_replicas)
         object_name = f"{user.user_id}/{secrets.token_hex(16)}"
         await bucket.put(object_name, data)
     except TimeoutError as exc:
