@@ -6,7 +6,6 @@ import logging
 
 import uvicorn
 
-from cozeplus import event_loop
 from services.edge.app import create_app
 from services.edge.http_server import edge_http_protocol
 from services.edge.middleware import LogIdFilter
@@ -35,7 +34,6 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
-        loop=event_loop.uvicorn_loop(),
         # RequestContextMiddleware writes the access log, with the log id.
         access_log=False,
         server_header=False,
@@ -46,6 +44,8 @@ def main() -> None:
         ),
         timeout_keep_alive=settings.http_keep_alive_s,
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        # The gRPC API shares this loop; grpc.aio needs asyncio's own loop (not uvloop).
+        loop="asyncio",
     )
 
 
