@@ -67,6 +67,9 @@ class ChatTarget:
     bot_id: int
     bot_version: int
     model_id: str
+    # Whether the prompt has a `{{name}}` for variables to fill: without one the end user's
+    # stored values cannot change the chat, so they are not looked up (a registry call).
+    prompt_has_variables: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +130,18 @@ class ChatCore:
             version = await self._bots.GetVersion(
                 pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=0)
             )
-        return ChatTarget(bot_id, version.version, version.config.model.model_id)
+        return ChatTarget(
+            bot_id,
+            version.version,
+            version.config.model.model_id,
+            _has_placeholders(version.config.prompt),
+        )
 
     async def draft_target(self, owner_id: int, bot_id: int) -> ChatTarget:
         draft = await self._bots.GetDraft(pb.BotRef(owner_id=owner_id, bot_id=bot_id))
-        return ChatTarget(bot_id, 0, draft.config.model.model_id)
+        return ChatTarget(
+            bot_id, 0, draft.config.model.model_id, _has_placeholders(draft.config.prompt)
+        )
 
     # -------------------------------------------------------------------- start
 
@@ -142,7 +152,7 @@ class ChatCore:
             raise InvalidInput(NO_MESSAGES_MSG)
         bus = self.bus
         bus.check_ready()
-        if self._variables is not None:
+        if self._variables is not None and target.prompt_has_variables:
             chat = await self._variables.merged(owner_id, target.bot_id, chat)
         chat_id = bus.next_id()
         # The largest values the registry could fill in: an upper bound of the size.
@@ -393,3 +403,9 @@ def _check_queueable(request: ChatRequest, max_payload: int) -> None:
             f"request too large to run: the chat would take {size} bytes on the message queue, "
             f"which carries at most {max_payload}; send less content",
         )
+
+
+def _has_placeholders(prompt: str) -> bool:
+    """Whether the runner's `{{name}}` substitution (services/runner/prompt.py) could change
+    this prompt; a cheap superset of its pattern."""
+    return "{{" in prompt
