@@ -146,6 +146,8 @@ class ChatRun:
             meta_data=request.meta_data,
         )
         self._loop_task: asyncio.Task[None] | None = None
+        # True while this runner holds the run in_progress: the pool heartbeats it.
+        self.holding = False
         self._canceled = False
         self._started_at = 0.0
         self._first_token_at = 0.0
@@ -160,6 +162,7 @@ class ChatRun:
         try:
             await self._execute()
         finally:
+            self.holding = False
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -179,6 +182,7 @@ class ChatRun:
         started = await self._start_run(config)
         if started is None:
             return
+        self.holding = True
         if started.restarted:
             # Deltas its lost runner streamed can't be taken back: fail the chat
             # rather than stream a second, different answer into the same message.

@@ -23,6 +23,7 @@ from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
+from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessStub
 from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.subjects import (
@@ -33,6 +34,7 @@ from cozeplus.subjects import (
 )
 from services.runner.chat_run import BotConfigCache, RunnerDeps
 from services.runner.health import health_server
+from services.runner.liveness import RunHeartbeats
 from services.runner.pool import RunnerPool
 from services.runner.providers import close_providers, provider_for
 from services.runner.settings import RunnerSettings
@@ -103,6 +105,16 @@ async def serve(settings: RunnerSettings) -> None:
             health_task = asyncio.create_task(health.serve())
         log.info("runner ready: node %d, concurrency %d", node_id, settings.concurrency)
 
+        # Beats on through the shutdown drain: those runs are still held.
+        heartbeats_stop = asyncio.Event()
+        heartbeats = asyncio.create_task(
+            RunHeartbeats(
+                RunLivenessStub(channel),
+                pool.held,
+                pool.cancel,
+                interval_s=settings.registry_heartbeat_s,
+            ).run(heartbeats_stop)
+        )
         consumer = asyncio.create_task(pool.consume(subscription, stop))
         await stop.wait()
         log.info("runner stopping: %d chats running", len(pool.running))
@@ -112,6 +124,8 @@ async def serve(settings: RunnerSettings) -> None:
             consumer.cancel()
         await subscription.unsubscribe()
         await pool.drain(settings.shutdown_grace_s)
+        heartbeats_stop.set()
+        await heartbeats
         await close_providers()
         if health is not None:
             health.should_exit = True

@@ -98,6 +98,10 @@ class RunnerPool:
             CHATS_RUNNING.dec()
             self.running.pop(request.chat_id, None)
 
+    def held(self) -> list[int]:
+        """The runs this runner holds in_progress: what its registry heartbeat names."""
+        return [chat_id for chat_id, run in self.running.items() if run.holding]
+
     def cancel(self, chat_id: int) -> bool:
         run = self.running.get(chat_id)
         if run is None:

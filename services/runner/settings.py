@@ -28,6 +28,9 @@ class RunnerSettings(BaseSettings):
     tool_timeout_s: float = 30.0
     # How often a running chat tells JetStream and the edge that its runner is alive.
     heartbeat_s: float = 2.0
+    # How often the runner tells the registry which runs it holds (RunLiveness.Heartbeat);
+    # keep it well below the registry's RUN_SILENCE_S, past which a silent run is swept.
+    registry_heartbeat_s: float = Field(default=5.0, gt=0)
     # On SIGTERM, how long running chats may take to finish before they are left to
     # another runner.
     shutdown_grace_s: float = 30.0
