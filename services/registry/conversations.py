@@ -82,9 +82,6 @@ RUN_MESSAGE_TYPES = (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
 MAX_RUN_MESSAGES = 64
 MAX_PENDING_TOOL_CALLS = 64
 MAX_TOOL_CALL_ID_CHARS = 128
-PAUSE_EXPIRED_ERROR_CODE = 408
-# Paused chats failed per expiry pass (the next pass takes the rest).
-EXPIRE_BATCH = 500
 # The meta_data key of a tool_response message naming the call it answers.
 TOOL_CALL_ID_META = "tool_call_id"
 ENDED_STATUSES = (ChatStatus.COMPLETED, ChatStatus.FAILED, ChatStatus.CANCELED)
@@ -1013,41 +1010,6 @@ class ConversationService:
             ]
             _run_message_records(session, run, messages, int(time.time()))
             return _run_view(run)
-
-        return await self._db.write(work)
-
-    async def expire_paused_runs(self, now: int | None = None) -> list[ChatRunView]:
-        """Fails every chat still waiting for tool outputs past its deadline. One function so
-        a general run sweeper can call it."""
-        deadline = int(time.time()) if now is None else now
-        error = (
-            f"the chat waited in requires_action for the client's tool outputs longer than "
-            f"{self._tool_outputs_timeout_s}s; it was ended"
-        )
-
-        def work(session: Session) -> list[ChatRunView]:
-            expired = session.exec(
-                select(ChatRunRecord)
-                .where(
-                    ChatRunRecord.status == REQUIRES_ACTION,
-                    col(ChatRunRecord.paused_until) < deadline,
-                )
-                .limit(EXPIRE_BATCH)
-            ).all()
-            failed: list[ChatRunView] = []
-            for run in expired:
-                if _transition(
-                    session,
-                    run,
-                    REQUIRES_ACTION,
-                    status=ChatStatus.FAILED,
-                    failed_at=deadline,
-                    last_error_code=PAUSE_EXPIRED_ERROR_CODE,
-                    last_error_msg=error,
-                    pending_tool_calls=[],
-                ):
-                    failed.append(_run_view(run))
-            return failed
 
         return await self._db.write(work)
 

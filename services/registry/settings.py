@@ -27,9 +27,8 @@ class RegistrySettings(BaseSettings):
     grace_period_s: float = 5.0
     session_ttl_s: int = 7 * 24 * 3600
     # How long a chat paused in requires_action waits for the client's tool outputs before
-    # it fails, and how often paused chats are checked for that.
-    tool_outputs_timeout_s: int = 600
-    paused_check_interval_s: float = 5.0
+    # the run sweeper fails it (408); set as the run's paused_until when it pauses.
+    tool_outputs_timeout_s: int = Field(default=600, gt=0)
     log_level: str = "INFO"
 
     # --- run liveness (services/registry/run_liveness.py, docs/operations.md). A run that
@@ -39,7 +38,6 @@ class RegistrySettings(BaseSettings):
     # in_progress: runners heartbeat every few seconds; also how long cancel trusts a silent
     # runner to still hold the run.
     run_silence_s: float = Field(default=30.0, gt=0)
-    run_requires_action_s: float = Field(default=600.0, gt=0)
     run_sweep_interval_s: float = Field(default=5.0, gt=0)
 
     def resolved_database_url(self) -> str:
