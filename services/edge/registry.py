@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cozeplus.grpc_channels import RECONNECT_OPTIONS
 from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc, user_state_pb2_grpc
 from services.edge.middleware import LOG_ID
 
@@ -49,7 +50,9 @@ class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
 
 class RegistryClient:
     def __init__(self, addr: str, timeout_s: float) -> None:
-        self.channel = grpc.aio.insecure_channel(addr, interceptors=[_CallDefaults(timeout_s)])
+        self.channel = grpc.aio.insecure_channel(
+            addr, options=RECONNECT_OPTIONS, interceptors=[_CallDefaults(timeout_s)]
+        )
         self.bots: BotRegistryAsyncStub = registry_pb2_grpc.BotRegistryStub(self.channel)
         self.accounts: AccountsAsyncStub = registry_pb2_grpc.AccountsStub(self.channel)
         self.conversations: ConversationsAsyncStub = conversations_pb2_grpc.ConversationsStub(

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 
-import grpc
 from nats.aio.msg import Msg
 
 from cozeplus.chat_queue import (
@@ -37,6 +36,7 @@ from services.runner.health import health_server
 from services.runner.liveness import RunHeartbeats
 from services.runner.pool import RunnerPool
 from services.runner.providers import close_providers, provider_for
+from services.runner.registry_calls import RegistryRetry, registry_channel
 from services.runner.settings import RunnerSettings
 from services.runner.tools.registry_source import RegistryToolSource
 
@@ -58,10 +58,8 @@ async def serve(settings: RunnerSettings) -> None:
     await link.connect()
     nc = await link.wait_declared()
     js = nc.jetstream()
-    channel = grpc.aio.insecure_channel(settings.registry_addr)
-    plugins_channel = (
-        grpc.aio.insecure_channel(settings.plugins_addr) if settings.plugins_addr else channel
-    )
+    channel = registry_channel(settings.registry_addr)
+    plugins_channel = registry_channel(settings.plugins_addr) if settings.plugins_addr else channel
     owner = f"runner@{socket.gethostname()}:{os.getpid()}"
     async with contextlib.AsyncExitStack() as stack:
         node_id = settings.node_id
@@ -82,6 +80,7 @@ async def serve(settings: RunnerSettings) -> None:
             model_timeout_s=settings.model_timeout_s,
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
+            registry=RegistryRetry(budget_s=settings.registry_retry_s),
         )
         pool = RunnerPool(deps, settings.concurrency)
 
