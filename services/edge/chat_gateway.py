@@ -17,6 +17,13 @@ it fires (never per event):
 - started: a runner spoke, then nothing (no event, no heartbeat) for `chat_runner_lost_s`. The
   stream fails with 500. The runner's work queue message is redelivered after its ack wait,
   and the next runner records the loss in the registry (see services/runner/chat_run.py).
+
+Events are numbered by their runner (services/edge/event_sequence.py): a duplicate is dropped;
+after a gap (an event lost in transit, as at a NATS restart) the session checks, when the chat
+ends, what it streamed against the answer the registry stored. If they match, nothing was
+lost that matters; if not, an `error` event naming the loss goes out before the terminal
+event, so a client never takes deltas that don't add up for the answer. A non-streaming
+chat simply answers with the stored answer.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from nats.aio.subscription import Subscription
 from cozeplus.chat_protocol import (
     CHAT_CANCELED,
     CHAT_FAILED,
+    ERROR,
     EVENT_HEADER,
     HEARTBEAT_EVENT,
     MESSAGE_COMPLETED,
@@ -47,13 +55,21 @@ from cozeplus.chat_protocol import (
     ChatRequest,
     InputMessage,
 )
-from cozeplus.chat_wire import chat_event, chat_object, json_object, sse_frame, stream_trailer
+from cozeplus.chat_wire import (
+    chat_event,
+    chat_object,
+    error_event,
+    json_object,
+    sse_frame,
+    stream_trailer,
+)
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.subjects import chat_cancel, chat_events
 from cozeplus.vocabulary import ChatStatus, MessageType
 from services.edge.chat_bus import CHAT_UNAVAILABLE_MSG
 from services.edge.errors import ApiError
+from services.edge.event_sequence import EventSequence
 from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.chat import ChatMessageIn, ChatOptions
 from services.edge.schemas.common import MAX_ID
@@ -68,6 +84,9 @@ NO_RUNNER_MSG = "no runner available to run this chat; retry later"
 RUNNER_LOST_CODE = 500
 RUNNER_LOST_MSG = "runner lost: the runner running this chat stopped responding; please retry"
 QUEUE_FAILED_MSG = "the chat could not be queued; retry later"
+STREAM_INCOMPLETE_CODE = 5100
+# How long the check of a stream that lost events may take to read the stored answer.
+_STORED_ANSWER_TIMEOUT_S = 5.0
 _QUEUE_HEADERS_ALLOWANCE = 128
 
 
@@ -393,6 +412,7 @@ class ChatSession:
         self._runner_heard = False
         self._last_heard = 0.0
         self._closed = False
+        self._sequence = EventSequence()
 
     async def open(self) -> None:
         self._subscription = await self._nc.subscribe(
@@ -425,6 +445,9 @@ class ChatSession:
     async def frames(self) -> AsyncIterator[bytes]:
         """The SSE stream: every event of the chat as its runner encoded it, then the trailer.
         Heartbeats are never written."""
+        # What went out of the answer, kept raw and read only if events were lost.
+        deltas: list[bytes] = []
+        answer_completed = False
         try:
             while True:
                 item = await self._events.get()
@@ -437,6 +460,14 @@ class ChatSession:
                         yield sse_frame(name, data)
                     return
                 name = _event_name(item)
+                if name in TERMINAL_CHAT_EVENTS and self._sequence.lost:
+                    loss = await self._loss_error(deltas, answer_completed)
+                    if loss is not None:
+                        yield sse_frame(ERROR, loss)
+                elif name == MESSAGE_DELTA:
+                    deltas.append(item.data)
+                elif name == MESSAGE_COMPLETED and not answer_completed:
+                    answer_completed = _is_answer(item.data)
                 yield sse_frame(name, item.data)
                 if name in TERMINAL_CHAT_EVENTS:
                     # Once per chat: the trailer of a failed chat repeats its last_error.
@@ -474,6 +505,9 @@ class ChatSession:
                     # Stream-only fields; the JSON answer is the Chat object itself.
                     chat.pop("event", None)
                     chat.pop("run_record_item", None)
+                    if answer is None and self._sequence.lost:
+                        # The answer's completed message was lost: the stored one is whole.
+                        answer = await self._stored_answer()
                     return ChatOutcome(name, chat, "".join(deltas) if answer is None else answer)
         finally:
             await self.close()
@@ -483,9 +517,45 @@ class ChatSession:
     async def _on_message(self, msg: Msg) -> None:
         self._runner_heard = True
         self._last_heard = self._loop.time()
+        if not self._sequence.accept(msg.headers):
+            log.info("chat %d: dropped a duplicate event", self.chat_id)
+            return
         name = _event_name(msg)
         if name and name != HEARTBEAT_EVENT:
             self._events.put_nowait(msg)
+
+    async def _stored_answer(self) -> str | None:
+        """The chat's stored answer, or None if the registry can't say."""
+        try:
+            reply = await self._conversations.ListChatMessages(
+                cpb.ChatRef(owner_id=self._owner_id, chat_id=self.chat_id),
+                timeout=_STORED_ANSWER_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as err:
+            log.warning("chat %d: cannot read its stored answer: %s", self.chat_id, err.code())
+            return None
+        return "".join(m.content for m in reply.messages if m.type == MessageType.ANSWER)
+
+    async def _loss_error(self, deltas: Sequence[bytes], answer_completed: bool) -> bytes | None:
+        """After events were lost: None if what was streamed still adds up to the stored
+        answer (and its completed message went out), else the `error` event that says so."""
+        lost = self._sequence.lost
+        streamed = "".join(str(orjson.loads(d).get("content", "")) for d in deltas)
+        stored = await self._stored_answer()
+        if stored is not None and stored == streamed and (answer_completed or not stored):
+            log.info("chat %d: %d events lost in transit; the answer adds up", self.chat_id, lost)
+            return None
+        log.warning(
+            "chat %d: %d events lost in transit; telling the client its stream is incomplete",
+            self.chat_id,
+            lost,
+        )
+        return error_event(
+            STREAM_INCOMPLETE_CODE,
+            f"stream incomplete: {lost} event(s) of this chat were lost in transit, so the "
+            "deltas received may not add up to the answer; the stored answer is complete: "
+            "read it with /v3/chat/message/list",
+        )
 
     def _arm(self, when: float) -> None:
         self._timer = self._loop.call_at(when, self._check)
@@ -549,6 +619,11 @@ class ChatSession:
         run.last_error.code = code
         run.last_error.msg = msg
         return run
+
+
+def _is_answer(data: bytes) -> bool:
+    message = orjson.loads(data)
+    return bool(message.get("type", MessageType.ANSWER) == MessageType.ANSWER)
 
 
 async def _unsubscribe(subscription: Subscription) -> None:
