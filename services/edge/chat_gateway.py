@@ -14,16 +14,21 @@ it fires (never per event):
 - queued: no runner has said a word within `chat_queue_timeout_s`. The edge asks the registry
   to fail the chat (AbortQueuedChat, 503). If a runner took it meanwhile the registry refuses,
   and the session keeps waiting for the runner's events.
-- started: a runner spoke, then nothing (no event, no heartbeat) for `chat_runner_lost_s`. The
-  stream fails with 500. The runner's work queue message is redelivered after its ack wait,
+- started: a runner spoke, then nothing (no event, no heartbeat) for `chat_runner_lost_s`.
+  If the registry says the chat ended meanwhile (its events were lost in transit, e.g. while
+  this edge reconnected to NATS), the stream is repaired and ended as stored. Otherwise it
+  fails with 500. The runner's work queue message is redelivered after its ack wait,
   and the next runner records the loss in the registry (see services/runner/chat_run.py).
 
-Events are numbered by their runner (services/edge/event_sequence.py): a duplicate is dropped;
-after a gap (an event lost in transit, as at a NATS restart) the session checks, when the chat
-ends, what it streamed against the answer the registry stored. If they match, nothing was
-lost that matters; if not, an `error` event naming the loss goes out before the terminal
-event, so a client never takes deltas that don't add up for the answer. A non-streaming
-chat simply answers with the stored answer.
+Events are numbered by their runner (services/edge/event_sequence.py): a duplicate is dropped.
+After a gap (an event lost in transit, as at a NATS restart) the session holds back the
+answer's further deltas and, when the chat ends, repairs the stream from what the registry
+stored: the part of the stored answer the client has not seen goes out as one last delta
+(so the deltas add up to the stored answer), then the answer's completed message and any
+stored function_call / tool_response message the client missed. When the stored state can't
+repair it (the registry unreachable, an answer not stored), the held events go out followed
+by an `error` event naming the loss, before the terminal event: a client never takes deltas
+that don't add up without being told. A non-streaming chat answers with the stored answer.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ from nats.aio.subscription import Subscription
 
 from cozeplus.chat_protocol import (
     CHAT_CANCELED,
+    CHAT_COMPLETED,
     CHAT_FAILED,
+    CHAT_REQUIRES_ACTION,
     ERROR,
     EVENT_HEADER,
     HEARTBEAT_EVENT,
@@ -60,6 +67,7 @@ from cozeplus.chat_wire import (
     chat_object,
     error_event,
     json_object,
+    message_event,
     sse_frame,
     stream_trailer,
 )
@@ -85,6 +93,13 @@ RUNNER_LOST_CODE = 500
 RUNNER_LOST_MSG = "runner lost: the runner running this chat stopped responding; please retry"
 QUEUE_FAILED_MSG = "the chat could not be queued; retry later"
 STREAM_INCOMPLETE_CODE = 5100
+# The event that ends a stream for a run stored in this status.
+STORED_END_EVENTS = {
+    ChatStatus.COMPLETED: CHAT_COMPLETED,
+    ChatStatus.FAILED: CHAT_FAILED,
+    ChatStatus.CANCELED: CHAT_CANCELED,
+    ChatStatus.REQUIRES_ACTION: CHAT_REQUIRES_ACTION,
+}
 # How long the check of a stream that lost events may take to read the stored answer.
 _STORED_ANSWER_TIMEOUT_S = 5.0
 _QUEUE_HEADERS_ALLOWANCE = 128
@@ -413,6 +428,8 @@ class ChatSession:
         self._last_heard = 0.0
         self._closed = False
         self._sequence = EventSequence()
+        # The chat's end came from the registry, not its events: repair what was missed.
+        self._ended_unheard = False
 
     async def open(self) -> None:
         self._subscription = await self._nc.subscribe(
@@ -445,29 +462,41 @@ class ChatSession:
     async def frames(self) -> AsyncIterator[bytes]:
         """The SSE stream: every event of the chat as its runner encoded it, then the trailer.
         Heartbeats are never written."""
-        # What went out of the answer, kept raw and read only if events were lost.
-        deltas: list[bytes] = []
-        answer_completed = False
+        # Kept to repair the stream should events be lost: the answer deltas written (raw,
+        # read only then), the answer events held back after a gap, the messages completed.
+        written: list[bytes] = []
+        held: list[Msg] = []
+        completed_ids: set[str] = set()
         try:
             while True:
                 item = await self._events.get()
                 if isinstance(item, _Watchdog):
-                    chat = await self._on_watchdog(item)
-                    if chat is None:
+                    ending = await self._on_watchdog(item)
+                    if ending is None:
                         continue
-                    yield sse_frame(CHAT_FAILED, chat_event(CHAT_FAILED, chat))
-                    for name, data in stream_trailer(CHAT_FAILED, chat):
-                        yield sse_frame(name, data)
+                    name, chat = ending
+                    if self._ended_unheard:
+                        for frame in await self._repair(written, held, completed_ids):
+                            yield frame
+                    yield sse_frame(name, chat_event(name, chat))
+                    for trailer_name, data in stream_trailer(name, chat):
+                        yield sse_frame(trailer_name, data)
                     return
                 name = _event_name(item)
                 if name in TERMINAL_CHAT_EVENTS and self._sequence.lost:
-                    loss = await self._loss_error(deltas, answer_completed)
-                    if loss is not None:
-                        yield sse_frame(ERROR, loss)
+                    for frame in await self._repair(written, held, completed_ids):
+                        yield frame
                 elif name == MESSAGE_DELTA:
-                    deltas.append(item.data)
-                elif name == MESSAGE_COMPLETED and not answer_completed:
-                    answer_completed = _is_answer(item.data)
+                    if self._sequence.lost:
+                        held.append(item)
+                        continue
+                    written.append(item.data)
+                elif name == MESSAGE_COMPLETED:
+                    message_id, is_answer = _completed_message(item.data)
+                    if is_answer and self._sequence.lost:
+                        held.append(item)
+                        continue
+                    completed_ids.add(message_id)
                 yield sse_frame(name, item.data)
                 if name in TERMINAL_CHAT_EVENTS:
                     # Once per chat: the trailer of a failed chat repeats its last_error.
@@ -486,10 +515,14 @@ class ChatSession:
             while True:
                 item = await self._events.get()
                 if isinstance(item, _Watchdog):
-                    chat = await self._on_watchdog(item)
-                    if chat is not None:
-                        partial = "".join(deltas)
-                        return ChatOutcome(CHAT_FAILED, chat, partial, not self._runner_heard)
+                    ending = await self._on_watchdog(item)
+                    if ending is not None:
+                        name, chat = ending
+                        text = "".join(deltas)
+                        if self._ended_unheard:
+                            stored = await self._stored_messages()
+                            text = _answer_text(stored) if stored is not None else text
+                        return ChatOutcome(name, chat, text, not self._runner_heard)
                     continue
                 name = _event_name(item)
                 if name == MESSAGE_DELTA:
@@ -507,7 +540,9 @@ class ChatSession:
                     chat.pop("run_record_item", None)
                     if answer is None and self._sequence.lost:
                         # The answer's completed message was lost: the stored one is whole.
-                        answer = await self._stored_answer()
+                        stored = await self._stored_messages()
+                        if stored is not None:
+                            answer = _answer_text(stored)
                     return ChatOutcome(name, chat, "".join(deltas) if answer is None else answer)
         finally:
             await self.close()
@@ -524,38 +559,83 @@ class ChatSession:
         if name and name != HEARTBEAT_EVENT:
             self._events.put_nowait(msg)
 
-    async def _stored_answer(self) -> str | None:
-        """The chat's stored answer, or None if the registry can't say."""
+    async def _stored_run(self) -> cpb.ChatRun | None:
+        try:
+            return await self._conversations.GetChat(
+                cpb.ChatRef(owner_id=self._owner_id, chat_id=self.chat_id),
+                timeout=_STORED_ANSWER_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as err:
+            log.warning("chat %d: cannot read its stored state: %s", self.chat_id, err.code())
+            return None
+
+    async def _stored_messages(self) -> list[cpb.Message] | None:
+        """The chat's stored messages, or None if the registry can't say."""
         try:
             reply = await self._conversations.ListChatMessages(
                 cpb.ChatRef(owner_id=self._owner_id, chat_id=self.chat_id),
                 timeout=_STORED_ANSWER_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as err:
-            log.warning("chat %d: cannot read its stored answer: %s", self.chat_id, err.code())
+            log.warning("chat %d: cannot read its stored messages: %s", self.chat_id, err.code())
             return None
-        return "".join(m.content for m in reply.messages if m.type == MessageType.ANSWER)
+        return list(reply.messages)
 
-    async def _loss_error(self, deltas: Sequence[bytes], answer_completed: bool) -> bytes | None:
-        """After events were lost: None if what was streamed still adds up to the stored
-        answer (and its completed message went out), else the `error` event that says so."""
+    async def _repair(
+        self, written: Sequence[bytes], held: Sequence[Msg], completed_ids: set[str]
+    ) -> list[bytes]:
+        """The frames that make a stream that lost events whole, written before its terminal
+        event: from the stored messages when they can, else the held events and an error."""
         lost = self._sequence.lost
-        streamed = "".join(str(orjson.loads(d).get("content", "")) for d in deltas)
-        stored = await self._stored_answer()
-        if stored is not None and stored == streamed and (answer_completed or not stored):
-            log.info("chat %d: %d events lost in transit; the answer adds up", self.chat_id, lost)
-            return None
+        streamed = "".join(str(orjson.loads(d).get("content", "")) for d in written)
+        stored = await self._stored_messages()
+        held_text = any(_event_name(m) == MESSAGE_DELTA for m in held)
+        if stored is not None:
+            answers = [m for m in stored if m.type == MessageType.ANSWER]
+            text = _answer_text(stored)
+            # An answer that was streamed must be stored to be repaired from the store.
+            if text.startswith(streamed) and (answers or not (streamed or held_text)):
+                frames = [
+                    sse_frame(MESSAGE_COMPLETED, message_event(MESSAGE_COMPLETED, m))
+                    for m in stored
+                    if m.type in (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
+                    and str(m.id) not in completed_ids
+                ]
+                if answers:
+                    answer = cpb.Message()
+                    answer.CopyFrom(answers[-1])
+                    if text != streamed:
+                        answer.content = text[len(streamed) :]
+                        data = message_event(MESSAGE_DELTA, answer)
+                        frames.append(sse_frame(MESSAGE_DELTA, data))
+                    if str(answer.id) not in completed_ids:
+                        answer.content = text
+                        data = message_event(MESSAGE_COMPLETED, answer)
+                        frames.append(sse_frame(MESSAGE_COMPLETED, data))
+                log.warning(
+                    "chat %d: %d events lost in transit; stream repaired from the stored chat",
+                    self.chat_id,
+                    lost,
+                )
+                return frames
         log.warning(
             "chat %d: %d events lost in transit; telling the client its stream is incomplete",
             self.chat_id,
             lost,
         )
-        return error_event(
-            STREAM_INCOMPLETE_CODE,
-            f"stream incomplete: {lost} event(s) of this chat were lost in transit, so the "
-            "deltas received may not add up to the answer; the stored answer is complete: "
-            "read it with /v3/chat/message/list",
+        frames = [sse_frame(_event_name(m), m.data) for m in held]
+        frames.append(
+            sse_frame(
+                ERROR,
+                error_event(
+                    STREAM_INCOMPLETE_CODE,
+                    f"stream incomplete: {lost} event(s) of this chat were lost in transit, so "
+                    "the deltas received may not add up to the answer; read the stored chat "
+                    "with /v3/chat/message/list",
+                ),
+            )
         )
+        return frames
 
     def _arm(self, when: float) -> None:
         self._timer = self._loop.call_at(when, self._check)
@@ -573,8 +653,8 @@ class ChatSession:
         else:
             self._arm(due)
 
-    async def _on_watchdog(self, alarm: _Watchdog) -> dict[str, Any] | None:
-        """The failed Chat to end the stream with, or None to keep waiting."""
+    async def _on_watchdog(self, alarm: _Watchdog) -> tuple[str, dict[str, Any]] | None:
+        """The terminal event and Chat to end the stream with, or None to keep waiting."""
         now = self._loop.time()
         if alarm is _Watchdog.RUNNER_LOST or self._runner_heard:
             # Events may have come in between the alarm and now.
@@ -582,12 +662,22 @@ class ChatSession:
             if now < due:
                 self._arm(due)
                 return None
+            stored = await self._stored_run()
+            if stored is not None and stored.status in STORED_END_EVENTS:
+                log.warning(
+                    "chat %d: ended %s but its end never reached this edge; ending the stream "
+                    "as stored",
+                    self.chat_id,
+                    stored.status,
+                )
+                self._ended_unheard = True
+                return STORED_END_EVENTS[ChatStatus(stored.status)], chat_object(stored)
             log.warning(
                 "chat %d: no word from its runner for %.0fs; failing the stream",
                 self.chat_id,
                 now - self._last_heard,
             )
-            return chat_object(self._failed_run(RUNNER_LOST_CODE, RUNNER_LOST_MSG))
+            return CHAT_FAILED, chat_object(self._failed_run(RUNNER_LOST_CODE, RUNNER_LOST_MSG))
         try:
             run = await self._conversations.AbortQueuedChat(
                 cpb.AbortQueuedChatRequest(
@@ -608,7 +698,7 @@ class ChatSession:
             log.error("chat %d: could not fail it after the queue timeout: %s", self.chat_id, err)
             run = self._failed_run(NO_RUNNER_CODE, NO_RUNNER_MSG)
         log.warning("chat %d: no runner started it in %.0fs", self.chat_id, self._queue_timeout_s)
-        return chat_object(run)
+        return CHAT_FAILED, chat_object(run)
 
     def _failed_run(self, code: int, msg: str) -> cpb.ChatRun:
         """The chat as failed, for a failure the registry has not recorded (yet)."""
@@ -621,9 +711,15 @@ class ChatSession:
         return run
 
 
-def _is_answer(data: bytes) -> bool:
+def _completed_message(data: bytes) -> tuple[str, bool]:
+    """A completed message event's message id, and whether it is the answer."""
     message = orjson.loads(data)
-    return bool(message.get("type", MessageType.ANSWER) == MessageType.ANSWER)
+    kind = message.get("type", MessageType.ANSWER)
+    return str(message.get("id", "")), kind == MessageType.ANSWER
+
+
+def _answer_text(messages: Sequence[cpb.Message]) -> str:
+    return "".join(m.content for m in messages if m.type == MessageType.ANSWER)
 
 
 async def _unsubscribe(subscription: Subscription) -> None:
