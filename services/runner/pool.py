@@ -95,8 +95,12 @@ class RunnerPool:
         CHATS_RUNNING.inc()
         try:
             await run.execute()
-            await msg.ack()
             CHATS_TOTAL.labels(outcome="ended").inc()
+            try:
+                await msg.ack()
+            except Exception as err:
+                # NATS away: the outcome is stored, so a redelivery finds the run ended.
+                log.warning("chat %d: ended, but its ack failed (%r)", request.chat_id, err)
         except HandedBack:
             log.info("chat %d: not started; handed back as the runner stops", request.chat_id)
             CHATS_TOTAL.labels(outcome="handed_back").inc()

@@ -1,6 +1,7 @@
 """Run deadlines against real processes: the registry's sweeper ends runs that nobody will
-finish (an edge killed between CreateChat and queueing; runs stranded by a registry restart
-under streaming load, on SQLite and PostgreSQL), and cancel ends a run no runner holds."""
+finish (an edge killed between CreateChat and queueing), a registry restarted under streaming
+load (SQLite and PostgreSQL) costs no chat and no stored answer, and cancel ends a run no
+runner holds."""
 
 from __future__ import annotations
 
