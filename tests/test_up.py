@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -108,6 +109,7 @@ def test_up_runs_the_system_and_keeps_data_across_restarts(
             )
             assert chat.status_code == 200, chat.text
             assert "ping" in chat.json()["data"]["content"]
+            _ingest_and_list_a_document(client, admin["user_id"])
     finally:
         stopped = _stop(up)
     assert "cozeplus: stopped" in stopped
@@ -122,6 +124,32 @@ def test_up_runs_the_system_and_keeps_data_across_restarts(
             assert online.status_code == 200 and online.json()["data"]["name"] == "客服助手"
     finally:
         _stop(again)
+
+
+def _ingest_and_list_a_document(client: httpx.Client, space_id: str) -> None:
+    """`cozeplus up` runs a knowledge worker, and full-text retrieval needs no model."""
+    dataset = client.post("/v1/datasets", json={"name": "docs", "space_id": space_id})
+    dataset_id = dataset.json()["data"]["dataset_id"]
+    text = base64.b64encode(b"Offline ingestion works.").decode()
+    created = client.post(
+        "/open_api/knowledge/document/create",
+        json={
+            "dataset_id": dataset_id,
+            "document_bases": [
+                {"name": "note", "source_info": {"file_base64": text, "file_type": "txt"}}
+            ],
+        },
+    )
+    assert created.status_code == 200, created.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = client.post(
+            "/open_api/knowledge/document/list", json={"dataset_id": dataset_id}
+        ).json()
+        if listed["data"]["document_infos"][0]["status"] != 0:
+            break
+        time.sleep(0.1)
+    assert listed["data"]["document_infos"][0]["status"] == 1, listed
 
 
 def test_up_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ rejects what doesn't parse); the runner parses stored history the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import orjson
@@ -78,3 +80,19 @@ def plain_text(parts: list[ContentPart]) -> str:
         else:
             out.append(f"[{part.kind}: {part.url or part.file_id}]")
     return " ".join(p for p in out if p)
+
+
+def unresolved_file_ids(parts: list[ContentPart]) -> list[str]:
+    """Uploaded files (by `file_id`, without a URL) that an image part refers to: the runner
+    turns each into a URL the model provider can fetch or read (`with_file_urls`)."""
+    return [p.file_id for p in parts if p.kind == "image" and p.file_id and not p.url]
+
+
+def with_file_urls(parts: list[ContentPart], urls: Mapping[str, str]) -> list[ContentPart]:
+    return [
+        replace(p, url=urls[p.file_id]) if not p.url and p.file_id in urls else p for p in parts
+    ]
+
+
+def data_url(data: bytes, content_type: str) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"

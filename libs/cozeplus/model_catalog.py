@@ -14,6 +14,14 @@ A models file is TOML:
     [models.deepseek-chat.defaults]
     temperature = 0.7
     max_tokens = 1024
+
+An optional embedding model turns on semantic and hybrid knowledge retrieval (any
+OpenAI-compatible /v1/embeddings; the first one declared is used):
+
+    [embeddings.bge]
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "bge-m3"
+    api_key_env = "EMBEDDINGS_API_KEY"
 """
 
 from __future__ import annotations
@@ -48,6 +56,15 @@ class ModelSpec(BaseModel):
     defaults: ModelDefaults = Field(default_factory=ModelDefaults)
 
 
+class EmbeddingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    base_url: str
+    model: str
+    api_key_env: str = ""
+
+
 BUILTIN_MODELS = (
     ModelSpec(
         id=ECHO_MODEL_ID,
@@ -60,17 +77,24 @@ BUILTIN_MODELS = (
 
 
 class ModelCatalog:
-    def __init__(self, models: list[ModelSpec]) -> None:
+    def __init__(
+        self, models: list[ModelSpec], embeddings: list[EmbeddingSpec] | None = None
+    ) -> None:
         self._models = {m.id: m for m in models}
+        # The embedding model knowledge retrieval uses, if any.
+        self.embedding: EmbeddingSpec | None = embeddings[0] if embeddings else None
 
     @classmethod
     def load(cls, path: Path | None) -> ModelCatalog:
         models = list(BUILTIN_MODELS)
+        embeddings: list[EmbeddingSpec] = []
         if path is not None:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
             for model_id, spec in raw.get("models", {}).items():
                 models.append(ModelSpec(id=model_id, **spec))
-        return cls(models)
+            for embedding_id, spec in raw.get("embeddings", {}).items():
+                embeddings.append(EmbeddingSpec(id=embedding_id, **spec))
+        return cls(models, embeddings)
 
     def get(self, model_id: str) -> ModelSpec | None:
         return self._models.get(model_id)

@@ -23,3 +23,12 @@ def chat_cancel(chat_id: int) -> str:
 
 # Every runner listens here and stops the chat if it holds it.
 CHAT_CANCEL_ALL = "cozeplus.chat.cancel.*"
+
+# JetStream work queue of document ingestion jobs: the registry publishes one per new
+# document (message id = document id), knowledge workers share one durable pull consumer.
+KNOWLEDGE_INGEST_STREAM = "COZEPLUS_KNOWLEDGE_INGEST"
+KNOWLEDGE_INGEST_SUBJECT = "cozeplus.knowledge.ingest"
+KNOWLEDGE_WORKER_CONSUMER = "knowledge-workers"
+
+# JetStream object store bucket holding uploaded files' bytes (metadata is in the registry).
+FILES_BUCKET = "cozeplus-files"

@@ -62,3 +62,6 @@ class PluginType(StrEnum):
     MCP = "mcp"
     # Functions the client runs: the chat pauses in requires_action.
     LOCAL = "local"
+    # Not a plugin: the bot's datasets as a search tool (knowledge_base tools without
+    # auto_call). Runs in the runner; plugin_id and api_id are 0.
+    KNOWLEDGE = "knowledge"

@@ -190,3 +190,27 @@ def runner_process(
         log_dir / f"{name}.log",
         http_ok(f"http://127.0.0.1:{health_port}/healthz"),
     )
+
+
+def knowledge_process(
+    *,
+    health_port: int,
+    registry_addr: str,
+    nats_url: str,
+    log_dir: Path,
+    name: str = "knowledge",
+    extra_env: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    env = {
+        "COZEPLUS_KNOWLEDGE_HEALTH_PORT": str(health_port),
+        "COZEPLUS_KNOWLEDGE_REGISTRY_ADDR": registry_addr,
+        "COZEPLUS_KNOWLEDGE_NATS_URL": nats_url,
+        **(extra_env or {}),
+    }
+    return ServiceProcess(
+        name,
+        "services.knowledge",
+        env,
+        log_dir / f"{name}.log",
+        http_ok(f"http://127.0.0.1:{health_port}/healthz"),
+    )

@@ -20,6 +20,7 @@ from services.cli.system import (
     ServiceProcess,
     edge_process,
     free_port,
+    knowledge_process,
     registry_process,
     runner_process,
 )
@@ -114,7 +115,18 @@ def run_up(options: UpOptions) -> int:
             if models_env
             else None,
         )
-        for service in (registry, edge, runner):
+        knowledge = knowledge_process(
+            health_port=free_port(),
+            registry_addr=registry_addr,
+            nats_url=nats_url,
+            log_dir=log_dir,
+            extra_env={
+                "COZEPLUS_KNOWLEDGE_MODELS_FILE": models_env["COZEPLUS_REGISTRY_MODELS_FILE"]
+            }
+            if models_env
+            else None,
+        )
+        for service in (registry, edge, runner, knowledge):
             service.start()
             services.append(service)
             service.wait_ready()

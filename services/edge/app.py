@@ -25,6 +25,7 @@ from services.edge.routes import (
     chat,
     conversations,
     health,
+    knowledge,
     openai_compat,
     passport,
     pat,
@@ -92,11 +93,16 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         workspaces.router,
         user_state.router,
         openai_compat.router,
+        knowledge.router,
     ):
         app.include_router(router)
     openai_compat.install_error_shape(app)
     # Added last = outermost: the log id middleware wraps the 413 of the body limit too.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        path_limits=knowledge.upload_body_limits(settings.max_file_bytes),
+    )
     app.add_middleware(RequestContextMiddleware)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -112,7 +112,27 @@ def config_from_request(
     if tools is not None:
         config.tools.extend(tools)
         paths.append("tools")
+    if _knowledge_settings_from_request(body, config.knowledge):
+        paths.append("knowledge")
     return config, paths
+
+
+def _knowledge_settings_from_request(body: BotConfigIn, settings: pb.KnowledgeSettings) -> bool:
+    """Fill the bot's knowledge settings from the official `knowledge` object; False when the
+    request carries none of them (the stored ones then stay as they are)."""
+    knowledge = body.knowledge
+    if knowledge is None or (
+        knowledge.auto_call is None
+        and knowledge.search_strategy is None
+        and knowledge.top_k is None
+        and knowledge.min_score is None
+    ):
+        return False
+    settings.auto_call = True if knowledge.auto_call is None else knowledge.auto_call
+    settings.search_strategy = knowledge.search_strategy or 0
+    settings.top_k = knowledge.top_k or 0
+    settings.min_score = knowledge.min_score or 0.0
+    return True
 
 
 def _tools_from_request(
@@ -261,7 +281,15 @@ def _v1_bot(
             prologue=config.onboarding.prologue,
             suggested_questions=list(config.onboarding.suggested_questions),
         ),
-        knowledge=Knowledge(dataset_ids=knowledge_ids),
+        knowledge=Knowledge(
+            dataset_ids=knowledge_ids,
+            auto_call=config.knowledge.auto_call
+            if config.knowledge.HasField("auto_call")
+            else True,
+            search_strategy=config.knowledge.search_strategy,
+            top_k=config.knowledge.top_k,
+            min_score=config.knowledge.min_score,
+        ),
         plugin_info_list=[PluginInfo(plugin_id=i) for i in plugin_ids],
         variables=[
             BotVariable(

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -110,13 +111,21 @@ class BodyLimitMiddleware:
     # upload is done (httpx, requests) see the 413 instead of a reset connection.
     DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Routes that take more than small JSON (file uploads, base64 documents).
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        max_bytes = self.path_limits.get(scope.get("path", ""), self.max_bytes)
+        if max_bytes != self.max_bytes:
+            await BodyLimitMiddleware(self.app, max_bytes)(scope, receive, send)
             return
         headers = Headers(scope=scope)
         declared = _content_length(headers)

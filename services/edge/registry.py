@@ -10,11 +10,17 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cozeplus.grpc_channels import RECONNECT_OPTIONS
-from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc, user_state_pb2_grpc
+from cozeplus.rpc.v1 import (
+    conversations_pb2_grpc,
+    knowledge_pb2_grpc,
+    registry_pb2_grpc,
+    user_state_pb2_grpc,
+)
 from services.edge.middleware import LOG_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
+    from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
     from cozeplus.rpc.v1.user_state_pb2_grpc import (
         BotPublishingAsyncStub,
@@ -65,6 +71,7 @@ class RegistryClient:
             self.channel
         )
         self.variables: VariablesAsyncStub = user_state_pb2_grpc.VariablesStub(self.channel)
+        self.knowledge: KnowledgeAsyncStub = knowledge_pb2_grpc.KnowledgeStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 
     async def is_serving(self, timeout_s: float = 1.0) -> bool:

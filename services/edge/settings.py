@@ -66,6 +66,8 @@ class EdgeSettings(BaseSettings):
     # registry enforces the same ceilings on what it stores, so raising one of these above
     # its default only moves the refusal there.
     max_body_bytes: int = Field(default=1_048_576, ge=0)
+    # Uploaded files (/v1/files/upload) and base64 documents: bytes of the decoded file.
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     # Messages in one chat request (additional_messages, plus the `query` shorthand).
     max_chat_messages: int = Field(default=100, ge=1)
     # Characters of one message's content (also `query` and modified content).

@@ -60,8 +60,11 @@ CONFIG_PATHS = frozenset(
         "variables",
         "tools",
         "max_tool_rounds",
+        "knowledge",
     }
 )
+SEARCH_STRATEGIES = (0, 1, 20)
+MAX_KNOWLEDGE_TOP_K = 20
 
 
 class _Frozen(BaseModel):
@@ -93,6 +96,17 @@ class ToolRef(_Frozen):
     plugin_id: int = 0
 
 
+class KnowledgeSettings(_Frozen):
+    """How a bot uses its knowledge_base tools (the SDKs' `knowledge` object)."""
+
+    auto_call: bool = True
+    # 0 semantic, 1 hybrid, 20 full-text.
+    search_strategy: int = 0
+    # 0 = the retrieval default.
+    top_k: int = 0
+    min_score: float = 0.0
+
+
 class BotConfig(_Frozen):
     """How a bot behaves; stored as JSON in drafts and frozen into versions."""
 
@@ -104,6 +118,7 @@ class BotConfig(_Frozen):
     tools: tuple[ToolRef, ...] = ()
     # 0 = the runner's default (8).
     max_tool_rounds: int = 0
+    knowledge: KnowledgeSettings = KnowledgeSettings()
 
 
 class VersionSnapshot(_Frozen):
@@ -505,7 +520,19 @@ class BotService:
                 raise InvalidArgument(
                     f"{field}.type must be one of {', '.join(TOOL_TYPES)}, got {tool.type!r}"
                 )
+        _validate_knowledge(config.knowledge)
         return config.model_copy(update={"model": model.model_copy(update={"model_id": model_id})})
+
+
+def _validate_knowledge(knowledge: KnowledgeSettings) -> None:
+    if knowledge.search_strategy not in SEARCH_STRATEGIES:
+        raise InvalidArgument(
+            "config.knowledge.search_strategy must be 0 (semantic), 1 (hybrid) or 20 (full-text)"
+        )
+    if not 0 <= knowledge.top_k <= MAX_KNOWLEDGE_TOP_K:
+        raise InvalidArgument(f"config.knowledge.top_k must be between 0 and {MAX_KNOWLEDGE_TOP_K}")
+    if not 0.0 <= knowledge.min_score <= 1.0:
+        raise InvalidArgument("config.knowledge.min_score must be between 0 and 1")
 
 
 def _merge_config(current: BotConfig, patch: BotConfig, paths: Sequence[str]) -> BotConfig:

@@ -200,6 +200,14 @@ def config_from_proto(message: pb.BotConfig) -> bots.BotConfig:
             bots.ToolRef(type=t.type, knowledge_id=t.knowledge_id, plugin_id=t.plugin_id)
             for t in message.tools
         ),
+        knowledge=bots.KnowledgeSettings(
+            auto_call=(
+                message.knowledge.auto_call if message.knowledge.HasField("auto_call") else True
+            ),
+            search_strategy=message.knowledge.search_strategy,
+            top_k=message.knowledge.top_k,
+            min_score=message.knowledge.min_score,
+        ),
     )
 
 
@@ -228,6 +236,17 @@ def config_to_proto(config: bots.BotConfig) -> pb.BotConfig:
             pb.ToolRef(type=t.type, knowledge_id=t.knowledge_id, plugin_id=t.plugin_id)
             for t in config.tools
         ],
+        # Absent while at its defaults, so configs written before it existed read back equal.
+        knowledge=(
+            pb.KnowledgeSettings(
+                auto_call=config.knowledge.auto_call,
+                search_strategy=config.knowledge.search_strategy,
+                top_k=config.knowledge.top_k,
+                min_score=config.knowledge.min_score,
+            )
+            if config.knowledge != bots.KnowledgeSettings()
+            else None
+        ),
     )
 
 

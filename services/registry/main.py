@@ -20,11 +20,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 
+from cozeplus.embeddings import EmbeddingClient
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
+from cozeplus.knowledge_jobs import JetStreamIngestionQueue
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
+from cozeplus.rpc.v1 import knowledge_pb2 as kpb
+from cozeplus.rpc.v1 import knowledge_pb2_grpc as kpb_grpc
 from cozeplus.rpc.v1 import liveness_pb2 as lpb
 from cozeplus.rpc.v1 import liveness_pb2_grpc as lpb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
@@ -37,12 +41,15 @@ from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
 from services.registry.grpc_conversations import ConversationsServicer
+from services.registry.grpc_knowledge import KnowledgeServicer
 from services.registry.grpc_liveness import RunLivenessServicer
 from services.registry.grpc_user_state import (
     BotPublishingServicer,
     MessageFeedbackServicer,
     VariablesServicer,
 )
+from services.registry.knowledge import KnowledgeService
+from services.registry.knowledge_search import KnowledgeSearch
 from services.registry.run_events import NatsRunEndNotifier
 from services.registry.run_liveness import (
     SWEEPER_LEASE,
@@ -60,7 +67,11 @@ SERVICE_NAMES = (
     cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
     *(s.full_name for s in us.DESCRIPTOR.services_by_name.values()),
     lpb.DESCRIPTOR.services_by_name["RunLiveness"].full_name,
+    kpb.DESCRIPTOR.services_by_name["Knowledge"].full_name,
 )
+
+# Largest request the registry takes (gRPC's default is 4 MiB).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 log = logging.getLogger("services.registry")
 
@@ -117,7 +128,10 @@ async def _serve_with(
             session_ttl_s=settings.session_ttl_s,
         )
 
-        server = grpc.aio.server()
+        server = grpc.aio.server(
+            # A knowledge worker hands over a whole document's chunks (and vectors) at once.
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        )
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         conversation_service = ConversationService(
@@ -157,6 +171,18 @@ async def _serve_with(
             VariablesServicer(VariableService(database, ids)), server
         )
         us_grpc.add_BotPublishingServicer_to_server(BotPublishingServicer(bot_service), server)
+        embedder = None
+        if catalog.embedding is not None:
+            embeddings = EmbeddingClient(catalog.embedding)
+            stack.push_async_callback(embeddings.close)
+            embedder = embeddings.embed_one
+        kpb_grpc.add_KnowledgeServicer_to_server(
+            KnowledgeServicer(
+                KnowledgeService(database, ids, JetStreamIngestionQueue(nc.jetstream())),
+                KnowledgeSearch(database, embedder),
+            ),
+            server,
+        )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

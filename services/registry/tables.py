@@ -322,6 +322,39 @@ class UserVariableRecord(RegistryTable, table=True):
     updated_at: int = _time_column()
 
 
+# ------------------------------------------------------------------- knowledge (0006)
+
+
+class FileRecord(RegistryTable, table=True):
+    """An uploaded file's metadata; the bytes live in the JetStream object store."""
+
+    __tablename__ = "knowledge_files"
+    __table_args__ = (sa.Index("ix_knowledge_files_owner_id", "owner_id"),)
+
+    id: int = _id_column()
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    file_name: str = Field(sa_type=sa.String(255), nullable=False)
+    bytes: int = Field(sa_type=sa.BigInteger, nullable=False)
+    content_type: str = Field(sa_type=sa.String(255), nullable=False)
+    object_name: str = Field(sa_type=sa.String(255), nullable=False)
+    created_at: int = _time_column()
+
+
+class DatasetRecord(RegistryTable, table=True):
+    __tablename__ = "knowledge_datasets"
+    __table_args__ = (sa.Index("ix_knowledge_datasets_owner_id_space_id", "owner_id", "space_id"),)
+
+    id: int = _id_column()
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    space_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    name: str = Field(sa_type=sa.String(100), nullable=False)
+    description: str = Field(sa_type=sa.String(2000), nullable=False)
+    format_type: int = Field(sa_type=sa.Integer, nullable=False)
+    icon_file_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+
+
 class LeaseRecord(RegistryTable, table=True):
     """A named lease held by one registry replica at a time (the run sweeper's leadership).
 
@@ -334,3 +367,74 @@ class LeaseRecord(RegistryTable, table=True):
     name: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
     holder: str = Field(sa_type=sa.String(255), nullable=False)
     expires_at_ms: int = _time_column()
+
+
+class DocumentRecord(RegistryTable, table=True):
+    __tablename__ = "knowledge_documents"
+    __table_args__ = (
+        sa.Index("ix_knowledge_documents_dataset_id_id", "dataset_id", "id"),
+        sa.Index("ix_knowledge_documents_owner_id", "owner_id"),
+    )
+
+    id: int = _id_column()
+    # No foreign keys: a dataset's delete removes its documents and chunks in one transaction.
+    dataset_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    name: str = Field(sa_type=sa.String(255), nullable=False)
+    source_type: int = Field(sa_type=sa.Integer, nullable=False)
+    file_type: str = Field(sa_type=sa.String(16), nullable=False)
+    source_file_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    web_url: str = Field(sa_type=sa.String(2048), nullable=False)
+    format_type: int = Field(sa_type=sa.Integer, nullable=False)
+    # `ChunkStrategy` as JSON.
+    chunk_strategy: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    size: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    char_count: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    slice_count: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    # 0 processing, 1 completed, 9 failed (the SDKs' DocumentStatus).
+    status: int = Field(sa_type=sa.Integer, nullable=False)
+    progress: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    status_descript: str = Field(default="", sa_type=sa.Text, nullable=False)
+    attempts: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    update_type: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    update_interval: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    embedding_model: str = Field(default="", sa_type=sa.String(128), nullable=False)
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+
+
+class ChunkRecord(RegistryTable, table=True):
+    """A retrievable piece of a document. `search_text` is `content` segmented for the
+    full-text index (services/registry/knowledge_text.py); the index itself is created by
+    migration 0006 per backend (FTS5 on SQLite, a GIN tsvector index on PostgreSQL)."""
+
+    __tablename__ = "knowledge_chunks"
+    __table_args__ = (
+        sa.Index("ix_knowledge_chunks_document_id", "document_id"),
+        sa.Index("ix_knowledge_chunks_dataset_id", "dataset_id"),
+    )
+
+    id: int = _id_column()
+    document_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    dataset_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    seq: int = Field(sa_type=sa.Integer, nullable=False)
+    content: str = Field(sa_type=sa.Text, nullable=False)
+    search_text: str = Field(sa_type=sa.Text, nullable=False)
+    # float32 little-endian vector, empty without an embedding model.
+    embedding: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+
+
+# The full-text index is made by migration 0006 by hand, per backend: SQLite's FTS5 table
+# (and the shadow tables FTS5 keeps), PostgreSQL's GIN expression index. They are indexes,
+# not models, so schema comparisons leave them out.
+CHUNK_FTS_TABLE = "knowledge_chunks_fts"
+CHUNK_TSV_INDEX = "ix_knowledge_chunks_search_tsv"
+
+
+def is_model_object(name: str | None, type_: str, _parent_names: object) -> bool:
+    if name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith(CHUNK_FTS_TABLE)
+    return not (type_ == "index" and name == CHUNK_TSV_INDEX)

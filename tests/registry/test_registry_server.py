@@ -22,7 +22,7 @@ from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from services.cli.system import free_port, registry_process
 from services.registry.database import alembic_config, create_database_engine
-from services.registry.tables import metadata
+from services.registry.tables import CHUNK_FTS_TABLE, is_model_object, metadata
 from tests.registry.conftest import (
     RegistryUnderTest,
     database_for_backend,
@@ -37,6 +37,7 @@ REGISTRY_SERVICES = (
     "cozeplus.rpc.v1.BotRegistry",
     "cozeplus.rpc.v1.Accounts",
     "cozeplus.rpc.v1.Conversations",
+    "cozeplus.rpc.v1.Knowledge",
 )
 
 
@@ -66,7 +67,7 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
     engine = create_database_engine(registry_under_test.database_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection)
+            context = MigrationContext.configure(connection, opts={"include_name": is_model_object})
             assert compare_metadata(context, metadata) == []
             head = ScriptDirectory.from_config(alembic_config()).get_current_head()
             assert context.get_current_revision() == head
@@ -78,6 +79,17 @@ INITIAL_TABLES = {"users", "sessions", "api_keys", "bots", "bot_versions"}
 CONVERSATION_TABLES = {"conversations", "messages", "chat_runs"}
 SDK_SURFACE_TABLES = {"user_emails", "bot_unpublished", "message_feedback", "user_variables"}
 LIVENESS_TABLES = {"registry_leases"}
+KNOWLEDGE_TABLES = {
+    "knowledge_files",
+    "knowledge_datasets",
+    "knowledge_documents",
+    "knowledge_chunks",
+}
+# SQLite's FTS5 index over the chunks and the shadow tables FTS5 keeps for it.
+FTS_TABLES = {
+    CHUNK_FTS_TABLE,
+    *(f"{CHUNK_FTS_TABLE}_{s}" for s in ("data", "idx", "content", "docsize", "config")),
+}
 
 
 def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
@@ -87,7 +99,7 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         ("0002", True, INITIAL_TABLES | CONVERSATION_TABLES),
         ("0001", False, INITIAL_TABLES),
         ("base", False, set()),
-        ("head", True, set(metadata.tables)),
+        ("head", True, set(metadata.tables) | FTS_TABLES),
     )
     try:
         for target, upgrade, expected in steps:
@@ -100,7 +112,11 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
             tables = set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
             assert tables == expected, target
         assert set(metadata.tables) == (
-            INITIAL_TABLES | CONVERSATION_TABLES | SDK_SURFACE_TABLES | LIVENESS_TABLES
+            INITIAL_TABLES
+            | CONVERSATION_TABLES
+            | SDK_SURFACE_TABLES
+            | LIVENESS_TABLES
+            | KNOWLEDGE_TABLES
         )
     finally:
         engine.dispose()

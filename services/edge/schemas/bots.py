@@ -63,6 +63,14 @@ class ToolIn(RequestModel):
 
 class KnowledgeIn(RequestModel):
     dataset_ids: list[Id] = Field(default_factory=list)
+    auto_call: bool | None = Field(
+        default=None, description="Retrieve before every answer (default); false: a search tool."
+    )
+    search_strategy: Literal[0, 1, 20] | None = Field(
+        default=None, description="0 semantic, 1 hybrid, 20 full-text."
+    )
+    top_k: int | None = Field(default=None, ge=1, le=20)
+    min_score: float | None = Field(default=None, ge=0, le=1)
 
 
 class PluginIdIn(RequestModel):
@@ -178,6 +186,8 @@ class Knowledge(ResponseModel):
     dataset_ids: list[str]
     auto_call: bool = True
     search_strategy: int = 0
+    top_k: int = 0
+    min_score: float = 0.0
 
 
 class PluginInfo(ResponseModel):

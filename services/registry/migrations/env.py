@@ -9,17 +9,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from services.registry.database import create_database_engine
-from services.registry.tables import metadata
-
-# Any constant works; it only has to be the same for every registry replica.
-MIGRATION_LOCK_KEY = 0x636F7A65706C7573  # "cozeplus"
+from services.registry.database import MIGRATION_LOCK_KEY, create_database_engine
+from services.registry.tables import is_model_object, metadata
 
 
 def run_migrations(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_name=is_model_object,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

@@ -154,6 +154,7 @@ class BotConfig(_message.Message):
     VARIABLES_FIELD_NUMBER: _builtins.int
     TOOLS_FIELD_NUMBER: _builtins.int
     MAX_TOOL_ROUNDS_FIELD_NUMBER: _builtins.int
+    KNOWLEDGE_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     history_rounds: _builtins.int
     """Rounds (user question + answers) of conversation history sent to the model."""
@@ -169,6 +170,10 @@ class BotConfig(_message.Message):
     def variables(self) -> _containers.RepeatedCompositeFieldContainer[Global___Variable]: ...
     @_builtins.property
     def tools(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolRef]: ...
+    @_builtins.property
+    def knowledge(self) -> Global___KnowledgeSettings:
+        """How the bot uses its knowledge_base tools."""
+
     def __init__(
         self,
         *,
@@ -179,14 +184,52 @@ class BotConfig(_message.Message):
         variables: _abc.Iterable[Global___Variable] | None = ...,
         tools: _abc.Iterable[Global___ToolRef] | None = ...,
         max_tool_rounds: _builtins.int = ...,
+        knowledge: Global___KnowledgeSettings | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "onboarding", b"onboarding"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["knowledge", b"knowledge", "model", b"model", "onboarding", b"onboarding"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_rounds", b"history_rounds", "max_tool_rounds", b"max_tool_rounds", "model", b"model", "onboarding", b"onboarding", "prompt", b"prompt", "tools", b"tools", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_rounds", b"history_rounds", "knowledge", b"knowledge", "max_tool_rounds", b"max_tool_rounds", "model", b"model", "onboarding", b"onboarding", "prompt", b"prompt", "tools", b"tools", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BotConfig: _TypeAlias = BotConfig  # noqa: Y015
+
+@_typing.final
+class KnowledgeSettings(_message.Message):
+    """The official SDKs' `knowledge` settings beside `dataset_ids` (which are the
+    knowledge_base ToolRefs).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTO_CALL_FIELD_NUMBER: _builtins.int
+    SEARCH_STRATEGY_FIELD_NUMBER: _builtins.int
+    TOP_K_FIELD_NUMBER: _builtins.int
+    MIN_SCORE_FIELD_NUMBER: _builtins.int
+    auto_call: _builtins.bool
+    """Unset = true: retrieve before every answer. false: the datasets become a search tool."""
+    search_strategy: _builtins.int
+    """0 semantic, 1 hybrid, 20 full-text."""
+    top_k: _builtins.int
+    """0 = the default (5)."""
+    min_score: _builtins.float
+    def __init__(
+        self,
+        *,
+        auto_call: _builtins.bool | None = ...,
+        search_strategy: _builtins.int = ...,
+        top_k: _builtins.int = ...,
+        min_score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_auto_call", b"_auto_call", "auto_call", b"auto_call"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_auto_call", b"_auto_call", "auto_call", b"auto_call", "min_score", b"min_score", "search_strategy", b"search_strategy", "top_k", b"top_k"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__auto_call: _TypeAlias = _typing.Literal["auto_call"]  # noqa: Y015
+    _WhichOneofArgType__auto_call: _TypeAlias = _typing.Literal["_auto_call", b"_auto_call"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__auto_call) -> _WhichOneofReturnType__auto_call | None: ...
+
+Global___KnowledgeSettings: _TypeAlias = KnowledgeSettings  # noqa: Y015
 
 @_typing.final
 class Bot(_message.Message):
@@ -387,7 +430,8 @@ class UpdateConfigRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Paths of BotConfig to replace: prompt, model, model.model_id, model.temperature,
-        model.max_tokens, model.top_p, history_rounds, onboarding, variables, tools, max_tool_rounds.
+        model.max_tokens, model.top_p, history_rounds, onboarding, variables, tools, max_tool_rounds,
+        knowledge.
         """
 
     def __init__(

@@ -1,0 +1,3 @@
+from services.knowledge.main import main
+
+main()
