@@ -42,6 +42,7 @@ from services.runner.providers.base import (
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
 from services.runner.registry_calls import UNBOUNDED, RegistryRetry
 from services.runner.run_events import EventPublisher, RunEvents
+from services.runner.run_outcomes import NoOutcomes, RunOutcomes
 from services.runner.tools.base import Tool, ToolCall, ToolDefinition, ToolOutput, ToolSource
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class RunnerDeps:
     tool_timeout_s: float = 30.0
     # How registry calls ride out a registry restart (services/runner/registry_calls.py).
     registry: RegistryRetry = field(default_factory=RegistryRetry)
+    # Outcomes kept until FinishRun lands, for the runner a dead one's chat goes to.
+    outcomes: RunOutcomes = field(default_factory=NoOutcomes)
 
 
 class BotConfigCache:
@@ -227,6 +230,12 @@ class ChatRun:
             return
         self.holding = True
         if started.restarted:
+            kept = await self.deps.outcomes.kept(self.request.chat_id)
+            if kept is not None:
+                # Its runner died between streaming the outcome and storing it: store it.
+                log.info("chat %d: storing the outcome its lost runner kept", self.request.chat_id)
+                await self._store_outcome(kept, UNBOUNDED)
+                return
             # Deltas its lost runner streamed can't be taken back: fail the chat
             # rather than stream a second, different answer into the same message.
             await self._finish(ChatStatus.FAILED, error=LOST_RUNNER_ERROR)
@@ -607,6 +616,10 @@ class ChatRun:
             first_token_ms=first_token_ms,
             duration_ms=duration_ms,
         )
+        await self.deps.outcomes.keep(request)
+        await self._store_outcome(request, budget_s)
+
+    async def _store_outcome(self, request: cpb.FinishRunRequest, budget_s: float) -> None:
         try:
             finished = await self.deps.registry.call(
                 f"chat {self.request.chat_id}: finishing its run",
@@ -618,7 +631,9 @@ class ChatRun:
             if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 raise
             log.info("chat %d ended elsewhere: %s", self.request.chat_id, err.details())
+            await self.deps.outcomes.forget(self.request.chat_id)
             return
+        await self.deps.outcomes.forget(self.request.chat_id)
         await self.events.ended(finished)
 
 

@@ -37,6 +37,7 @@ from services.runner.liveness import RunHeartbeats
 from services.runner.pool import RunnerPool
 from services.runner.providers import close_providers, provider_for
 from services.runner.registry_calls import RegistryRetry, registry_channel
+from services.runner.run_outcomes import NatsRunOutcomes, outcome_bucket_config
 from services.runner.settings import RunnerSettings
 from services.runner.tools.registry_source import RegistryToolSource
 
@@ -54,6 +55,10 @@ async def serve(settings: RunnerSettings) -> None:
     link.declare("the runners' consumer", ensure_runner_consumer)
     link.declare(
         "the node id bucket", lambda js: declare_key_value(js, node_bucket_config(link.replicas))
+    )
+    link.declare(
+        "the run outcome bucket",
+        lambda js: declare_key_value(js, outcome_bucket_config(link.replicas)),
     )
     await link.connect()
     nc = await link.wait_declared()
@@ -81,6 +86,7 @@ async def serve(settings: RunnerSettings) -> None:
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
             registry=RegistryRetry(budget_s=settings.registry_retry_s),
+            outcomes=NatsRunOutcomes(js),
         )
         pool = RunnerPool(deps, settings.concurrency)
 

@@ -1,20 +1,25 @@
 """Streams under restarts, against real processes: NATS restarted while chats stream (every
 client's deltas checked against the stored answer: equal, or the stream says it lost events),
-and a runner SIGTERMed with a short grace while chats run (each ends failed with a clear
-error, nothing hangs)."""
+a runner SIGTERMed with a short grace while chats run (each ends failed with a clear error,
+nothing hangs), and a runner that dies between streaming an answer and storing it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats as nats_client
 import pytest
+from nats.js.errors import KeyNotFoundError
 
 from cozeplus.embedded_nats import EmbeddedNats
 from services.cli.system import free_port
+from services.runner.run_outcomes import OUTCOME_BUCKET
 from tests.reliability.stack import Stack, StreamResult, in_threads, stream_chat, temp_dir
 from tests.reliability.test_run_deadlines import _count_in_progress
 
@@ -171,5 +176,66 @@ def test_a_runner_sigtermed_with_a_short_grace_fails_its_chats_clearly(
             assert f"chat {result.chat_id}: still running after the 1s shutdown grace" in log
         # Nothing hung: the runner stopped within the grace and the abandon window.
         assert stopped_in < 25, stopped_in
+    finally:
+        stack.stop()
+
+
+def _outcome_kept(nats_url: str, chat_id: int) -> bool:
+    async def look() -> bool:
+        nc = await nats_client.connect(nats_url)
+        try:
+            kv = await nc.jetstream().key_value(OUTCOME_BUCKET)
+            try:
+                await kv.get(str(chat_id))
+            except KeyNotFoundError:
+                return False
+            return True
+        finally:
+            await nc.close()
+
+    return asyncio.run(look())
+
+
+def _in_progress_ids(stack: Stack) -> list[int]:
+    with sqlite3.connect(stack.root / "registry" / "registry.db") as db:
+        rows = db.execute("SELECT id FROM chat_runs WHERE status = 'in_progress'").fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def test_a_runner_that_dies_before_storing_a_streamed_answer_leaves_it_to_the_next(
+    nats: EmbeddedNats, models_file: Path, mock_llm: str
+) -> None:
+    """The runner streamed the whole answer, then could not store it (the registry frozen) and
+    died. The chat is redelivered to another runner, which stores the outcome the first one
+    kept: the client's stream and the store agree, and the chat is completed, not lost."""
+    stack = Stack(temp_dir("cozeplus-kept-outcome-"), nats.url, models_file=models_file)
+    stack.start(runners=1)
+    try:
+        account = stack.account()
+        bot_id = stack.bot(account, "mock-stream-slow")
+        join = in_threads(1, lambda _: stream_chat(stack.url, account, bot_id, "tell me"))
+        deadline = time.monotonic() + WAIT_S
+        while not (running := _in_progress_ids(stack)):
+            assert time.monotonic() < deadline, stack.runners[0].log_tail()
+            time.sleep(0.05)
+        (chat_id,) = running
+        registry = stack.registry.process
+        assert registry is not None
+        os.kill(registry.pid, signal.SIGSTOP)
+        try:
+            # The answer is streamed; its FinishRun waits on the frozen registry.
+            while not _outcome_kept(nats.url, chat_id):
+                assert time.monotonic() < deadline, stack.runners[0].log_tail()
+                time.sleep(0.1)
+            stack.runners[0].kill()
+            stack.add_runner()
+        finally:
+            os.kill(registry.pid, signal.SIGCONT)
+        (result,) = join()
+        assert result.terminal == "completed", result.events[-3:]
+        assert result.streamed_answer
+        assert stack.stored_answer(account, chat_id) == result.streamed_answer
+        assert stack.chats(account, [chat_id])[chat_id].status == "completed"
+        assert "storing the outcome its lost runner kept" in stack.runners[1].log_tail(200)
     finally:
         stack.stop()
