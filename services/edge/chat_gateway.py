@@ -72,6 +72,7 @@ from cozeplus.chat_wire import (
     stream_trailer,
 )
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from cozeplus.rpc.v1 import liveness_pb2 as lpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.subjects import chat_cancel, chat_events
 from cozeplus.vocabulary import ChatStatus, MessageType
@@ -785,7 +786,19 @@ async def cancel_chat(
     finally:
         await _unsubscribe(subscription)
     if not ended.is_set():
-        log.warning("chat %d: its runner did not confirm the cancel in time", run.id)
+        # Nobody heard it (the runner hangs, or is gone and the run not yet silent long
+        # enough): the registry ends it at once and tells its streams; a runner that still
+        # holds it learns at its next heartbeat.
+        log.warning("chat %d: its runner did not confirm the cancel in time; ending it", run.id)
+        try:
+            ended_run = await runtime.registry.liveness.EndRun(
+                lpb.EndRunRequest(owner_id=owner_id, chat_id=run.id, status=ChatStatus.CANCELED)
+            )
+            return chat_object(ended_run)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            # It ended meanwhile, one way or another: say how.
     current = await conversations.GetChat(
         cpb.ChatRef(owner_id=owner_id, chat_id=run.id, conversation_id=run.conversation_id)
     )

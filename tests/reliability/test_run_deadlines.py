@@ -271,3 +271,53 @@ def test_a_stream_whose_runner_died_is_ended_by_the_sweeper(
         assert stack.chats(account, [chat_id])[chat_id].status == "failed"
     finally:
         stack.stop()
+
+
+def test_cancel_that_no_runner_confirms_ends_the_run_through_the_registry(
+    nats: EmbeddedNats, models_file: Path, mock_llm: str
+) -> None:
+    """The runner holding the chat hangs (frozen): the edge's cancel request goes unheard,
+    so after CHAT_CANCEL_WAIT_S the edge ends the run through RunLiveness.EndRun; the runner,
+    once it wakes, learns the run ended and leaves it so."""
+    stack = Stack(
+        temp_dir("cozeplus-cancel-unconfirmed-"),
+        nats.url,
+        models_file=models_file,
+        edge_env={"COZEPLUS_EDGE_CHAT_CANCEL_WAIT_S": "1"},
+        runner_env={"COZEPLUS_RUNNER_REGISTRY_HEARTBEAT_S": "0.5"},
+    )
+    stack.start(runners=1)
+    try:
+        account = stack.account()
+        bot_id = stack.bot(account, "mock-slow")  # its model waits 60 s for a first token
+        join = in_threads(1, lambda _: stream_chat(stack.url, account, bot_id, "hello"))
+        deadline = time.monotonic() + WAIT_S
+        while not (running := _in_progress(stack, account)):
+            assert time.monotonic() < deadline, stack.runners[0].log_tail()
+            time.sleep(0.1)
+        ((chat_id, conversation_id),) = running
+        runner = stack.runners[0].process
+        assert runner is not None
+        os.kill(runner.pid, signal.SIGSTOP)
+        try:
+            with httpx.Client(base_url=stack.url, headers=account.headers, timeout=30) as http:
+                response = http.post(
+                    "/v3/chat/cancel",
+                    json={"conversation_id": str(conversation_id), "chat_id": str(chat_id)},
+                )
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["status"] == "canceled"
+            (result,) = join()
+            assert result.terminal == "canceled"
+        finally:
+            os.kill(runner.pid, signal.SIGCONT)
+        assert "did not confirm the cancel in time; ending it" in stack.edge.log_tail(100)
+        # The runner wakes and stops the run: told by its heartbeat that the run ended, or
+        # by the cancel request that was waiting for it, whichever it reads first.
+        deadline = time.monotonic() + WAIT_S
+        while f"chat {chat_id}: canceled" not in stack.runners[0].log_tail(100):
+            assert time.monotonic() < deadline, stack.runners[0].log_tail()
+            time.sleep(0.2)
+        assert stack.chats(account, [chat_id])[chat_id].status == "canceled"
+    finally:
+        stack.stop()
