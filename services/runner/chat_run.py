@@ -94,15 +94,20 @@ class BotConfigCache:
         self._size = size
         self._versions: dict[tuple[int, int, int], pb.BotConfig] = {}
 
-    async def get(self, owner_id: int, bot_id: int, version: int) -> pb.BotConfig:
+    async def get(
+        self, owner_id: int, bot_id: int, version: int, timeout_s: float | None = None
+    ) -> pb.BotConfig:
         if version == 0:
-            draft = await self._bots.GetDraft(pb.BotRef(owner_id=owner_id, bot_id=bot_id))
+            draft = await self._bots.GetDraft(
+                pb.BotRef(owner_id=owner_id, bot_id=bot_id), timeout=timeout_s
+            )
             return draft.config
         key = (owner_id, bot_id, version)
         config = self._versions.get(key)
         if config is None:
             found = await self._bots.GetVersion(
-                pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=version)
+                pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=version),
+                timeout=timeout_s,
             )
             config = found.config
             if len(self._versions) >= self._size:
@@ -275,8 +280,8 @@ class ChatRun:
         try:
             return await self.deps.registry.call(
                 f"chat {request.chat_id}: loading its bot",
-                lambda _: self.deps.bot_configs.get(
-                    request.owner_id, request.bot_id, request.bot_version
+                lambda timeout: self.deps.bot_configs.get(
+                    request.owner_id, request.bot_id, request.bot_version, timeout
                 ),
             )
         except grpc.aio.AioRpcError as err:

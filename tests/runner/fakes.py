@@ -219,7 +219,9 @@ class BotConfigs:
     def __init__(self, config: pb.BotConfig) -> None:
         self.config = config
 
-    async def get(self, owner_id: int, bot_id: int, version: int) -> pb.BotConfig:
+    async def get(
+        self, owner_id: int, bot_id: int, version: int, timeout_s: float | None = None
+    ) -> pb.BotConfig:
         return self.config
 
 
