@@ -11,12 +11,24 @@ import pytest
 from cozeplus.embedded_nats import EmbeddedNats
 from tests.reliability.stack import Stack, in_threads, stream_chat, temp_dir
 
-# The silence window is far shorter than the chat (mock-stream-slow streams for seconds):
-# without heartbeats the sweeper would end it as lost.
+# The silence window is far shorter than the chat (14 tokens 500 ms apart: 7 s): without
+# heartbeats the sweeper would end it as lost. Progress is stored in whole seconds, so the
+# window leaves room for that rounding and a late heartbeat on a busy machine.
 SILENCE = {
-    "COZEPLUS_REGISTRY_RUN_SILENCE_S": "1",
+    "COZEPLUS_REGISTRY_RUN_SILENCE_S": "3",
     "COZEPLUS_REGISTRY_RUN_SWEEP_INTERVAL_S": "0.2",
 }
+SLOW_MODEL = "mock-slower"
+
+
+@pytest.fixture
+def slow_models(tmp_path: Path, models_file: Path, mock_llm_port: int) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(
+        models_file.read_text() + f'[models.{SLOW_MODEL}]\nprovider = "openai"\n'
+        f'base_url = "http://127.0.0.1:{mock_llm_port}/v1"\nmodel = "mock-inter-token-500"\n'
+    )
+    return path
 
 
 @pytest.fixture
@@ -26,19 +38,19 @@ def nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
 
 
 def test_a_chat_streaming_longer_than_the_silence_window_completes(
-    nats: EmbeddedNats, models_file: Path, mock_llm: str
+    nats: EmbeddedNats, slow_models: Path, mock_llm: str
 ) -> None:
     stack = Stack(
         temp_dir("cozeplus-heartbeats-"),
         nats.url,
-        models_file=models_file,
+        models_file=slow_models,
         registry_env=SILENCE,
-        runner_env={"COZEPLUS_RUNNER_REGISTRY_HEARTBEAT_S": "0.2"},
+        runner_env={"COZEPLUS_RUNNER_REGISTRY_HEARTBEAT_S": "0.5"},
     )
     stack.start(runners=1)
     try:
         account = stack.account()
-        bot_id = stack.bot(account, "mock-stream-slow")
+        bot_id = stack.bot(account, SLOW_MODEL)
         results = in_threads(4, lambda i: stream_chat(stack.url, account, bot_id, f"chat {i}"))()
         for result in results:
             assert result.status == 200, result
