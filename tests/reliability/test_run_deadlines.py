@@ -106,6 +106,8 @@ def test_registry_killed_under_streaming_load_leaves_no_run_unfinished(
             models_file=models_file,
             registry_env=FAST_DEADLINES,
             edge_env=FAST_EDGE,
+            # Heartbeats well inside the short silence window.
+            runner_env={"COZEPLUS_RUNNER_REGISTRY_HEARTBEAT_S": "1"},
         )
         stack.start(runners=1)
         try:
