@@ -57,6 +57,7 @@ import orjson
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import SERVICE_TOKEN_ENV, generate_token, service_channel
 from services.cli.system import (
     ServiceProcess,
     edge_process,
@@ -213,6 +214,8 @@ class System:
         self.models_file = work_dir / "models.toml"
         self.registry_addr = ""
         self._channel: grpc.Channel | None = None
+        # The registry's service credential, for every process started here and our channel.
+        os.environ.setdefault(SERVICE_TOKEN_ENV, generate_token())
 
     # -- shared part: NATS, mock LLM, registry
 
@@ -260,7 +263,7 @@ class System:
             service.start()
         for service in (mock, registry):
             service.wait_ready()
-        self._channel = grpc.insecure_channel(self.registry_addr)
+        self._channel = service_channel(self.registry_addr)
 
     def process(self, name: str) -> ServiceProcess:
         for service in (*self.shared, *self.per_scenario):

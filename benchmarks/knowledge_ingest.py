@@ -17,19 +17,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import nats
 
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.file_store import files_bucket
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
+from cozeplus.service_auth import (
+    SERVICE_TOKEN_ENV,
+    find_token,
+    generate_token,
+    service_aio_channel,
+)
 from services.cli.system import ServiceProcess, free_port, knowledge_process, registry_process
 
 BATCH = 100
@@ -89,7 +95,7 @@ async def ingest_run(
     rng = random.Random(documents)
     nc = await nats.connect(nats_url)
     bucket = await files_bucket(nc.jetstream())
-    async with grpc.aio.insecure_channel(registry_addr) as channel:
+    async with service_aio_channel(registry_addr, find_token()) as channel:
         rpc = KnowledgeStub(channel)
         dataset = await rpc.CreateDataset(kpb.CreateDatasetRequest(owner_id=owner, name="bench"))
         texts = [document_text(rng, doc_bytes).encode() for _ in range(documents)]
@@ -133,7 +139,7 @@ async def retrieval_run(
 ) -> tuple[float, list[float]]:
     rng = random.Random(chunks)
     per_document = 1000
-    async with grpc.aio.insecure_channel(registry_addr) as channel:
+    async with service_aio_channel(registry_addr, find_token()) as channel:
         rpc = KnowledgeStub(channel)
         file = await rpc.CreateFile(
             kpb.CreateFileRequest(owner_id=owner, file_name="x.txt", bytes=1, object_name="none")
@@ -192,6 +198,8 @@ def start(process: ServiceProcess, started: list[ServiceProcess]) -> ServiceProc
 async def main(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="cozeplus-kb-bench-"))
     started: list[ServiceProcess] = []
+    # The registry's service credential, for every process started here and our channels.
+    os.environ.setdefault(SERVICE_TOKEN_ENV, generate_token())
     with EmbeddedNats(root / "nats") as broker:
         try:
             registry = start(

@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import SERVICE_TOKEN_ENV, generate_token, service_channel
 from services.cli.system import (
     ServiceProcess,
     edge_process,
@@ -106,6 +106,8 @@ def main() -> int:
         service.wait_ready()
         return service
 
+    # The registry's service credential, for every process started here and our channel.
+    os.environ.setdefault(SERVICE_TOKEN_ENV, generate_token())
     mock_port = free_port()
     models = root / "models.toml"
     models.write_text(
@@ -157,7 +159,7 @@ def main() -> int:
                     },
                 )
             )
-            with grpc.insecure_channel(registry_addr) as channel:
+            with service_channel(registry_addr) as channel:
                 accounts = AccountsStub(channel)
                 user = accounts.CreateUser(
                     pb.CreateUserRequest(username="bench", password=secrets.token_urlsafe(12))

@@ -3,17 +3,18 @@ server, the HTTP edge and runners, each as its own process on loopback ports."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import pytest
 
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import SERVICE_TOKEN_ENV, service_channel
 from services.cli.system import (
     ServiceProcess,
     edge_process,
@@ -22,6 +23,11 @@ from services.cli.system import (
     registry_process,
     runner_process,
 )
+
+# The service credential the registry asks of every caller (libs/cozeplus/service_auth.py):
+# the services started here inherit it from the environment, and the tests' own registry
+# channels (service_channel) read it from there too.
+os.environ.setdefault(SERVICE_TOKEN_ENV, "test-" + secrets.token_urlsafe(16))
 
 
 @dataclass
@@ -201,7 +207,7 @@ def runner(start_runner: Callable[[str], ServiceProcess]) -> ServiceProcess:
 @pytest.fixture(scope="session")
 def make_account(registry_addr: str) -> Iterator[Callable[..., Account]]:
     """Create a fresh user with an API key through the registry's Accounts service."""
-    channel = grpc.insecure_channel(registry_addr)
+    channel = service_channel(registry_addr)
     accounts = AccountsStub(channel)
 
     def make(expires_in: int = 0) -> Account:

@@ -10,6 +10,7 @@ import pytest
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import service_channel
 
 
 def cozeplus(*args: str) -> subprocess.CompletedProcess[str]:
@@ -49,7 +50,7 @@ def test_users_and_keys_lifecycle(registry_addr: str) -> None:
     token, key_id = _value(key.stdout, "token"), _value(key.stdout, "key id")
     assert token.startswith("pat_") and "shown only once" in key.stderr
 
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr) as channel:
         accounts = AccountsStub(channel)
         principal = accounts.Authenticate(pb.AuthenticateRequest(token=token))
         assert principal.user.username == "cli_operator"
@@ -127,7 +128,7 @@ async def test_limits_are_written_for_every_edge(registry_addr: str, nats_url: s
         nats_url,
     )
     assert result.returncode == 0, result.stderr
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr) as channel:
         user = AccountsStub(channel).GetUser(pb.GetUserRequest(username="cli_limits"))
     nc = await nats.connect(nats_url)
     try:

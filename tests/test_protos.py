@@ -29,7 +29,9 @@ def test_generated_stubs_match_protos(tmp_path: Path) -> None:
             f"{relative} differs from protos/; run: python scripts/gen_protos.py"
         )
     committed_stubs = {
-        p.relative_to(committed_root) for p in (committed_root / "cozeplus" / "rpc").rglob("*_pb2*")
+        p.relative_to(committed_root)
+        for package in ("rpc", "api")
+        for p in (committed_root / "cozeplus" / package).rglob("*_pb2*")
     }
     assert committed_stubs == {p.relative_to(tmp_path) for p in stubs}, (
         "stale stubs without a proto"

@@ -26,6 +26,7 @@ OUTPUT = {"json", "text"}
 # Headers that change from call to call (the remaining budget too, across a window edge).
 VOLATILE_HEADERS = ("date:", "content-length:", "server:", "x-ratelimit-remaining:")
 README_URL = "http://127.0.0.1:8080"
+README_GRPC = "127.0.0.1:50061"
 
 
 @dataclass
@@ -72,8 +73,8 @@ def test_readme_samples_parse() -> None:
 
 
 @pytest.fixture
-def system_up(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    port = free_port()
+def system_up(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
+    port, grpc_port = free_port(), free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -84,6 +85,8 @@ def system_up(tmp_path: Path) -> Iterator[tuple[Path, str]]:
             str(port),
             "--registry-port",
             str(free_port()),
+            "--grpc-port",
+            str(grpc_port),
         ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -100,13 +103,14 @@ def system_up(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         if not line or line.startswith("Press Ctrl-C"):
             break
     assert seen[-1].startswith("Press Ctrl-C"), "".join(seen)
-    yield tmp_path, f"http://127.0.0.1:{port}"
+    assert f"gRPC API: 127.0.0.1:{grpc_port}\n" in seen, "".join(seen)
+    yield tmp_path, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=60)
 
 
-def test_readme_runs_as_written(system_up: tuple[Path, str]) -> None:
-    cwd, url = system_up
+def test_readme_runs_as_written(system_up: tuple[Path, str, str]) -> None:
+    cwd, url, grpc_addr = system_up
     state = cwd / "readme-state.sh"
     namespace: dict[str, object] = {}
     env = {**os.environ, "COZE": url, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -134,7 +138,11 @@ def test_readme_runs_as_written(system_up: tuple[Path, str]) -> None:
             try:
                 with contextlib.redirect_stdout(buffer):
                     exec(
-                        compile(sample.code.replace(README_URL, url), "README.md", "exec"),
+                        compile(
+                            sample.code.replace(README_URL, url).replace(README_GRPC, grpc_addr),
+                            "README.md",
+                            "exec",
+                        ),
                         namespace,
                     )
             finally:

@@ -39,6 +39,8 @@ def _start(data_dir: Path, port: int, registry_port: int) -> Up:
             str(port),
             "--registry-port",
             str(registry_port),
+            "--grpc-port",
+            str(free_port()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -10,20 +10,44 @@ images reach models as data URLs rather than links.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 from nats.js.api import ObjectStoreConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.object_store import ObjectStore
 
 from cozeplus.subjects import FILES_BUCKET
 
+log = logging.getLogger(__name__)
+
+# The stream behind an object store bucket (nats-py's and the server's naming).
+FILES_STREAM = f"OBJ_{FILES_BUCKET}"
+
+
+async def declare_files_bucket(js: JetStreamContext, replicas: int = 1) -> None:
+    """Creates the bucket, or brings an existing one's replicas to `replicas` (a
+    NatsConnection declaration of the services that write or read files)."""
+    try:
+        info = await js.stream_info(FILES_STREAM)
+    except NotFoundError:
+        config = ObjectStoreConfig(bucket=FILES_BUCKET, replicas=replicas)
+        await js.create_object_store(FILES_BUCKET, config=config)
+        log.info("created bucket %s (%d replicas)", FILES_BUCKET, replicas)
+        return
+    if (info.config.num_replicas or 1) != replicas:
+        await js.update_stream(replace(info.config, num_replicas=replicas))
+        log.info("bucket %s: replicas -> %d", FILES_BUCKET, replicas)
+
 
 async def files_bucket(js: JetStreamContext, replicas: int = 1) -> ObjectStore:
+    """The bucket; created here only if no declaration made it yet."""
     try:
         return await js.object_store(FILES_BUCKET)
     except BucketNotFoundError:
-        config = ObjectStoreConfig(bucket=FILES_BUCKET, replicas=replicas)
-        return await js.create_object_store(FILES_BUCKET, config=config)
+        await declare_files_bucket(js, replicas)
+        return await js.object_store(FILES_BUCKET)
 
 
 async def read_file(js: JetStreamContext, object_name: str) -> bytes:

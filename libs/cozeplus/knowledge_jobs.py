@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 
+from cozeplus.nats_connection import declare_stream
 from cozeplus.subjects import (
     KNOWLEDGE_INGEST_STREAM,
     KNOWLEDGE_INGEST_SUBJECT,
@@ -55,7 +55,12 @@ def decode_job(data: bytes) -> int:
 
 
 async def ensure_ingest_stream(js: JetStreamContext, replicas: int = 1) -> None:
-    config = StreamConfig(
+    """Creates the work queue, or brings an existing one's replicas to `replicas`."""
+    await declare_stream(js, ingest_stream_config(replicas))
+
+
+def ingest_stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
         name=KNOWLEDGE_INGEST_STREAM,
         subjects=[KNOWLEDGE_INGEST_SUBJECT],
         retention=RetentionPolicy.WORK_QUEUE,
@@ -64,10 +69,11 @@ async def ensure_ingest_stream(js: JetStreamContext, replicas: int = 1) -> None:
         num_replicas=replicas,
         max_age=7 * 24 * 3600,
     )
-    try:
-        await js.stream_info(KNOWLEDGE_INGEST_STREAM)
-    except NotFoundError:
-        await js.add_stream(config)
+
+
+async def ensure_worker_consumer(js: JetStreamContext, config: ConsumerConfig) -> None:
+    """The workers' durable consumer (a pull subscription does not recreate a lost one)."""
+    await js.add_consumer(KNOWLEDGE_INGEST_STREAM, config)
 
 
 def worker_consumer_config() -> ConsumerConfig:
@@ -81,7 +87,9 @@ def worker_consumer_config() -> ConsumerConfig:
 
 
 class JetStreamIngestionQueue:
-    """The registry's side: publish a job per document (deduplicated by document id)."""
+    """The registry's side: publish a job per document (deduplicated by document id). The
+    registry declares the stream on every NATS (re)connect; the first enqueue declares it
+    too, for callers without that declaration (tests, tools)."""
 
     def __init__(self, js: JetStreamContext, replicas: int = 1) -> None:
         self._js = js

@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="HTTP edge port")
     up.add_argument("--registry-port", type=int, default=50051)
     up.add_argument("--nats-port", type=int, default=0, help="0 picks a free port")
+    up.add_argument("--grpc-port", type=int, default=50061, help="the public gRPC API's port")
     up.add_argument("--models-file", type=Path, default=None)
 
     registry_default = os.environ.get("COZEPLUS_REGISTRY_ADDR", "127.0.0.1:50051")
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                     edge_port=args.port,
                     registry_port=args.registry_port,
                     nats_port=args.nats_port,
+                    grpc_port=args.grpc_port,
                     models_file=args.models_file,
                 )
             )

@@ -7,10 +7,9 @@ import getpass
 import secrets
 import sys
 
-import grpc
-
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import service_channel
 
 
 def _when(ts: int) -> str:
@@ -30,7 +29,7 @@ def create_user(registry: str, username: str, password: str | None, display_name
         else:
             password = secrets.token_urlsafe(12)
             print(f"generated password: {password}")
-    with grpc.insecure_channel(registry) as channel:
+    with service_channel(registry) as channel:
         user = AccountsStub(channel).CreateUser(
             pb.CreateUserRequest(username=username, password=password, display_name=display_name)
         )
@@ -39,7 +38,7 @@ def create_user(registry: str, username: str, password: str | None, display_name
 
 
 def delete_user(registry: str, username: str) -> int:
-    with grpc.insecure_channel(registry) as channel:
+    with service_channel(registry) as channel:
         accounts = AccountsStub(channel)
         user = _user(accounts, username)
         deleted = accounts.DeleteUser(pb.DeleteUserRequest(user_id=user.id))
@@ -51,7 +50,7 @@ def delete_user(registry: str, username: str) -> int:
 
 
 def create_key(registry: str, username: str, name: str, expires_in_days: float) -> int:
-    with grpc.insecure_channel(registry) as channel:
+    with service_channel(registry) as channel:
         accounts = AccountsStub(channel)
         user = _user(accounts, username)
         created = accounts.CreateApiKey(
@@ -67,7 +66,7 @@ def create_key(registry: str, username: str, name: str, expires_in_days: float) 
 
 
 def list_keys(registry: str, username: str) -> int:
-    with grpc.insecure_channel(registry) as channel:
+    with service_channel(registry) as channel:
         accounts = AccountsStub(channel)
         user = _user(accounts, username)
         page = 1
@@ -88,7 +87,7 @@ def list_keys(registry: str, username: str) -> int:
 
 
 def revoke_key(registry: str, username: str, key_id: int) -> int:
-    with grpc.insecure_channel(registry) as channel:
+    with service_channel(registry) as channel:
         accounts = AccountsStub(channel)
         user = _user(accounts, username)
         accounts.RevokeApiKey(pb.ApiKeyRef(user_id=user.id, key_id=key_id))
@@ -105,7 +104,7 @@ def set_limits(registry: str, nats_url: str, username: str, limits: dict[str, in
     from cozeplus.nats_connection import server_list
     from services.edge.rate_limit import set_override
 
-    with grpc.insecure_channel(registry) as channel:
+    with service_channel(registry) as channel:
         user = _user(AccountsStub(channel), username)
 
     async def write() -> None:

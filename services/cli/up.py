@@ -16,6 +16,7 @@ import grpc
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import SERVICE_TOKEN_ENV, ensure_token_file, service_channel
 from services.cli.system import (
     ServiceProcess,
     edge_process,
@@ -36,13 +37,14 @@ class UpOptions:
     edge_port: int
     registry_port: int
     nats_port: int
+    grpc_port: int
     models_file: Path | None
 
 
-def ensure_admin(registry_addr: str, data_dir: Path) -> dict[str, object]:
+def ensure_admin(registry_addr: str, data_dir: Path, service_token: str) -> dict[str, object]:
     """Create the local admin account and API key on first run; reuse them afterwards."""
     path = data_dir / ADMIN_FILE
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr, service_token) as channel:
         accounts = AccountsStub(channel)
         if path.exists():
             admin: dict[str, object] = json.loads(path.read_text())
@@ -75,6 +77,10 @@ def run_up(options: UpOptions) -> int:
     log_dir = data_dir / "logs"
     nats = EmbeddedNats(data_dir / "nats", port=options.nats_port)
     registry_addr = f"127.0.0.1:{options.registry_port}"
+    # The service credential every service presents to the registry; kept in the data dir,
+    # where the operator commands find it too.
+    service_token = ensure_token_file(data_dir)
+    token_env = {SERVICE_TOKEN_ENV: service_token}
     models_env = (
         {"COZEPLUS_REGISTRY_MODELS_FILE": str(options.models_file.resolve())}
         if options.models_file
@@ -97,7 +103,7 @@ def run_up(options: UpOptions) -> int:
             port=options.registry_port,
             nats_url=nats_url,
             log_dir=log_dir,
-            extra_env=models_env,
+            extra_env={**models_env, **token_env},
         )
         edge = edge_process(
             host=options.edge_host,
@@ -105,15 +111,21 @@ def run_up(options: UpOptions) -> int:
             registry_addr=registry_addr,
             nats_url=nats_url,
             log_dir=log_dir,
+            extra_env={**token_env, "COZEPLUS_EDGE_GRPC_PORT": str(options.grpc_port)},
         )
         runner = runner_process(
             health_port=free_port(),
             registry_addr=registry_addr,
             nats_url=nats_url,
             log_dir=log_dir,
-            extra_env={"COZEPLUS_RUNNER_MODELS_FILE": models_env["COZEPLUS_REGISTRY_MODELS_FILE"]}
-            if models_env
-            else None,
+            extra_env={
+                **token_env,
+                **(
+                    {"COZEPLUS_RUNNER_MODELS_FILE": models_env["COZEPLUS_REGISTRY_MODELS_FILE"]}
+                    if models_env
+                    else {}
+                ),
+            },
         )
         knowledge = knowledge_process(
             health_port=free_port(),
@@ -121,23 +133,27 @@ def run_up(options: UpOptions) -> int:
             nats_url=nats_url,
             log_dir=log_dir,
             extra_env={
-                "COZEPLUS_KNOWLEDGE_MODELS_FILE": models_env["COZEPLUS_REGISTRY_MODELS_FILE"]
-            }
-            if models_env
-            else None,
+                **token_env,
+                **(
+                    {"COZEPLUS_KNOWLEDGE_MODELS_FILE": models_env["COZEPLUS_REGISTRY_MODELS_FILE"]}
+                    if models_env
+                    else {}
+                ),
+            },
         )
         for service in (registry, edge, runner, knowledge):
             service.start()
             services.append(service)
             service.wait_ready()
             print(f"cozeplus: {service.name:<9} ready (log: {service.log_path})", flush=True)
-        admin = ensure_admin(registry_addr, data_dir)
+        admin = ensure_admin(registry_addr, data_dir, service_token)
         host = "127.0.0.1" if options.edge_host in ("0.0.0.0", "::") else options.edge_host
         print(
             f"\ncozeplus is up: http://{host}:{options.edge_port}\n"
             f"  admin user:    {admin['username']} (password in {data_dir / ADMIN_FILE})\n"
             f"  admin API key: {admin['api_key']}\n"
             f"  API docs:      http://{host}:{options.edge_port}/docs\n"
+            f"gRPC API: {host}:{options.grpc_port}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

@@ -11,10 +11,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from cozeplus.file_store import declare_files_bucket
 from cozeplus.subjects import AUTH_REVOKED
-from services.edge.auth import Authenticator
-from services.edge.chat_bus import ChatBus
+from services.edge.core.auth import Authenticator
+from services.edge.core.bus import ChatBus
+from services.edge.core.chats import ChatCore, ChatTimings
+from services.edge.core.variables import StoredVariables
 from services.edge.errors import install_error_handlers
+from services.edge.grpc_api.server import GrpcApiServer
 from services.edge.limits import RequestLimits
 from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from services.edge.nats_link import NatsLink
@@ -39,7 +43,9 @@ from services.edge.settings import EdgeSettings
 def create_app(settings: EdgeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = RegistryClient(settings.registry_addr, settings.registry_timeout_s)
+        registry = RegistryClient(
+            settings.registry_addr, settings.registry_timeout_s, settings.service_token
+        )
         authenticator = Authenticator(registry.accounts, settings.auth_cache_ttl_s)
         nats_link = NatsLink(settings.nats_url, replicas=settings.nats_replicas)
         nats_link.subscribe(AUTH_REVOKED, authenticator.on_revoked_message)
@@ -50,20 +56,42 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         if rate_limiter is not None:
             rate_limiter.attach(nats_link)
         chat_bus = ChatBus(nats_link, settings.node_id, settings.chat_publish_retry_s)
+        nats_link.declare(
+            "the files bucket", lambda js: declare_files_bucket(js, nats_link.replicas)
+        )
         nats_link.start()
         chat_bus.start()
+        chats = ChatCore(
+            bus=chat_bus,
+            bots=registry.bots,
+            conversations=registry.conversations,
+            timings=ChatTimings(
+                queue_timeout_s=settings.chat_queue_timeout_s,
+                runner_lost_s=settings.chat_runner_lost_s,
+                cancel_wait_s=settings.chat_cancel_wait_s,
+            ),
+            variables=StoredVariables(registry.variables),
+            liveness=registry.liveness,
+        )
         app.state.runtime = EdgeRuntime(
             settings=settings,
             registry=registry,
             nats=nats_link,
             authenticator=authenticator,
             chat=chat_bus,
+            chats=chats,
             rate_limiter=rate_limiter,
             limits=RequestLimits.from_settings(settings),
         )
+        grpc_server: GrpcApiServer | None = None
+        if settings.grpc_port is not None:
+            grpc_server = GrpcApiServer(settings, app.state.runtime)
+            await grpc_server.start()
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(settings.grpc_grace_s)
             if rate_limiter is not None:
                 await rate_limiter.stop()
             # Before NATS closes: giving the node id back needs the connection.

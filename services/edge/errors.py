@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from services.edge.core import errors as core
+
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR_MSG = "internal server error"
@@ -65,6 +67,26 @@ class ApiError(Exception):
         self.status = status
         self.msg = msg
         self.headers = dict(headers or {})
+
+
+# The core's errors as HTTP statuses (the gRPC API has its own table).
+_STATUS_BY_CORE_ERROR: tuple[tuple[type[core.EdgeError], int], ...] = (
+    (core.TooLarge, 413),  # before InvalidInput, its base
+    (core.InvalidInput, 400),
+    (core.Unauthenticated, 401),
+    (core.PermissionDenied, 403),
+    (core.NotFound, 404),
+    (core.Conflict, 409),
+    (core.RateLimited, 429),
+    (core.Unavailable, 503),
+)
+
+
+def core_error_status(exc: core.EdgeError) -> int:
+    for error_class, status in _STATUS_BY_CORE_ERROR:
+        if isinstance(exc, error_class):
+            return status
+    return 500
 
 
 def error_response(status: int, msg: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -137,6 +159,16 @@ def _body_error_message(cause: BaseException | None) -> str:
     return "malformed JSON body"
 
 
+async def _core_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, core.EdgeError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, core.Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, core.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return error_response(core_error_status(exc), exc.msg, headers)
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -178,6 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # Unhandled exceptions are turned into 500 envelopes by RequestContextMiddleware, which
     # sits outside these handlers so the response still carries the log id.
     app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(core.EdgeError, _core_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, _grpc_error_handler)

@@ -1,7 +1,7 @@
 """Follows one chat's event sequence numbers as they arrive from NATS (core NATS delivers at
 most once: an event can be lost at a NATS restart, or delivered twice by a publish retried
 across a reconnect). Duplicates are dropped; gaps are counted, so the chat session can check
-what it streamed against the stored answer at the end (services/edge/chat_gateway.py).
+what it streamed against the stored answer at the end (services/edge/core/session.py).
 
 Numbers come from the runner (chat_protocol.SEQ_HEADER): events 1, 2, 3, ... per publisher;
 a heartbeat names the last number sent, so even a lost tail shows. Events without numbers

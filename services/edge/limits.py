@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.edge.errors import ApiError
+from services.edge.core.errors import InvalidInput
 from services.edge.schemas.chat import ChatMessageIn, ChatOptions
 from services.edge.settings import EdgeSettings
 
@@ -18,8 +18,8 @@ from services.edge.settings import EdgeSettings
 _SHOWN_KEY_CHARS = 40
 
 
-def _invalid(field: str, problem: str) -> ApiError:
-    return ApiError(400, f"invalid {field}: {problem}")
+def _invalid(field: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"invalid {field}: {problem}")
 
 
 def _shown(key: str) -> str:

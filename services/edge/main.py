@@ -44,6 +44,8 @@ def main() -> None:
         ),
         timeout_keep_alive=settings.http_keep_alive_s,
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        # The gRPC API shares this loop; grpc.aio needs asyncio's own loop (not uvloop).
+        loop="asyncio",
     )
 
 

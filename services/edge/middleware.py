@@ -7,9 +7,7 @@ response, including Starlette's own 404/405 and streamed bodies, without bufferi
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,28 +16,25 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.edge.errors import INTERNAL_ERROR_MSG, error_response
+from services.edge.log_id import LOG_ID, LogIdFilter, new_log_id
+
+__all__ = [
+    "LOG_ID",
+    "LOG_ID_HEADERS",
+    "RATE_LIMIT_STATE",
+    "BodyLimitMiddleware",
+    "LogIdFilter",
+    "RequestContextMiddleware",
+    "new_log_id",
+]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("services.edge.access")
 
-LOG_ID: contextvars.ContextVar[str] = contextvars.ContextVar("log_id", default="-")
 LOG_ID_HEADERS = (b"x-log-id", b"x-tt-logid")
 # Key in the request state (scope["state"]) under which authentication leaves the rate-limit
 # decision of the request.
 RATE_LIMIT_STATE = "rate_limit"
-
-
-def new_log_id() -> str:
-    # Same layout as Coze's log ids (UTC timestamp + random hex), so they sort by time.
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(8).upper()
-
-
-class LogIdFilter(logging.Filter):
-    """Stamps every log record with the id of the request being served."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.log_id = LOG_ID.get()
-        return True
 
 
 class RequestContextMiddleware:
@@ -47,7 +42,7 @@ class RequestContextMiddleware:
     logs one access line, and turns any unhandled exception into a 500 envelope.
 
     It also writes X-RateLimit-Limit / X-RateLimit-Remaining once the request has been
-    counted against an account (see services/edge/auth.py): here, rather than in each
+    counted against an account (see services/edge/deps.py): here, rather than in each
     response, so that successes, every kind of error and event streams all carry them.
     Requests refused before the account is known (401, a malformed body, 413) have none.
     """

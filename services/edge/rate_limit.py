@@ -55,22 +55,6 @@ class LimitClass(enum.StrEnum):
     OTHER = "other"
 
 
-def limit_class_for(path: str) -> LimitClass:
-    if path.startswith("/v3/chat") or path in ("/api/conversation/chat", "/v1/chat/completions"):
-        return LimitClass.CHAT
-    if path.startswith("/v1/bots/") and path.endswith("/unpublish"):
-        return LimitClass.BOT_MANAGEMENT
-    if path.startswith("/api/draftbot/") or path in (
-        "/v1/bot/create",
-        "/v1/bot/update",
-        "/v1/bot/publish",
-    ):
-        return LimitClass.BOT_MANAGEMENT
-    if path == "/v1/bot/get_online_info" or path == "/v1/bots" or path.startswith("/v1/bots/"):
-        return LimitClass.BOT_INFO
-    return LimitClass.OTHER
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool

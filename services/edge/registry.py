@@ -1,5 +1,5 @@
-"""The edge's connection to the bot registry: one grpc.aio channel for all its services, a
-default deadline and the request's log id on every call."""
+"""The edge's connection to the bot registry: one grpc.aio channel for all its services, the
+service credential, a default deadline and the request's log id on every call."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cozeplus.grpc_channels import RECONNECT_OPTIONS
 from cozeplus.rpc.v1 import (
     conversations_pb2_grpc,
     knowledge_pb2_grpc,
@@ -17,7 +16,8 @@ from cozeplus.rpc.v1 import (
     registry_pb2_grpc,
     user_state_pb2_grpc,
 )
-from services.edge.middleware import LOG_ID
+from cozeplus.service_auth import service_aio_channel
+from services.edge.log_id import LOG_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
@@ -57,10 +57,8 @@ class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
 
 
 class RegistryClient:
-    def __init__(self, addr: str, timeout_s: float) -> None:
-        self.channel = grpc.aio.insecure_channel(
-            addr, options=RECONNECT_OPTIONS, interceptors=[_CallDefaults(timeout_s)]
-        )
+    def __init__(self, addr: str, timeout_s: float, service_token: str) -> None:
+        self.channel = service_aio_channel(addr, service_token, [_CallDefaults(timeout_s)])
         self.bots: BotRegistryAsyncStub = registry_pb2_grpc.BotRegistryStub(self.channel)
         self.accounts: AccountsAsyncStub = registry_pb2_grpc.AccountsStub(self.channel)
         self.conversations: ConversationsAsyncStub = conversations_pb2_grpc.ConversationsStub(

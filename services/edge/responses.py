@@ -7,13 +7,15 @@ a returned Response through untouched, so the payload is encoded once, by orjson
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from services.edge.chat_gateway import ChatSession
+from cozeplus.chat_wire import sse_frame
+from services.edge.core.session import ChatSession
 
 # Wire contract section 2. Set explicitly rather than through media_type, so they are exactly
 # these bytes whatever Starlette's defaults become.
@@ -36,7 +38,7 @@ class EventStreamResponse(StreamingResponse):
     close covers a response that never started streaming."""
 
     def __init__(self, session: ChatSession) -> None:
-        super().__init__(session.frames(), headers=SSE_HEADERS)
+        super().__init__(sse_frames(session), headers=SSE_HEADERS)
         self._session = session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,3 +46,9 @@ class EventStreamResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self._session.close()
+
+
+async def sse_frames(session: ChatSession) -> AsyncIterator[bytes]:
+    """The chat's events as SSE frames, each payload written as the runner encoded it."""
+    async for event in session.events():
+        yield sse_frame(event.name, event.data)

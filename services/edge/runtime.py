@@ -1,22 +1,18 @@
-"""What a request handler may use, built once by the app's lifespan and reached through the
-`Runtime` dependency."""
+"""What a request handler (HTTP route or gRPC method) may use, built once at start-up. The
+FastAPI dependency that hands it to routes is in services/edge/deps.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, cast
 
-from fastapi import Depends, Request
-
-from services.edge.chat_bus import ChatBus
+from services.edge.core.auth import Authenticator
+from services.edge.core.bus import ChatBus
+from services.edge.core.chats import ChatCore
 from services.edge.limits import RequestLimits
 from services.edge.nats_link import NatsLink
 from services.edge.rate_limit import RateLimiter
 from services.edge.registry import RegistryClient
 from services.edge.settings import EdgeSettings
-
-if TYPE_CHECKING:
-    from services.edge.auth import Authenticator
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +22,7 @@ class EdgeRuntime:
     nats: NatsLink
     authenticator: Authenticator
     chat: ChatBus
+    chats: ChatCore
     # None when rate limiting is switched off.
     rate_limiter: RateLimiter | None
     limits: RequestLimits
-
-
-def get_runtime(request: Request) -> EdgeRuntime:
-    return cast(EdgeRuntime, request.app.state.runtime)
-
-
-Runtime = Annotated[EdgeRuntime, Depends(get_runtime)]

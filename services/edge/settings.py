@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
+
 # The rate-limit counts stream keeps windows this long (services/edge/rate_limit.py); a
 # longer window would lose its count half way through.
 MAX_RATE_LIMIT_WINDOW_S = 3600
@@ -16,6 +18,8 @@ class EdgeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     registry_addr: str = "127.0.0.1:50051"
+    # The service credential the registry asks of every call (libs/cozeplus/service_auth.py).
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
     # One URL or a comma-separated list (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
     # Replicas of the JetStream streams and buckets this service declares (3 on a cluster).
@@ -51,6 +55,20 @@ class EdgeSettings(BaseSettings):
     http_keep_alive_s: int = Field(default=5, ge=1)
     # Largest request line plus headers; a bigger head is a 400.
     http_max_header_bytes: int = Field(default=16_384, ge=1024)
+    # --- the public gRPC API (wire contract section 9), beside HTTP. None: not served.
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    # Empty: the HTTP host.
+    grpc_host: str = ""
+    # Both set: TLS (PEM files); otherwise plaintext (put it behind a TLS proxy, or on a
+    # private network).
+    grpc_tls_cert_file: str = ""
+    grpc_tls_key_file: str = ""
+    # Pings on idle connections, so a long, quiet chat stream is not cut by a proxy and a
+    # vanished client is noticed.
+    grpc_keepalive_time_s: float = Field(default=30.0, gt=0)
+    grpc_keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    # In-flight calls get this long to finish at shutdown.
+    grpc_grace_s: float = Field(default=5.0, ge=0)
 
     # --- rate limits (wire contract section 6): requests per account per window, counted
     # in NATS so every replica shares one count. Without NATS the edge serves unlimited

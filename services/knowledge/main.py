@@ -13,17 +13,22 @@ import contextlib
 import logging
 import signal
 
-import grpc
-import nats
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 
 from cozeplus.embeddings import EmbeddingClient
-from cozeplus.file_store import files_bucket
-from cozeplus.knowledge_jobs import decode_job, ensure_ingest_stream, worker_consumer_config
+from cozeplus.file_store import declare_files_bucket
+from cozeplus.knowledge_jobs import (
+    decode_job,
+    ensure_ingest_stream,
+    ensure_worker_consumer,
+    worker_consumer_config,
+)
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.nats_connection import NatsConnection
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
+from cozeplus.service_auth import service_aio_channel
 from cozeplus.subjects import (
     KNOWLEDGE_INGEST_STREAM,
     KNOWLEDGE_INGEST_SUBJECT,
@@ -123,16 +128,19 @@ async def serve(settings: KnowledgeSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     catalog = ModelCatalog.load(settings.models_file)
-    nc = await nats.connect(
-        servers=settings.nats_servers, name="cozeplus-knowledge", max_reconnect_attempts=-1
-    )
-    js = nc.jetstream()
-    await ensure_ingest_stream(js, settings.nats_replicas)
-    await files_bucket(js, settings.nats_replicas)
-    channel = grpc.aio.insecure_channel(settings.registry_addr)
-    embeddings = EmbeddingClient(catalog.embedding) if catalog.embedding else None
     config = worker_consumer_config()
     config.ack_wait = settings.ack_wait_s
+    # Declared on the first connection and again after every reconnect: a NATS that lost
+    # its storage gets the queue, the bucket and the consumer back without a restart.
+    link = NatsConnection(settings.nats_url, "cozeplus-knowledge", settings.nats_replicas)
+    link.declare("the document ingestion queue", lambda js: ensure_ingest_stream(js, link.replicas))
+    link.declare("the files bucket", lambda js: declare_files_bucket(js, link.replicas))
+    link.declare("the workers' consumer", lambda js: ensure_worker_consumer(js, config))
+    await link.connect()
+    nc = await link.wait_declared()
+    js = nc.jetstream()
+    channel = service_aio_channel(settings.registry_addr, settings.service_token)
+    embeddings = EmbeddingClient(catalog.embedding) if catalog.embedding else None
     deps = IngestionDeps(
         knowledge=KnowledgeStub(channel),
         js=js,
@@ -175,7 +183,7 @@ async def serve(settings: KnowledgeSettings) -> None:
     if embeddings is not None:
         await embeddings.close()
     await channel.close()
-    await nc.drain()
+    await link.close()
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
+
 
 class KnowledgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_KNOWLEDGE_", extra="ignore")
@@ -15,6 +17,8 @@ class KnowledgeSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     nats_replicas: int = Field(default=1, ge=1, le=5)
     registry_addr: str = "127.0.0.1:50051"
+    # The service credential the registry asks of every call (libs/cozeplus/service_auth.py).
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
     registry_timeout_s: float = Field(default=30.0, gt=0)
     # Documents one worker processes at once (parsing runs on threads).
     concurrency: int = Field(default=4, ge=1)
@@ -36,7 +40,3 @@ class KnowledgeSettings(BaseSettings):
     health_port: int = 0
     health_host: str = "127.0.0.1"
     log_level: str = "INFO"
-
-    @property
-    def nats_servers(self) -> list[str]:
-        return [u.strip() for u in self.nats_url.split(",") if u.strip()]

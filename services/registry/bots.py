@@ -301,16 +301,27 @@ class BotService:
             lambda session: _draft_from_record(_load_bot(session, owner_id, bot_id))
         )
 
-    async def list_drafts(self, *, owner_id: int, space_id: int, page: PageRequest) -> Page[Draft]:
-        """Newest first. space_id 0 lists every space of the owner."""
+    async def list_drafts(
+        self,
+        *,
+        owner_id: int,
+        space_id: int,
+        page: PageRequest,
+        published: bool | None = None,
+    ) -> Page[Draft]:
+        """Newest first. space_id 0 lists every space of the owner; `published` keeps only
+        bots with (True) or without (False) a published version."""
         _require_owner(owner_id)
         if space_id != 0:
             space_id = _resolve_space(owner_id, space_id)
 
         def work(session: Session) -> Page[Draft]:
-            conditions = [BotRecord.owner_id == owner_id, BotRecord.deleted_at == 0]
+            conditions: list[Any] = [BotRecord.owner_id == owner_id, BotRecord.deleted_at == 0]
             if space_id:
                 conditions.append(BotRecord.space_id == space_id)
+            if published is not None:
+                latest = col(BotRecord.latest_version)
+                conditions.append(latest > 0 if published else latest == 0)
             total = session.exec(select(func.count()).select_from(BotRecord).where(*conditions))
             records = session.exec(
                 select(BotRecord)

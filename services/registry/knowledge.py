@@ -514,6 +514,44 @@ class KnowledgeService:
 
         return await self._db.write(work)
 
+    async def fail_stalled_documents(
+        self, *, stalled_s: float, now: float | None = None, limit: int = 500
+    ) -> list[int]:
+        """Fails documents processing with no progress (created, or claimed by a worker) for
+        `stalled_s`: their jobs are lost (a worker could not record a failure, a job expired
+        from the queue, NATS lost its storage). Returns their ids. One conditional UPDATE,
+        so every registry replica may run it and a worker's progress in between wins."""
+        current = int(time.time() if now is None else now)
+        cutoff = current - int(stalled_s)
+        reason = (
+            f"processing did not finish within {stalled_s:.0f}s (no knowledge worker took "
+            "or finished it); delete the document and add it again"
+        )
+        stalled = [
+            col(DocumentRecord.status) == DOCUMENT_PROCESSING,
+            col(DocumentRecord.updated_at) <= cutoff,
+        ]
+
+        def work(session: Session) -> list[int]:
+            ids = list(
+                session.execute(
+                    sa.select(col(DocumentRecord.id))
+                    .where(*stalled)
+                    .order_by(col(DocumentRecord.updated_at))
+                    .limit(limit)
+                ).scalars()
+            )
+            if ids:
+                session.execute(
+                    sa.update(DocumentRecord)
+                    .where(col(DocumentRecord.id).in_(ids), *stalled)
+                    .values(status=DOCUMENT_FAILED, status_descript=reason, updated_at=current)
+                    .execution_options(synchronize_session=False)
+                )
+            return ids
+
+        return await self._db.write(work)
+
 
 # ----------------------------------------------------------------------- helpers
 

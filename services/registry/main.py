@@ -1,5 +1,6 @@
-"""Entry point: migrate the database, then serve BotRegistry, Accounts and Conversations
-over gRPC.
+"""Entry point: migrate the database, then serve the registry's gRPC services (BotRegistry,
+Accounts, Conversations, RunLiveness, MessageFeedback, Variables, BotPublishing, Knowledge;
+servicers in services/registry/servicers/, behind the service credential and one error interceptor).
 
 Also served: grpc.health.v1 (overall "" and each service) and server reflection.
 SIGTERM/SIGINT mark every service NOT_SERVING, then in-flight RPCs get
@@ -22,7 +23,7 @@ from nats.aio.client import Client as NATS
 
 from cozeplus.embeddings import EmbeddingClient
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
-from cozeplus.knowledge_jobs import JetStreamIngestionQueue
+from cozeplus.knowledge_jobs import JetStreamIngestionQueue, ensure_ingest_stream
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
@@ -35,19 +36,11 @@ from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from cozeplus.rpc.v1 import user_state_pb2 as us
 from cozeplus.rpc.v1 import user_state_pb2_grpc as us_grpc
+from cozeplus.service_auth import MISSING_TOKEN_MSG, ServiceTokenInterceptor
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
 from services.registry.database import Database
-from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
-from services.registry.grpc_conversations import ConversationsServicer
-from services.registry.grpc_knowledge import KnowledgeServicer
-from services.registry.grpc_liveness import RunLivenessServicer
-from services.registry.grpc_user_state import (
-    BotPublishingServicer,
-    MessageFeedbackServicer,
-    VariablesServicer,
-)
 from services.registry.knowledge import KnowledgeService
 from services.registry.knowledge_search import KnowledgeSearch
 from services.registry.run_events import NatsRunEndNotifier
@@ -57,6 +50,17 @@ from services.registry.run_liveness import (
     RunDeadlines,
     RunLivenessService,
     RunSweeper,
+)
+from services.registry.servicers.accounts import AccountsServicer
+from services.registry.servicers.bots import BotRegistryServicer
+from services.registry.servicers.conversations import ConversationsServicer
+from services.registry.servicers.errors import ErrorInterceptor
+from services.registry.servicers.knowledge import KnowledgeServicer
+from services.registry.servicers.liveness import RunLivenessServicer
+from services.registry.servicers.user_state import (
+    BotPublishingServicer,
+    MessageFeedbackServicer,
+    VariablesServicer,
 )
 from services.registry.settings import RegistrySettings
 from services.registry.user_state import FeedbackService, VariableService
@@ -77,6 +81,8 @@ log = logging.getLogger("services.registry")
 
 
 async def serve(settings: RegistrySettings) -> None:
+    if not settings.service_token:
+        raise SystemExit(f"registry: {MISSING_TOKEN_MSG}")
     catalog = ModelCatalog.load(settings.models_file)
     if settings.default_model not in catalog:
         raise SystemExit(
@@ -93,6 +99,9 @@ async def serve(settings: RegistrySettings) -> None:
         link.declare(
             "the node id bucket",
             lambda js: declare_key_value(js, node_bucket_config(link.replicas)),
+        )
+        link.declare(
+            "the document ingestion queue", lambda js: ensure_ingest_stream(js, link.replicas)
         )
         await link.connect()
         nc = await link.wait_declared()
@@ -129,8 +138,10 @@ async def _serve_with(
         )
 
         server = grpc.aio.server(
+            # The credential first: a caller without it learns nothing else.
+            interceptors=[ServiceTokenInterceptor(settings.service_token), ErrorInterceptor()],
             # A knowledge worker hands over a whole document's chunks (and vectors) at once.
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
         )
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
@@ -176,9 +187,12 @@ async def _serve_with(
             embeddings = EmbeddingClient(catalog.embedding)
             stack.push_async_callback(embeddings.close)
             embedder = embeddings.embed_one
+        knowledge_service = KnowledgeService(
+            database, ids, JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas)
+        )
         kpb_grpc.add_KnowledgeServicer_to_server(
             KnowledgeServicer(
-                KnowledgeService(database, ids, JetStreamIngestionQueue(nc.jetstream())),
+                knowledge_service,
                 KnowledgeSearch(database, embedder),
             ),
             server,
@@ -204,7 +218,11 @@ async def _serve_with(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        document_sweep = asyncio.create_task(
+            _fail_stalled_documents(knowledge_service, settings, stop)
+        )
         await stop.wait()
+        await document_sweep
 
         sweeper.stop()
         await asyncio.wait({sweeping}, timeout=settings.grace_period_s)
@@ -213,6 +231,23 @@ async def _serve_with(
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_period_s)
     log.info("registry stopped")
+
+
+async def _fail_stalled_documents(
+    service: KnowledgeService, settings: RegistrySettings, stop: asyncio.Event
+) -> None:
+    """Fails documents stuck in processing (every replica may run it: one conditional
+    UPDATE, so a document is failed once)."""
+    while not stop.is_set():
+        try:
+            for document_id in await service.fail_stalled_documents(
+                stalled_s=settings.document_stalled_s
+            ):
+                log.warning("document %d: processing stalled; failed", document_id)
+        except Exception:
+            log.exception("failing stalled documents failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.document_sweep_interval_s)
 
 
 def main() -> None:

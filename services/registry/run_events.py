@@ -11,7 +11,7 @@ from cozeplus.chat_wire import chat_event, chat_object
 from cozeplus.subjects import chat_cancel, chat_events
 from cozeplus.vocabulary import ChatStatus
 from services.registry.conversations import ChatRunView
-from services.registry.grpc_conversations import run_to_proto
+from services.registry.servicers.conversations import run_to_proto
 
 TERMINAL_EVENT = {
     ChatStatus.COMPLETED: CHAT_COMPLETED,

@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
+
 
 class RegistrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_REGISTRY_")
@@ -30,6 +32,9 @@ class RegistrySettings(BaseSettings):
     # the run sweeper fails it (408); set as the run's paused_until when it pauses.
     tool_outputs_timeout_s: int = Field(default=600, gt=0)
     log_level: str = "INFO"
+    # The service credential (libs/cozeplus/service_auth.py): required; calls without it are
+    # UNAUTHENTICATED (health checks excepted). One name for every service.
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
 
     # --- run liveness (services/registry/run_liveness.py, docs/operations.md). A run that
     # shows no progress for this long in a status is ended as failed by the run sweeper.
@@ -39,6 +44,11 @@ class RegistrySettings(BaseSettings):
     # runner to still hold the run.
     run_silence_s: float = Field(default=30.0, gt=0)
     run_sweep_interval_s: float = Field(default=5.0, gt=0)
+    # A document processing this long without progress (created, or claimed by a worker)
+    # is failed with a reason; longer than the longest expected ingestion backlog. Checked
+    # every `document_sweep_interval_s`.
+    document_stalled_s: float = Field(default=3600.0, gt=0)
+    document_sweep_interval_s: float = Field(default=60.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,9 +1,10 @@
 """Run one chat: the agent loop of wire contract section 7.
 
 Steps, each a method below: load the bot, start the run (or resume a paused one), load its
-tools, build the prompt, then rounds of call the model -> execute the tools it asked for ->
-hand the outputs back, until the model answers (finish), asks for a client-side function
-(pause in requires_action) or exceeds the bot's round limit (fail).
+tools, gather the prompt's context (knowledge chunks, images), build the prompt, then
+rounds of call the model -> execute the tools it asked for -> hand the outputs back, until
+the model answers (finish), asks for a client-side function (pause in requires_action) or
+exceeds the bot's round limit (fail).
 
 Every function_call and tool_response is stored in the registry before its event is
 published, so what a client saw is always in the chat's message list, and a resumed run
@@ -30,7 +31,15 @@ from cozeplus.model_catalog import ModelCatalog, ModelSpec
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import ChatStatus, MessageRole, MessageType, PluginType
+from services.runner.knowledge_retrieval import KnowledgeChunk, knowledge_prompt
 from services.runner.prompt import build_prompt, stored_messages
+from services.runner.prompt_context import (
+    NO_PROMPT_CONTEXT,
+    PromptContext,
+    PromptContextSource,
+    image_file_ids,
+    latest_question,
+)
 from services.runner.providers.base import (
     Completion,
     CompletionRequest,
@@ -84,6 +93,8 @@ class RunnerDeps:
     registry: RegistryRetry = field(default_factory=RegistryRetry)
     # Outcomes kept until FinishRun lands, for the runner a dead one's chat goes to.
     outcomes: RunOutcomes = field(default_factory=NoOutcomes)
+    # Knowledge chunks and images for the prompt (services/runner/prompt_context.py).
+    context: PromptContextSource = NO_PROMPT_CONTEXT
 
 
 class BotConfigCache:
@@ -261,7 +272,8 @@ class ChatRun:
         except RunFailed as failed:
             await self._finish(ChatStatus.FAILED, error=failed.error)
             return
-        state = self._build_state(config, started)
+        context = await self._gather_context(config, spec, started)
+        state = self._build_state(config, started, context)
         answer_id = self.deps.ids.next_id()
         self.events.open_answer(run, answer_id)
         status, error = await self._run_loop(config, spec, tools, state)
@@ -339,16 +351,66 @@ class ChatRun:
             raise RunFailed(500, "the bot's tools could not be loaded; please retry") from err
         return {tool.definition.name: tool for tool in tools}
 
-    def _build_state(self, config: pb.BotConfig, started: cpb.StartRunResponse) -> RunState:
+    async def _gather_context(
+        self, config: pb.BotConfig, spec: ModelSpec, started: cpb.StartRunResponse
+    ) -> PromptContext:
+        """The knowledge chunks (bots that auto-call datasets) and, for a vision model, the
+        images named by file id. Neither may fail the chat: a failed search or file read is
+        logged and the model answers without the chunks, or sees the image's note."""
         request = self.request
+        new_messages = () if request.resumes else request.messages
+        source = self.deps.context
+        chunks: Sequence[KnowledgeChunk] = ()
+        question = latest_question(started.history, new_messages, started.chat_messages)
+        try:
+            chunks = await source.knowledge(
+                owner_id=request.owner_id, config=config, query=question
+            )
+        except Exception as err:
+            log.warning(
+                "chat %d: knowledge retrieval failed, answering without it: %s",
+                request.chat_id,
+                err.details() if isinstance(err, grpc.aio.AioRpcError) else repr(err),
+            )
+        file_urls: Mapping[str, str] = {}
+        if spec.vision:
+            file_ids = image_file_ids(started.history, new_messages, started.chat_messages)
+            try:
+                file_urls = await source.images(owner_id=request.owner_id, file_ids=file_ids)
+            except Exception as err:
+                log.warning(
+                    "chat %d: reading images failed, the model gets their notes: %r",
+                    request.chat_id,
+                    err,
+                )
+        return PromptContext(knowledge=chunks, file_urls=file_urls)
+
+    def _build_state(
+        self, config: pb.BotConfig, started: cpb.StartRunResponse, context: PromptContext
+    ) -> RunState:
+        request = self.request
+        knowledge = knowledge_prompt(context.knowledge)
         if request.resumes:
             variables = {
                 str(k): str(v) for k, v in json_object(started.run.custom_variables_json).items()
             }
-            prompt = build_prompt(config, started.history, (), variables, started.chat_messages)
+            prompt = build_prompt(
+                config,
+                started.history,
+                (),
+                variables,
+                started.chat_messages,
+                knowledge=knowledge,
+                file_urls=context.file_urls,
+            )
         else:
             prompt = build_prompt(
-                config, started.history, request.messages, request.custom_variables
+                config,
+                started.history,
+                request.messages,
+                request.custom_variables,
+                knowledge=knowledge,
+                file_urls=context.file_urls,
             )
         usage = cpb.Usage()
         usage.CopyFrom(started.run.usage)

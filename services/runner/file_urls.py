@@ -3,9 +3,10 @@
 A message may name an image by `file_id` (an object_string item). Providers cannot reach
 our object store, so the runner reads the bytes (for the chat's owner only: another
 account's file id is not found) and inlines them as a `data:` URL, which OpenAI-compatible
-vision APIs accept in `image_url`. Wiring (phase 2, prompt building): collect
-`unresolved_file_ids` of the history and new messages, `await image_urls(...)`, and build
-parts with `with_file_urls` (cozeplus.message_content).
+vision APIs accept in `image_url`. Called for vision models by ChatRun's
+`_gather_context` step (services/runner/prompt_context.py); the prompt builder puts the URLs
+in with `with_file_urls` (cozeplus.message_content). A file that is not an image (by its
+first bytes, else its declared type or name) stays a note: providers reject other data URLs.
 """
 
 from __future__ import annotations
@@ -65,5 +66,7 @@ async def image_urls(
         if file.bytes > max_bytes:
             continue
         data = await read_file(js, file.object_name)
-        urls[file_id] = data_url(data, image_type(data, file.file_name, file.content_type))
+        content_type = image_type(data, file.file_name, file.content_type)
+        if content_type.startswith("image/"):
+            urls[file_id] = data_url(data, content_type)
     return urls

@@ -1,15 +1,11 @@
 """Knowledge for a chat: what a bot's datasets say about the user's question.
 
 Two ways in (wire contract section 8), chosen by the bot's `knowledge.auto_call`:
-- auto_call (the default): before the prompt is built, `retrieve_for_prompt` searches the
-  bot's datasets with the user's latest message and `knowledge_prompt` renders the chunks,
-  each with its document's name, as a system message the prompt builder appends.
-- otherwise the datasets become a search tool the model may call
+- auto_call (the default): ChatRun's `_gather_context` step calls `retrieve_for_prompt` with
+  the user's latest message before the prompt is built, and the prompt builder appends
+  `knowledge_prompt(chunks)`, each chunk under its document's name, to the system prompt.
+- otherwise the datasets become the `search_knowledge` tool the model may call
   (services/runner/tools/knowledge.py), which uses the same search and rendering.
-
-Wiring (phase 2, in chat_run.py): `context = await retrieve_for_prompt(...)`, then add
-`PromptMessage.text("system", knowledge_prompt(context))` after the bot's system prompt
-when `context` has chunks; register `KnowledgeToolSource` among the ToolSources.
 """
 
 from __future__ import annotations
@@ -17,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import grpc
 
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
@@ -28,6 +22,8 @@ if TYPE_CHECKING:
     from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeAsyncStub
 
 DEFAULT_TOP_K = 5
+# Opens the knowledge section of a prompt (and of the search tool's output).
+KNOWLEDGE_HEADING = "## Knowledge base"
 # Keeps a huge chunk from crowding the conversation out of the model's context.
 MAX_CHUNK_CHARS = 4000
 
@@ -55,6 +51,7 @@ async def search(
     config: pb.BotConfig,
     query: str,
     top_k: int = 0,
+    timeout_s: float | None = None,
 ) -> list[KnowledgeChunk]:
     datasets = dataset_ids(config)
     if not datasets or not query.strip():
@@ -67,7 +64,8 @@ async def search(
             top_k=top_k or config.knowledge.top_k or DEFAULT_TOP_K,
             min_score=config.knowledge.min_score,
             strategy=config.knowledge.search_strategy,
-        )
+        ),
+        timeout=timeout_s,
     )
     return [
         KnowledgeChunk(c.document_name, c.content[:MAX_CHUNK_CHARS], c.score) for c in reply.chunks
@@ -75,16 +73,20 @@ async def search(
 
 
 async def retrieve_for_prompt(
-    knowledge: KnowledgeAsyncStub, *, owner_id: int, config: pb.BotConfig, query: str
+    knowledge: KnowledgeAsyncStub,
+    *,
+    owner_id: int,
+    config: pb.BotConfig,
+    query: str,
+    timeout_s: float | None = None,
 ) -> list[KnowledgeChunk]:
-    """The chunks to put in the prompt: none unless the bot auto-calls its datasets. A
-    failing search is not the chat's failure: the model answers without knowledge."""
+    """The chunks to put in the prompt: none unless the bot auto-calls its datasets. Raises
+    when the search fails; the chat step logs that and answers without knowledge."""
     if not auto_call(config):
         return []
-    try:
-        return await search(knowledge, owner_id=owner_id, config=config, query=query)
-    except grpc.aio.AioRpcError:
-        return []
+    return await search(
+        knowledge, owner_id=owner_id, config=config, query=query, timeout_s=timeout_s
+    )
 
 
 def knowledge_prompt(chunks: Sequence[KnowledgeChunk]) -> str:
@@ -92,8 +94,9 @@ def knowledge_prompt(chunks: Sequence[KnowledgeChunk]) -> str:
     if not chunks:
         return ""
     parts = [
-        "Answer using the following excerpts from the knowledge base when they are relevant. "
-        "Each excerpt is preceded by the name of its document."
+        f"{KNOWLEDGE_HEADING}\n"
+        "Excerpts from the knowledge base that may answer the user's question. Answer from "
+        "them when they are relevant. Each excerpt is preceded by the name of its document."
     ]
     for index, chunk in enumerate(chunks, start=1):
         parts.append(f"[{index}] Document: {chunk.document_name}\n{chunk.content}")

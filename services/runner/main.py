@@ -22,9 +22,11 @@ from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
+from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
 from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessStub
 from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
+from cozeplus.service_auth import service_aio_channel
 from cozeplus.subjects import (
     CHAT_CANCEL_ALL,
     CHAT_REQUEST_STREAM,
@@ -35,10 +37,13 @@ from services.runner.chat_run import BotConfigCache, RunnerDeps
 from services.runner.health import health_server
 from services.runner.liveness import RunHeartbeats
 from services.runner.pool import RunnerPool
+from services.runner.prompt_context import RegistryPromptContext
 from services.runner.providers import close_providers, provider_for
-from services.runner.registry_calls import RegistryRetry, registry_channel
+from services.runner.registry_calls import RegistryRetry
 from services.runner.run_outcomes import NatsRunOutcomes, outcome_bucket_config
 from services.runner.settings import RunnerSettings
+from services.runner.tools.combined import CombinedToolSource
+from services.runner.tools.knowledge import KnowledgeToolSource
 from services.runner.tools.registry_source import RegistryToolSource
 
 log = logging.getLogger("cozeplus.runner")
@@ -63,8 +68,12 @@ async def serve(settings: RunnerSettings) -> None:
     await link.connect()
     nc = await link.wait_declared()
     js = nc.jetstream()
-    channel = registry_channel(settings.registry_addr)
-    plugins_channel = registry_channel(settings.plugins_addr) if settings.plugins_addr else channel
+    channel = service_aio_channel(settings.registry_addr, settings.service_token)
+    plugins_channel = (
+        service_aio_channel(settings.plugins_addr, settings.service_token)
+        if settings.plugins_addr
+        else channel
+    )
     owner = f"runner@{socket.gethostname()}:{os.getpid()}"
     async with contextlib.AsyncExitStack() as stack:
         node_id = settings.node_id
@@ -73,6 +82,7 @@ async def serve(settings: RunnerSettings) -> None:
                 lease_node_id(nc, owner, settings.nats_replicas)
             )
         bots = BotRegistryStub(channel)
+        knowledge = KnowledgeStub(channel)
         deps = RunnerDeps(
             events=nc,
             bots=bots,
@@ -81,12 +91,20 @@ async def serve(settings: RunnerSettings) -> None:
             ids=IdGenerator(node_id),
             bot_configs=BotConfigCache(bots),
             provider_for=provider_for,
-            tools=RegistryToolSource(PluginsStub(plugins_channel)),
+            tools=CombinedToolSource(
+                RegistryToolSource(PluginsStub(plugins_channel)), KnowledgeToolSource(knowledge)
+            ),
             model_timeout_s=settings.model_timeout_s,
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
             registry=RegistryRetry(budget_s=settings.registry_retry_s),
             outcomes=NatsRunOutcomes(js),
+            context=RegistryPromptContext(
+                knowledge,
+                nc.jetstream,
+                timeout_s=settings.knowledge_timeout_s,
+                max_image_bytes=settings.max_image_bytes,
+            ),
         )
         pool = RunnerPool(deps, settings.concurrency)
 

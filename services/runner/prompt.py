@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import orjson
 
 from cozeplus.chat_protocol import InputMessage
-from cozeplus.message_content import ContentError, ContentPart, parse_content
+from cozeplus.message_content import ContentError, ContentPart, parse_content, with_file_urls
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import MessageType
@@ -34,6 +34,7 @@ _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 # Only the conversation and its tool traces go to the model, not suggestions or verbose notes.
 _CONVERSATION_TYPES = frozenset({MessageType.QUESTION, MessageType.ANSWER, ""})
 NO_TOOL_OUTPUT = "(no output: the chat ended before this tool answered)"
+_NO_URLS: Mapping[str, str] = {}
 
 
 def render_system_prompt(
@@ -52,18 +53,27 @@ def render_system_prompt(
     return _VARIABLE.sub(substitute, prompt)
 
 
-def _parts(content: str, content_type: str, message_type: str) -> list[ChatPart]:
+def _parts(
+    content: str, content_type: str, message_type: str, file_urls: Mapping[str, str] = _NO_URLS
+) -> list[ChatPart]:
     try:
         parsed = parse_content(content, content_type, message_type)
     except ContentError:
         # Stored before validation was this strict: show the model the raw text.
         parsed = [ContentPart("text", text=content)]
+    # Images named by file id become the data URLs gathered for a vision model; the
+    # others stay notes naming the file id.
+    parsed = with_file_urls(parsed, file_urls)
     parts: list[ChatPart] = []
     for part in parsed:
         if part.kind == "text":
             parts.append(TextPart(part.text))
+        elif part.kind == "image" and part.url:
+            parts.append(ImagePart(part.url))
         elif part.kind == "image":
-            parts.append(ImagePart(part.url or part.file_id))
+            # A file id nobody resolved (no vision, not the owner's, too large, unreadable):
+            # a note, never an image part a provider would refuse as a bad URL.
+            parts.append(TextPart(f"[image: {part.file_id}]"))
         else:
             parts.append(FilePart(part.url or part.file_id))
     return parts
@@ -97,7 +107,9 @@ def _answered_call_id(message: cpb.Message) -> str:
     return str(meta.get("tool_call_id", "")) if isinstance(meta, dict) else ""
 
 
-def stored_messages(stored: Iterable[cpb.Message]) -> list[PromptMessage]:
+def stored_messages(
+    stored: Iterable[cpb.Message], file_urls: Mapping[str, str] = _NO_URLS
+) -> list[PromptMessage]:
     """Stored messages (history, or a resumed chat's own) as prompt messages."""
     out: list[PromptMessage] = []
     calls: list[ToolCall] = []
@@ -128,7 +140,12 @@ def stored_messages(stored: Iterable[cpb.Message]) -> list[PromptMessage]:
             out.append(
                 PromptMessage(
                     _role(message.role),
-                    _parts(message.content, message.content_type, message.type),
+                    _parts(
+                        message.content,
+                        message.content_type,
+                        message.type,
+                        file_urls if message.role == "user" else _NO_URLS,
+                    ),
                 )
             )
     close_round()
@@ -141,15 +158,25 @@ def build_prompt(
     new_messages: Iterable[InputMessage],
     custom_variables: Mapping[str, str],
     chat_messages: Iterable[cpb.Message] = (),
+    *,
+    knowledge: str = "",
+    file_urls: Mapping[str, str] = _NO_URLS,
 ) -> list[PromptMessage]:
-    """`new_messages` for a new chat; a resumed one passes its stored `chat_messages`."""
+    """`new_messages` for a new chat; a resumed one passes its stored `chat_messages`.
+
+    `knowledge` (the rendered knowledge section) goes at the end of the one system message,
+    after the bot's prompt: several OpenAI-compatible servers' chat templates refuse a
+    second system message. `file_urls` maps file ids to the data URLs a vision model sees.
+    """
     messages: list[PromptMessage] = []
     system = render_system_prompt(config.prompt, config.variables, custom_variables)
+    system = "\n\n".join(s for s in (system, knowledge) if s)
     if system:
         messages.append(PromptMessage.text("system", system))
-    messages.extend(stored_messages(history))
+    messages.extend(stored_messages(history, file_urls))
     for new in new_messages:
-        parts = _parts(new.content, new.content_type, new.type)
+        urls = file_urls if new.role == "user" else _NO_URLS
+        parts = _parts(new.content, new.content_type, new.type, urls)
         messages.append(PromptMessage(_role(new.role), parts))
-    messages.extend(stored_messages(chat_messages))
+    messages.extend(stored_messages(chat_messages, file_urls))
     return messages

@@ -18,19 +18,12 @@ from typing import TypeVar
 
 import grpc
 
-from cozeplus.grpc_channels import RECONNECT_OPTIONS
-
 log = logging.getLogger("cozeplus.runner.registry")
 
 T = TypeVar("T")
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Run until done: FinishRun is retried until it lands or the run is ended elsewhere.
 UNBOUNDED = math.inf
-
-
-def registry_channel(addr: str) -> grpc.aio.Channel:
-    """The runner's one channel to the registry (and, by default, its Plugins service)."""
-    return grpc.aio.insecure_channel(addr, options=RECONNECT_OPTIONS)
 
 
 def is_transient(err: BaseException) -> bool:

@@ -5,6 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cozeplus.service_auth import SERVICE_TOKEN_ENV
+
 
 class RunnerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_RUNNER_")
@@ -16,6 +18,8 @@ class RunnerSettings(BaseSettings):
     registry_addr: str = "127.0.0.1:50051"
     # Where the Plugins service (tool resolution) is served; empty: the registry.
     plugins_addr: str = ""
+    # The service credential the registry asks of every call (libs/cozeplus/service_auth.py).
+    service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
     # /healthz and /metrics; 0 disables the endpoint.
     health_port: int = 9100
     health_host: str = "127.0.0.1"
@@ -26,6 +30,10 @@ class RunnerSettings(BaseSettings):
     model_timeout_s: float = 60.0
     # Longest a server-side tool call may take before the model is told it timed out.
     tool_timeout_s: float = 30.0
+    # Longest wait for the knowledge search before a chat answers without its chunks.
+    knowledge_timeout_s: float = 10.0
+    # Larger images named by file id are not inlined for vision models (they get the note).
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # How often a running chat tells JetStream and the edge that its runner is alive.
     heartbeat_s: float = 2.0
     # How often the runner tells the registry which runs it holds (RunLiveness.Heartbeat);

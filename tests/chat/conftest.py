@@ -3,13 +3,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
+from cozeplus.service_auth import service_channel
 from services.cli.system import ServiceProcess
 from tests.conftest import Account
 
@@ -28,7 +28,7 @@ def api(chat_system: str, account: Account) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def bots_stub(registry_addr: str) -> Iterator[BotRegistryStub]:
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr) as channel:
         yield BotRegistryStub(channel)
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import grpc
 import httpx
 import pytest
 
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
+from cozeplus.service_auth import service_channel
 from tests.conftest import Account
 
 
 @pytest.fixture(scope="module")
 def conversations(registry_addr: str) -> Iterator[ConversationsStub]:
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr) as channel:
         yield ConversationsStub(channel)
 
 

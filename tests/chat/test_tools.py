@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import orjson
 import pytest
@@ -27,6 +26,7 @@ from cozepy import ChatEventType, ChatStatus, Coze, Message, TokenAuth, ToolOutp
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import service_channel
 from services.cli.system import (
     ServiceProcess,
     edge_process,
@@ -77,6 +77,7 @@ class System:
     nats_url = ""
     registry_addr = ""
     edge_url = ""
+    grpc_addr = ""
 
 
 @pytest.fixture(scope="module")
@@ -110,15 +111,19 @@ def system(
                 )
             )
             s.registry_addr = registry.env["COZEPLUS_REGISTRY_LISTEN"]
+            grpc_port = free_port()
             edge = s.start(
                 edge_process(
                     port=free_port(),
                     registry_addr=s.registry_addr,
                     nats_url=nats.url,
                     log_dir=root / "logs",
+                    # The public gRPC API too (tests/grpc_api/test_grpc_tools.py).
+                    extra_env={"COZEPLUS_EDGE_GRPC_PORT": str(grpc_port)},
                 )
             )
             s.edge_url = f"http://127.0.0.1:{edge.env['COZEPLUS_EDGE_PORT']}"
+            s.grpc_addr = f"127.0.0.1:{grpc_port}"
             s.start_runner()
             yield s
         finally:
@@ -128,7 +133,7 @@ def system(
 
 @pytest.fixture(scope="module")
 def token(system: System) -> str:
-    with grpc.insecure_channel(system.registry_addr) as channel:
+    with service_channel(system.registry_addr) as channel:
         accounts = AccountsStub(channel)
         user = accounts.CreateUser(
             pb.CreateUserRequest(

@@ -134,6 +134,7 @@ def test_message_feedback_is_stored_replaced_and_deleted(
 
     from cozeplus.rpc.v1 import user_state_pb2 as us
     from cozeplus.rpc.v1.user_state_pb2_grpc import MessageFeedbackStub
+    from cozeplus.service_auth import service_channel
 
     conversation_id, message_id = _answered_chat(coze, make_bot(model="mock-echo"))
     feedback = coze.conversations.messages.feedback
@@ -147,7 +148,7 @@ def test_message_feedback_is_stored_replaced_and_deleted(
     ref = us.FeedbackRef(
         owner_id=account.user_id, conversation_id=int(conversation_id), message_id=int(message_id)
     )
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr) as channel:
         stub = MessageFeedbackStub(channel)
         stored = stub.GetFeedback(ref)
         assert (stored.feedback_type, list(stored.reason_types), stored.comment) == (

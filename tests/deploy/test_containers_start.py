@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 import yaml
@@ -31,6 +30,7 @@ import yaml
 from cozeplus.embedded_nats import nats_server_binary
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import service_channel
 from services.cli.services import service_main
 from services.cli.system import ServiceProcess, free_port, grpc_serving
 from services.edge.settings import EdgeSettings
@@ -45,8 +45,6 @@ from tests.deploy.manifests import (
     render_overlay,
 )
 
-# libs/cozeplus/service_auth.py (grpc-api) names it; a registry without it ignores it.
-SERVICE_TOKEN_METADATA = "x-cozeplus-service-token"
 SOURCES = ("compose", *OVERLAYS[:2])  # prod-monitoring runs the same containers as prod
 START_ORDER = ("registry", "edge", "runner", "knowledge")
 
@@ -319,16 +317,12 @@ def scaler_queue(source: str, name: str) -> tuple[str, str]:
 def chat_through(edge_url: str, registry_port: int, service_token: str) -> None:
     """A user (made as the operator CLI would, with the deployment's service credential), a
     published bot and a streamed chat answered by the runner."""
-    credential = ((SERVICE_TOKEN_METADATA, service_token),)
-    with grpc.insecure_channel(f"127.0.0.1:{registry_port}") as channel:
+    with service_channel(f"127.0.0.1:{registry_port}", service_token) as channel:
         accounts = AccountsStub(channel)
         user = accounts.CreateUser(
-            pb.CreateUserRequest(username=f"deploy_{secrets.token_hex(4)}", password="p" * 12),
-            metadata=credential,
+            pb.CreateUserRequest(username=f"deploy_{secrets.token_hex(4)}", password="p" * 12)
         )
-        token = accounts.CreateApiKey(
-            pb.CreateApiKeyRequest(user_id=user.id, name="t"), metadata=credential
-        ).token
+        token = accounts.CreateApiKey(pb.CreateApiKeyRequest(user_id=user.id, name="t")).token
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=edge_url, headers=headers, timeout=30) as http:
         created = http.post("/api/draftbot/create", json={"name": "deploy", "prompt": "hi"})

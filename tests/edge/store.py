@@ -15,6 +15,7 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
+from cozeplus.service_auth import service_channel
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Store:
 
 @pytest.fixture(scope="session")
 def registry_channel_sync(registry_addr: str) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr) as channel:
         yield channel
 
 

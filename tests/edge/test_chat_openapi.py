@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from cozeplus.chat_wire import chat_object, message_object
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
-from services.edge.chat_gateway import ChatOutcome, answer_data
+from services.edge.core.chats import answer_data
+from services.edge.core.session import ChatOutcome
 from services.edge.schemas.chat import ApiChatAnswerView, ChatAnswerView, ChatView, MessageView
 from tests.edge.test_openapi import resolve
 

@@ -28,13 +28,14 @@ from cozeplus.chat_protocol import (
 from cozeplus.chat_wire import DONE_DATA, STREAM_DONE_DATA, sse_frame
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.subjects import chat_events
-from services.edge.chat_gateway import (
+from services.edge.core.chats import answer_data
+from services.edge.core.errors import Unavailable
+from services.edge.core.session import (
     NO_RUNNER_CODE,
     RUNNER_LOST_CODE,
     ChatSession,
-    answer_data,
 )
-from services.edge.errors import ApiError
+from services.edge.responses import sse_frames
 from tests.chat.sse import FAILURE_TAIL, names, parse_stream
 
 TAIL = sse_frame("conversation.stream.done", STREAM_DONE_DATA) + sse_frame("done", DONE_DATA)
@@ -80,6 +81,16 @@ class FakeConversations:
         )
 
 
+class ConnectionBus:
+    """The one piece of ChatBus a session uses, on a plain connection."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+
+    async def follow(self, chat_id: int, on_event: Any) -> Any:
+        return await self.nc.subscribe(chat_events(chat_id), cb=on_event)
+
+
 @pytest.fixture
 async def edge_nc(nats_url: str) -> AsyncIterator[NATS]:
     nc = await nats.connect(nats_url)
@@ -102,7 +113,7 @@ async def open_session(
 ) -> ChatSession:
     chat_id = secrets.randbelow(2**52) + 1
     session = ChatSession(
-        nc=edge_nc,
+        bus=cast(Any, ConnectionBus(edge_nc)),
         conversations=cast(Any, conversations or FakeConversations()),
         owner_id=1,
         chat_id=chat_id,
@@ -140,7 +151,7 @@ async def publish(nc: NATS, session: ChatSession, name: str, data: bytes) -> Non
 
 
 async def read_all(session: ChatSession) -> bytes:
-    return b"".join([frame async for frame in session.frames()])
+    return b"".join([frame async for frame in sse_frames(session)])
 
 
 def chat_payload(event: str, status: str, code: int = 0, msg: str = "") -> bytes:
@@ -278,9 +289,8 @@ async def test_outcome_merges_the_answer_into_the_chat(edge_nc: NATS, runner_nc:
 async def test_outcome_of_a_chat_no_runner_took_is_a_503(edge_nc: NATS) -> None:
     session = await open_session(edge_nc, queue_timeout_s=0.2)
     outcome = await asyncio.wait_for(session.outcome(), 5)
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(Unavailable):
         answer_data(outcome)
-    assert raised.value.status == 503
 
 
 async def test_a_model_failure_is_a_failed_chat_not_an_http_error(
@@ -298,7 +308,7 @@ async def test_a_client_going_away_unsubscribes_at_once(edge_nc: NATS, runner_nc
     subscriptions = len(edge_nc._subs)
     session = await open_session(edge_nc)
     assert len(edge_nc._subs) == subscriptions + 1
-    frames = session.frames()
+    frames = sse_frames(session)
 
     async def next_frame() -> bytes:
         return await anext(frames)

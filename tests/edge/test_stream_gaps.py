@@ -26,7 +26,7 @@ from cozeplus.chat_protocol import (
 )
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.subjects import chat_events
-from services.edge.chat_gateway import STREAM_INCOMPLETE_CODE, ChatSession
+from services.edge.core.session import STREAM_INCOMPLETE_CODE, ChatSession
 from tests.chat.sse import Event, names, parse_stream
 from tests.edge.test_chat_session import (
     FakeConversations,

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from cozepy import Coze, TokenAuth
 
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
+from cozeplus.service_auth import service_channel
 from services.cli.system import ServiceProcess, free_port, knowledge_process
 from tests.conftest import Account
 
@@ -90,7 +90,7 @@ def coze(knowledge_system: str, account: Account) -> Coze:
 
 @pytest.fixture(scope="session")
 def knowledge_rpc(registry_addr: str) -> Iterator[KnowledgeStub]:
-    with grpc.insecure_channel(registry_addr) as channel:
+    with service_channel(registry_addr) as channel:
         yield KnowledgeStub(channel)
 
 

@@ -1,9 +1,11 @@
-"""@coze/api's files, datasets and documents calls against the running system (skipped
-without Node)."""
+"""@coze/api's files, datasets and documents calls, and its chats with a knowledge bot and a
+vision bot, against the running system (skipped without Node)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -11,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cozepy import Coze
 
+from services.cli.system import ServiceProcess
 from tests.clients.test_coze_api_js import COZE_API_VERSION
 from tests.conftest import Account
+from tests.knowledge.conftest import wait_processed
+from tests.knowledge.test_chat_knowledge import PNG, image_parts, make_bot, prompt_of, system_text
+from tests.knowledge.test_knowledge_cozepy import add_text, new_dataset
 
 HERE = Path(__file__).parent
 
@@ -75,3 +82,43 @@ def test_coze_api_files_datasets_and_documents(
         assert attempt.get("threw", {}).get("status") == 404, (name, attempt)
     assert [d["name"] for d in out["afterDelete"]["document_infos"]] == ["quoll.txt"]
     assert out["afterDatasetDelete"]["threw"]["status"] == 404
+
+
+def test_coze_api_chats_with_a_knowledge_bot_and_an_image_for_a_vision_bot(
+    coze_js_knowledge: Path,
+    coze: Coze,
+    account: Account,
+    knowledge_system: str,
+    runner: ServiceProcess,
+    mock_llm: str,
+    tmp_path: Path,
+) -> None:
+    dataset_id = new_dataset(coze, account)
+    document = add_text(coze, dataset_id, "考拉.txt", "考拉每天睡二十个小时。")
+    wait_processed(coze, dataset_id, [document])
+    kb_bot = make_bot(coze, account, dataset_ids=[dataset_id])
+    vision_bot = make_bot(coze, account, model="mock-vision")
+    image = tmp_path / "dot.png"
+    image.write_bytes(PNG)
+    question = f"考拉每天睡多久？{secrets.token_hex(4)}"
+    marker = f"what is in the picture? {secrets.token_hex(4)}"
+    shutil.copy(HERE / "coze_api_chat_knowledge.mjs", coze_js_knowledge / "chat.mjs")
+
+    args = [knowledge_system, account.token, kb_bot, question, vision_bot, str(image), marker]
+    result = subprocess.run(
+        ["node", "chat.mjs", *args],
+        cwd=coze_js_knowledge,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out: dict[str, Any] = json.loads(result.stdout)
+
+    assert out["knowledge"] == {"status": "completed", "answers": 1}
+    assert out["vision"] == {"status": "completed"}
+    prompt = system_text(prompt_of(mock_llm, question))
+    assert "Document: 考拉.txt\n考拉每天睡二十个小时。" in prompt
+    [sent] = [m for m in prompt_of(mock_llm, marker) if m["role"] == "user"]
+    assert image_parts(sent) == ["data:image/png;base64," + base64.b64encode(PNG).decode()]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 
-import grpc
 import nats
 import pytest
 from cozepy import Coze
@@ -15,6 +14,7 @@ from cozepy.datasets.documents import DocumentBase, DocumentSourceInfo
 from cozeplus.message_content import parse_content, unresolved_file_ids, with_file_urls
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
+from cozeplus.service_auth import find_token, service_aio_channel
 from cozeplus.vocabulary import PluginType
 from services.runner.file_urls import image_urls
 from services.runner.knowledge_retrieval import knowledge_prompt, retrieve_for_prompt
@@ -30,7 +30,7 @@ PNG = base64.b64decode(
 
 @pytest.fixture
 async def knowledge_aio(registry_addr: str) -> AsyncIterator[KnowledgeStub]:
-    async with grpc.aio.insecure_channel(registry_addr) as channel:
+    async with service_aio_channel(registry_addr, find_token()) as channel:
         yield KnowledgeStub(channel)
 
 
@@ -113,5 +113,16 @@ async def test_an_uploaded_image_becomes_a_data_url_for_its_owner_only(
         resolved = with_file_urls(parts, urls)
         assert resolved[1].url == urls[uploaded.id] and resolved[0] == parts[0]
         assert await image_urls(knowledge_aio, js, owner_id=1, file_ids=[uploaded.id]) == {}
+        # Over the size cap, or not an image: left as notes.
+        assert (
+            await image_urls(
+                knowledge_aio, js, owner_id=account.user_id, file_ids=[uploaded.id], max_bytes=10
+            )
+            == {}
+        )
+        text = coze.files.upload(file=("notes.txt", b"just words, not pixels"))
+        assert (
+            await image_urls(knowledge_aio, js, owner_id=account.user_id, file_ids=[text.id]) == {}
+        )
     finally:
         await nc.close()

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 
@@ -26,6 +25,7 @@ from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.file_store import files_bucket
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
+from cozeplus.service_auth import find_token, service_aio_channel
 from services.cli.system import ServiceProcess, free_port, knowledge_process, registry_process
 from tests.registry.conftest import new_account_id
 
@@ -120,7 +120,7 @@ async def ingest_texts(system: VectorSystem, owner_id: int, texts: dict[str, str
     nc = await nats.connect(system.nats_url)
     try:
         bucket = await files_bucket(nc.jetstream())
-        async with grpc.aio.insecure_channel(system.registry_addr) as channel:
+        async with service_aio_channel(system.registry_addr, find_token()) as channel:
             rpc = KnowledgeStub(channel)
             dataset = await rpc.CreateDataset(
                 kpb.CreateDatasetRequest(owner_id=owner_id, name="vectors")
@@ -174,7 +174,7 @@ async def test_semantic_finds_synonyms_full_text_does_not_and_hybrid_fuses(
             "garage": "The automobile needs new tyres.",
         },
     )
-    async with grpc.aio.insecure_channel(vector_system.registry_addr) as channel:
+    async with service_aio_channel(vector_system.registry_addr, find_token()) as channel:
         rpc = KnowledgeStub(channel)
 
         async def top(query: str, strategy: int) -> tuple[int, list[str]]:

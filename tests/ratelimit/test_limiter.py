@@ -6,19 +6,24 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import nats
 import pytest
+from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from nats.aio.client import Client as NATS
 
 from cozeplus.embedded_nats import EmbeddedNats
+from services.edge.deps import declared_limit_class
 from services.edge.rate_limit import (
     STORE_ERRORS,
     LimitClass,
     RateLimiter,
-    limit_class_for,
     set_override,
 )
+from services.edge.routes import bots, chat, conversations, openai_compat, user_state, workspaces
 
 DEFAULTS = {
     LimitClass.CHAT: 5,
@@ -42,25 +47,37 @@ async def _limiter(nc: NATS, window_s: int = 60) -> RateLimiter:
 
 
 @pytest.mark.parametrize(
-    ("path", "expected"),
+    ("router", "path", "expected"),
     [
-        ("/v3/chat", LimitClass.CHAT),
-        ("/v3/chat/cancel", LimitClass.CHAT),
-        ("/api/conversation/chat", LimitClass.CHAT),
-        ("/api/draftbot/create", LimitClass.BOT_MANAGEMENT),
-        ("/v1/bot/publish", LimitClass.BOT_MANAGEMENT),
-        ("/v1/bot/get_online_info", LimitClass.BOT_INFO),
-        ("/v1/bots/123", LimitClass.BOT_INFO),
-        ("/v1/bots", LimitClass.BOT_INFO),
-        ("/v1/conversation/create", LimitClass.OTHER),
-        ("/v1/chat/completions", LimitClass.CHAT),
-        ("/v1/bots/123/unpublish", LimitClass.BOT_MANAGEMENT),
-        ("/v1/models", LimitClass.OTHER),
-        ("/v1/workspaces", LimitClass.OTHER),
+        (chat.router, "/v3/chat", LimitClass.CHAT),
+        (chat.router, "/v3/chat/cancel", LimitClass.CHAT),
+        (chat.router, "/v3/chat/submit_tool_outputs", LimitClass.CHAT),
+        (chat.router, "/api/conversation/chat", LimitClass.CHAT),
+        (bots.management, "/api/draftbot/create", LimitClass.BOT_MANAGEMENT),
+        (bots.management, "/v1/bot/publish", LimitClass.BOT_MANAGEMENT),
+        (bots.info, "/v1/bot/get_online_info", LimitClass.BOT_INFO),
+        (bots.info, "/v1/bots/{bot_id}", LimitClass.BOT_INFO),
+        (bots.info, "/v1/bots", LimitClass.BOT_INFO),
+        (conversations.router, "/v1/conversation/create", LimitClass.OTHER),
+        (openai_compat.router, "/v1/chat/completions", LimitClass.CHAT),
+        (openai_compat.router, "/v1/models", LimitClass.OTHER),
+        (user_state.router, "/v1/bots/{bot_id}/unpublish", LimitClass.BOT_MANAGEMENT),
+        (user_state.router, "/v1/variables", LimitClass.OTHER),
+        (workspaces.router, "/v1/workspaces", LimitClass.OTHER),
     ],
 )
-def test_routes_map_to_the_contract_classes(path: str, expected: LimitClass) -> None:
-    assert limit_class_for(path) == expected
+def test_routes_declare_the_contract_classes(
+    router: APIRouter, path: str, expected: LimitClass
+) -> None:
+    """Each router (or route) declares its class (services/edge/deps.py); undeclared is
+    `other`."""
+    routes = [r for r in router.routes if isinstance(r, APIRoute) and r.path == path]
+    assert routes, path
+    for route in routes:
+        state = SimpleNamespace(state=SimpleNamespace())
+        declared = [d.dependency(state) for d in route.dependencies if d.dependency is not None]
+        assert declared == ([] if expected is LimitClass.OTHER else [expected])
+        assert declared_limit_class(cast(Any, state)) == expected
 
 
 async def test_limit_counts_down_then_refuses_with_retry_after(nc: NATS) -> None:

@@ -21,6 +21,7 @@ from psycopg import sql
 
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub, BotRegistryStub
+from cozeplus.service_auth import SERVICE_TOKEN_ENV, service_aio_channel
 from cozeplus.subjects import AUTH_REVOKED
 from services.cli.system import ServiceProcess, free_port, registry_process
 
@@ -138,7 +139,9 @@ def database_for_backend(backend: str) -> Iterator[str]:
 async def registry_channel(
     registry_under_test: RegistryUnderTest,
 ) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(registry_under_test.addr) as channel:
+    async with service_aio_channel(
+        registry_under_test.addr, os.environ[SERVICE_TOKEN_ENV]
+    ) as channel:
         yield channel
 
 

@@ -566,3 +566,28 @@ async def test_foreign_space_is_permission_denied(
         bots_rpc.ListPublished(pb.ListPublishedRequest(owner_id=owner_id, space_id=other_owner_id)),
         denied,
     )
+
+
+async def test_drafts_filtered_by_published_are_paged_and_counted_by_the_query(
+    bots_rpc: BotRegistryAsyncStub, owner_id: int
+) -> None:
+    created = [await create_bot(bots_rpc, owner_id, name=f"bot {i}") for i in range(5)]
+    published = {created[0].id, created[2].id, created[3].id}
+    for bot_id in published:
+        await bots_rpc.Publish(pb.BotRef(owner_id=owner_id, bot_id=bot_id))
+
+    def page(flag: bool, num: int) -> pb.ListDraftsRequest:
+        return pb.ListDraftsRequest(owner_id=owner_id, page_size=2, page_num=num, published=flag)
+
+    first, second = (
+        await bots_rpc.ListDrafts(page(True, 1)),
+        await bots_rpc.ListDrafts(page(True, 2)),
+    )
+    assert first.total == second.total == 3
+    assert [b.id for b in [*first.bots, *second.bots]] == sorted(published, reverse=True)
+    never = await bots_rpc.ListDrafts(page(False, 1))
+    assert never.total == 2
+    assert {b.id for b in never.bots} == {created[1].id, created[4].id}
+    assert all(b.latest_version == 0 for b in never.bots)
+    unfiltered = await bots_rpc.ListDrafts(pb.ListDraftsRequest(owner_id=owner_id))
+    assert unfiltered.total == 5

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
+from cozeplus.service_auth import service_channel
 from services.cli.system import free_port, registry_process
 from services.registry.database import alembic_config, create_database_engine
 from services.registry.tables import CHUNK_FTS_TABLE, is_model_object, metadata
@@ -247,7 +248,7 @@ def test_replicas_starting_together_share_one_migrated_database(
             addrs = [r.env["COZEPLUS_REGISTRY_LISTEN"] for r in replicas]
             bot_ids = set()
             for addr in addrs:
-                with grpc.insecure_channel(addr) as channel:
+                with service_channel(addr) as channel:
                     bot = BotRegistryStub(channel).CreateDraft(
                         pb.CreateDraftRequest(owner_id=7, name="replicated")
                     )

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 
 from cozeplus.embedded_nats import nats_server_binary
@@ -25,6 +24,7 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub
+from cozeplus.service_auth import service_channel
 from services.cli.system import (
     ServiceProcess,
     edge_process,
@@ -116,7 +116,7 @@ class Stack:
     # ------------------------------------------------------------------- clients
 
     def account(self) -> StackAccount:
-        with grpc.insecure_channel(self.registry_addr) as channel:
+        with service_channel(self.registry_addr) as channel:
             accounts = AccountsStub(channel)
             user = accounts.CreateUser(
                 pb.CreateUserRequest(
@@ -136,7 +136,7 @@ class Stack:
         return str(bot_id)
 
     def chats(self, account: StackAccount, chat_ids: list[int]) -> dict[int, cpb.ChatRun]:
-        with grpc.insecure_channel(self.registry_addr) as channel:
+        with service_channel(self.registry_addr) as channel:
             conversations = ConversationsStub(channel)
             return {
                 chat_id: conversations.GetChat(
@@ -146,7 +146,7 @@ class Stack:
             }
 
     def stored_answer(self, account: StackAccount, chat_id: int) -> str:
-        with grpc.insecure_channel(self.registry_addr) as channel:
+        with service_channel(self.registry_addr) as channel:
             reply = ConversationsStub(channel).ListChatMessages(
                 cpb.ChatRef(owner_id=account.user_id, chat_id=chat_id), timeout=10
             )

@@ -14,7 +14,9 @@ import nats
 import pytest
 
 from cozeplus.chat_queue import CHAT_REQUEST_STREAM
+from cozeplus.file_store import FILES_STREAM
 from cozeplus.ids import NODE_BUCKET
+from cozeplus.subjects import KNOWLEDGE_INGEST_STREAM
 from services.edge.rate_limit import COUNTS_STREAM, OVERRIDES_BUCKET
 from tests.reliability.stack import (
     NatsCluster,
@@ -55,6 +57,9 @@ async def _stream_replicas_and_leader(urls: str) -> tuple[dict[str, int], str]:
             COUNTS_STREAM,
             f"KV_{NODE_BUCKET}",
             f"KV_{OVERRIDES_BUCKET}",
+            # Declared by the registry (the ingestion queue) and the edge (the files bucket).
+            KNOWLEDGE_INGEST_STREAM,
+            FILES_STREAM,
         ):
             info = await js.stream_info(stream)
             replicas[stream] = info.config.num_replicas or 1

@@ -11,13 +11,17 @@ import grpc
 import pytest
 
 from cozeplus.rpc.v1 import liveness_pb2_grpc as lpb_grpc
+from cozeplus.service_auth import ServiceTokenInterceptor, service_aio_channel
 from cozeplus.vocabulary import ChatStatus
 from services.cli.system import free_port
 from services.registry.database import Database
-from services.registry.grpc_liveness import RunLivenessServicer
 from services.registry.run_liveness import RunLivenessService
+from services.registry.servicers.errors import ErrorInterceptor
+from services.registry.servicers.liveness import RunLivenessServicer
 from services.runner.liveness import RunHeartbeats
 from tests.reliability.test_run_sweeper import OWNER, World
+
+TOKEN = "heartbeat-test-token"
 
 
 @pytest.fixture
@@ -32,7 +36,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 @pytest.fixture
 async def liveness_addr(world: World) -> AsyncIterator[str]:
-    server = grpc.aio.server()
+    # As the registry serves it: behind the service credential and the error interceptor.
+    server = grpc.aio.server(interceptors=[ServiceTokenInterceptor(TOKEN), ErrorInterceptor()])
     lpb_grpc.add_RunLivenessServicer_to_server(
         RunLivenessServicer(RunLivenessService(world.db, world.notifier)), server
     )
@@ -52,7 +57,7 @@ async def test_held_runs_are_kept_and_ended_ones_are_stopped(
         owner_id=OWNER, chat_id=ended.id, status="canceled", code=0, msg=""
     )
     stopped: list[int] = []
-    async with grpc.aio.insecure_channel(liveness_addr) as channel:
+    async with service_aio_channel(liveness_addr, TOKEN) as channel:
         beats = RunHeartbeats(
             lpb_grpc.RunLivenessStub(channel), lambda: [held.id, ended.id], stopped.append
         )
@@ -65,7 +70,7 @@ async def test_held_runs_are_kept_and_ended_ones_are_stopped(
 
 async def test_a_registry_that_is_away_costs_only_a_log_line() -> None:
     stopped: list[int] = []
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
+    async with service_aio_channel(f"127.0.0.1:{free_port()}", TOKEN) as channel:
         beats = RunHeartbeats(
             lpb_grpc.RunLivenessStub(channel), lambda: [1, 2], stopped.append, call_timeout_s=1
         )

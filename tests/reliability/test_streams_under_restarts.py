@@ -77,8 +77,6 @@ def test_nats_restarted_under_streaming_load_never_alters_an_answer_silently(
         # A chat whose every event was lost ends when this watchdog asks the registry.
         edge_env={
             "COZEPLUS_EDGE_CHAT_RUNNER_LOST_S": "5",
-            # Until the grpc-api branch, the watchdogs are first evaluated at this timeout.
-            "COZEPLUS_EDGE_CHAT_QUEUE_TIMEOUT_S": "5",
         },
     )
     stack.start(runners=1)

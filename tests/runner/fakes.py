@@ -83,7 +83,7 @@ class Conversations:
             planned.pop(0)
             raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, f"{rpc}: registry {when}")
 
-    def create(self, chat_id: int, question: str) -> None:
+    def create(self, chat_id: int, question: str, content_type: str = "text") -> None:
         self.runs[chat_id] = cpb.ChatRun(
             id=chat_id,
             conversation_id=CONVERSATION,
@@ -93,10 +93,17 @@ class Conversations:
             status=ChatStatus.CREATED,
             auto_save_history=True,
         )
-        self._add(chat_id, "user", "question", question)
+        self._add(chat_id, "user", "question", question, content_type=content_type)
 
     def _add(
-        self, chat_id: int, role: str, kind: str, content: str, message_id: int = 0, meta: str = ""
+        self,
+        chat_id: int,
+        role: str,
+        kind: str,
+        content: str,
+        message_id: int = 0,
+        meta: str = "",
+        content_type: str = "text",
     ) -> cpb.Message:
         message = cpb.Message(
             id=message_id or next(self.ids),
@@ -107,7 +114,7 @@ class Conversations:
             role=role,
             type=kind,
             content=content,
-            content_type="text",
+            content_type=content_type,
             meta_data_json=meta or "{}",
         )
         self.messages.append(message)
@@ -323,9 +330,10 @@ class Harness:
         *,
         resume: bool = False,
         custom_variables: dict[str, str] | None = None,
+        content_type: str = "text",
     ) -> ChatRun:
         if not resume:
-            self.conversations.create(chat_id, question)
+            self.conversations.create(chat_id, question, content_type)
         request = ChatRequest(
             chat_id=chat_id,
             conversation_id=CONVERSATION,
@@ -334,7 +342,9 @@ class Harness:
             user_id="u",
             bot_id=BOT,
             bot_version=1,
-            messages=[] if resume else [InputMessage(role="user", content=question)],
+            messages=[]
+            if resume
+            else [InputMessage(role="user", content=question, content_type=content_type)],
             custom_variables=custom_variables or {},
             created_at=0,
             resume_id=1 if resume else 0,

@@ -10,8 +10,10 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from services.edge import bot_mapping
-from services.edge.auth import CurrentUser, Principal
-from services.edge.runtime import EdgeRuntime, Runtime
+from services.edge.core.auth import Principal
+from services.edge.deps import CurrentUser, RateLimitClass, Runtime
+from services.edge.rate_limit import LimitClass
+from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.bots import (
     ApiBotCreated,
     ApiBotDisplayInfo,
@@ -32,12 +34,15 @@ from services.edge.schemas.common import (
     ok,
 )
 
-router = APIRouter(responses=ERROR_RESPONSES)
+# Two rate-limit classes (wire contract section 6), one router each; `router` joins them.
+management = APIRouter(
+    responses=ERROR_RESPONSES, dependencies=[RateLimitClass(LimitClass.BOT_MANAGEMENT)]
+)
+info = APIRouter(responses=ERROR_RESPONSES, dependencies=[RateLimitClass(LimitClass.BOT_INFO)])
 
 PageIndex = Annotated[int, Query(ge=1, le=INT32_MAX, description="1-based page number.")]
 PageSize = Annotated[int, Query(ge=1, le=100)]
 # The registry pages by number; filters it cannot apply are applied here over every draft.
-_SCAN_PAGE_SIZE = 100
 
 
 async def _create(runtime: EdgeRuntime, user: Principal, body: CreateBotRequest) -> pb.Bot:
@@ -99,14 +104,14 @@ async def _latest_version(runtime: EdgeRuntime, user: Principal, bot_id: int) ->
 # ------------------------------------------------------------------------------- /api
 
 
-@router.post("/api/draftbot/create", tags=["bots (/api)"], summary="Create a draft bot")
+@management.post("/api/draftbot/create", tags=["bots (/api)"], summary="Create a draft bot")
 async def api_create_bot(
     body: CreateBotRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[ApiBotCreated]:
     return ok(bot_mapping.api_created(await _create(runtime, user, body)))
 
 
-@router.post(
+@management.post(
     "/api/draftbot/update_display_info",
     tags=["bots (/api)"],
     summary="Update a draft's name, description, icon (and any config field sent)",
@@ -117,7 +122,7 @@ async def api_update_bot(
     return ok(bot_mapping.api_display_info(await _update(runtime, user, body)))
 
 
-@router.post(
+@management.post(
     "/api/draftbot/publish", tags=["bots (/api)"], summary="Publish the draft as a new version"
 )
 async def api_publish_bot(
@@ -126,7 +131,7 @@ async def api_publish_bot(
     return ok(bot_mapping.api_published(await _publish(runtime, user, body.bot_id)))
 
 
-@router.post("/api/draftbot/delete", tags=["bots (/api)"], summary="Delete a bot")
+@management.post("/api/draftbot/delete", tags=["bots (/api)"], summary="Delete a bot")
 async def api_delete_bot(
     body: BotIdRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[EmptyData]:
@@ -137,28 +142,28 @@ async def api_delete_bot(
 # -------------------------------------------------------------------------------- /v1
 
 
-@router.post("/v1/bot/create", tags=["bots (/v1)"], summary="Create a draft bot (official API)")
+@management.post("/v1/bot/create", tags=["bots (/v1)"], summary="Create a draft bot (official API)")
 async def v1_create_bot(
     body: CreateBotRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[V1Bot]:
     return ok(bot_mapping.v1_bot_from_draft(await _create(runtime, user, body)))
 
 
-@router.post("/v1/bot/update", tags=["bots (/v1)"], summary="Update a draft bot (official API)")
+@management.post("/v1/bot/update", tags=["bots (/v1)"], summary="Update a draft bot (official API)")
 async def v1_update_bot(
     body: UpdateBotRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[V1Bot]:
     return ok(bot_mapping.v1_bot_from_draft(await _update(runtime, user, body)))
 
 
-@router.post("/v1/bot/publish", tags=["bots (/v1)"], summary="Publish the draft (official API)")
+@management.post("/v1/bot/publish", tags=["bots (/v1)"], summary="Publish the draft (official API)")
 async def v1_publish_bot(
     body: BotIdRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[V1Bot]:
     return ok(bot_mapping.v1_bot_from_version(await _publish(runtime, user, body.bot_id)))
 
 
-@router.get(
+@info.get(
     "/v1/bot/get_online_info",
     tags=["bots (/v1)"],
     summary="The latest published version of a bot",
@@ -169,7 +174,7 @@ async def v1_get_online_info(
     return ok(bot_mapping.v1_bot_from_version(await _latest_version(runtime, user, bot_id)))
 
 
-@router.get("/v1/bots/{bot_id}", tags=["bots (/v1)"], summary="Bot details")
+@info.get("/v1/bots/{bot_id}", tags=["bots (/v1)"], summary="Bot details")
 async def v1_get_bot(
     bot_id: Annotated[Id, Path()],
     user: CurrentUser,
@@ -190,7 +195,7 @@ async def v1_get_bot(
 PublishStatus = Literal["all", "published_online", "published_draft", "unpublished_draft"]
 
 
-@router.get("/v1/bots", tags=["bots (/v1)"], summary="List a space's bots")
+@info.get("/v1/bots", tags=["bots (/v1)"], summary="List a space's bots")
 async def v1_list_bots(
     user: CurrentUser,
     runtime: Runtime,
@@ -230,36 +235,21 @@ async def v1_list_bots(
         items = [bot_mapping.v1_summary_from_draft(b) for b in drafts.bots]
         return ok(V1BotList(items=items, total=drafts.total))
 
-    want_published = publish_status == "published_draft"
-    matching = [
-        bot
-        for bot in await _every_draft(runtime, user, space)
-        if (bot.latest_version > 0) == want_published
-    ]
-    page = matching[(page_index - 1) * page_size : page_index * page_size]
-    items = [bot_mapping.v1_summary_from_draft(b) for b in page]
-    return ok(V1BotList(items=items, total=len(matching)))
-
-
-async def _every_draft(runtime: EdgeRuntime, user: Principal, space_id: int) -> list[pb.Bot]:
-    drafts: list[pb.Bot] = []
-    page_num = 1
-    while True:
-        reply = await runtime.registry.bots.ListDrafts(
-            pb.ListDraftsRequest(
-                owner_id=user.user_id,
-                space_id=space_id,
-                page_size=_SCAN_PAGE_SIZE,
-                page_num=page_num,
-            )
+    # published_draft / unpublished_draft: the registry filters (and counts) them.
+    drafts = await bots.ListDrafts(
+        pb.ListDraftsRequest(
+            owner_id=user.user_id,
+            space_id=space,
+            page_size=page_size,
+            page_num=page_index,
+            published=publish_status == "published_draft",
         )
-        drafts.extend(reply.bots)
-        if not reply.bots or len(drafts) >= reply.total:
-            return drafts
-        page_num += 1
+    )
+    items = [bot_mapping.v1_summary_from_draft(b) for b in drafts.bots]
+    return ok(V1BotList(items=items, total=drafts.total))
 
 
-@router.get(
+@info.get(
     "/v1/space/published_bots_list",
     tags=["bots (/v1)"],
     summary="A space's published bots (official API, v1 listing)",
@@ -282,3 +272,8 @@ async def v1_published_bots_list(
             total=published.total,
         )
     )
+
+
+router = APIRouter()
+router.include_router(management)
+router.include_router(info)

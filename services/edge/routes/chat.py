@@ -1,6 +1,6 @@
 """Chat routes: the official /v3/chat family and the product document's
-/api/conversation/chat. The logic lives in services/edge/chat_gateway.py; these handlers
-validate, call it, and pick the transport (SSE or one JSON answer)."""
+/api/conversation/chat. The logic lives in the edge's core (services/edge/core/chats.py);
+these handlers validate, call it, and pick the transport (SSE or one JSON answer)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from cozeplus.chat_wire import chat_object, message_object
+from cozeplus.chat_wire import message_object
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
-from services.edge import chat_gateway
-from services.edge.auth import CurrentUser, Principal
-from services.edge.chat_gateway import ChatSession
-from services.edge.chat_variables import with_stored_variables
+from services.edge.chat_requests import chat_input
+from services.edge.core.auth import Principal
+from services.edge.core.chats import answer_data
+from services.edge.core.session import ChatSession
+from services.edge.deps import CurrentUser, RateLimitClass, Runtime
+from services.edge.rate_limit import LimitClass
 from services.edge.responses import EventStreamResponse, envelope_json
-from services.edge.runtime import EdgeRuntime, Runtime
+from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.chat import (
     STREAM_RESPONSE,
     ApiChatAnswerView,
@@ -31,7 +33,9 @@ from services.edge.schemas.chat import (
 )
 from services.edge.schemas.common import ERROR_RESPONSES, Envelope, Id
 
-router = APIRouter(tags=["chat"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    tags=["chat"], responses=ERROR_RESPONSES, dependencies=[RateLimitClass(LimitClass.CHAT)]
+)
 
 ConversationIdQuery = Annotated[Id, Query(description="The chat's conversation.")]
 ChatIdQuery = Annotated[Id, Query()]
@@ -42,7 +46,7 @@ _ID_FIELDS = ("id", "conversation_id", "bot_id", "section_id")
 async def _respond(session: ChatSession, stream: bool, ids_as_numbers: bool = False) -> Response:
     if stream:
         return EventStreamResponse(session)
-    data = chat_gateway.answer_data(await session.outcome())
+    data = answer_data(await session.outcome())
     if ids_as_numbers:
         for key in _ID_FIELDS:
             data[key] = int(data[key])
@@ -70,20 +74,9 @@ async def chat_v3(
     ] = None,
 ) -> Response:
     runtime.limits.chat(body, body.query)
-    messages = chat_gateway.input_messages(body.additional_messages, body.query)
-    target = await chat_gateway.published_target(runtime, user.user_id, body.bot_id)
-    options = await with_stored_variables(
-        runtime, owner_id=user.user_id, bot_id=body.bot_id, user_id=body.user_id, options=body
-    )
-    session = await chat_gateway.start_chat(
-        runtime,
-        owner_id=user.user_id,
-        user_id=body.user_id,
-        target=target,
-        conversation_id=conversation_id or body.conversation_id,
-        messages=messages,
-        options=options,
-    )
+    chat = chat_input(body, body.query, body.user_id, conversation_id or body.conversation_id)
+    target = await runtime.chats.published_target(user.user_id, body.bot_id)
+    session = await runtime.chats.start(user.user_id, target, chat)
     return await _respond(session, body.stream)
 
 
@@ -98,21 +91,9 @@ async def chat_v3(
 )
 async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runtime) -> Response:
     runtime.limits.chat(body, body.query)
-    messages = chat_gateway.input_messages(body.additional_messages, body.query)
-    target = await chat_gateway.draft_target(runtime, user.user_id, body.agent_id)
-    end_user = body.user_id or str(user.user_id)
-    options = await with_stored_variables(
-        runtime, owner_id=user.user_id, bot_id=body.agent_id, user_id=end_user, options=body
-    )
-    session = await chat_gateway.start_chat(
-        runtime,
-        owner_id=user.user_id,
-        user_id=end_user,
-        target=target,
-        conversation_id=body.conversation_id,
-        messages=messages,
-        options=options,
-    )
+    chat = chat_input(body, body.query, body.user_id or str(user.user_id), body.conversation_id)
+    target = await runtime.chats.draft_target(user.user_id, body.agent_id)
+    session = await runtime.chats.start(user.user_id, target, chat)
     return await _respond(session, body.stream, ids_as_numbers=True)
 
 
@@ -135,12 +116,11 @@ async def submit_tool_outputs(
     user: CurrentUser,
     runtime: Runtime,
 ) -> Response:
-    session = await chat_gateway.resume_chat(
-        runtime,
-        owner_id=user.user_id,
-        conversation_id=conversation_id,
-        chat_id=chat_id,
-        outputs=[(o.tool_call_id, o.output) for o in body.tool_outputs],
+    session = await runtime.chats.submit_tool_outputs(
+        user.user_id,
+        conversation_id,
+        chat_id,
+        [(o.tool_call_id, o.output) for o in body.tool_outputs],
     )
     return await _respond(session, body.stream)
 
@@ -154,19 +134,14 @@ async def submit_tool_outputs(
     response_model=Envelope[ChatView],
 )
 async def cancel_chat(body: CancelChatBody, user: CurrentUser, runtime: Runtime) -> Response:
-    chat = await chat_gateway.cancel_chat(
-        runtime, user.user_id, body.conversation_id, body.chat_id or 0
-    )
+    chat = await runtime.chats.cancel(user.user_id, body.conversation_id, body.chat_id or 0)
     return envelope_json(chat)
 
 
 async def _retrieve(
     runtime: EdgeRuntime, user: Principal, conversation_id: int, chat_id: int
 ) -> dict[str, Any]:
-    run = await runtime.registry.conversations.GetChat(
-        cpb.ChatRef(owner_id=user.user_id, chat_id=chat_id, conversation_id=conversation_id)
-    )
-    return chat_object(run)
+    return await runtime.chats.retrieve(user.user_id, conversation_id, chat_id)
 
 
 _RETRIEVE_SUMMARY = "A chat, with its status and usage"

@@ -11,9 +11,8 @@ from starlette.responses import Response
 
 from cozeplus.chat_wire import json_object, message_object
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
-from services.edge.auth import CurrentUser
+from services.edge.deps import CurrentUser, Runtime
 from services.edge.responses import envelope_json
-from services.edge.runtime import Runtime
 from services.edge.schemas.chat import MessageView, OptionalId
 from services.edge.schemas.common import (
     ERROR_RESPONSES,

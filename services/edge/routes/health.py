@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from services.edge.deps import Runtime
 from services.edge.errors import ApiError
-from services.edge.runtime import Runtime
 from services.edge.schemas.common import ERROR_RESPONSES, Envelope, ResponseModel, ok
 
 router = APIRouter(tags=["health"])

@@ -25,10 +25,11 @@ from cozeplus.file_store import files_bucket
 from cozeplus.knowledge_jobs import FILE_TYPES, SOURCE_FILE_ID, SOURCE_LOCAL_FILE, SOURCE_WEB_PAGE
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from services.edge import knowledge_mapping as mapping
-from services.edge.auth import CurrentUser, Principal
+from services.edge.core.auth import Principal
+from services.edge.deps import CurrentUser, Runtime
 from services.edge.errors import ApiError
 from services.edge.responses import envelope_json
-from services.edge.runtime import EdgeRuntime, Runtime
+from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.common import (
     ERROR_RESPONSES,
     INT32_MAX,
@@ -76,7 +77,7 @@ async def _store_file(
         raise ApiError(400, f"file: {len(data)} bytes is over the limit of {limit} bytes")
     try:
         nc = await asyncio.wait_for(runtime.nats.wait_connected(), NATS_WAIT_S)
-        bucket = await files_bucket(nc.jetstream())
+        bucket = await files_bucket(nc.jetstream(), runtime.settings.nats_replicas)
         object_name = f"{user.user_id}/{secrets.token_hex(16)}"
         await bucket.put(object_name, data)
     except TimeoutError as exc:

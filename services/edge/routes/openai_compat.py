@@ -27,10 +27,12 @@ from starlette.responses import Response, StreamingResponse
 
 from cozeplus.chat_protocol import CHAT_COMPLETED, MESSAGE_DELTA, TERMINAL_CHAT_EVENTS
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from services.edge.auth import CurrentUser, Principal
 from services.edge.bot_chat import BotChat, start_bot_chat
+from services.edge.core.auth import Principal
+from services.edge.deps import CurrentUser, RateLimitClass, Runtime
 from services.edge.errors import ApiError, validation_message
-from services.edge.runtime import EdgeRuntime, Runtime
+from services.edge.rate_limit import LimitClass
+from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.chat import ChatMessageIn
 from services.edge.schemas.common import parse_id
 from services.edge.schemas.openai_compat import (
@@ -322,6 +324,8 @@ class _OpenAIStreamResponse(StreamingResponse):
 
 @router.post(
     "/v1/chat/completions",
+    # The models list is `other`; this one is a chat.
+    dependencies=[RateLimitClass(LimitClass.CHAT)],
     summary="Run a published bot on OpenAI-style messages",
     response_model=None,
     responses=COMPLETION_RESPONSES,

@@ -7,9 +7,10 @@ import time
 from fastapi import APIRouter, Response
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from services.edge.auth import SESSION_COOKIE, CurrentCredentials, CurrentUser, SameOrigin
+from services.edge.auth import SESSION_COOKIE
+from services.edge.deps import CurrentCredentials, CurrentUser, Runtime, SameOrigin
 from services.edge.errors import ApiError
-from services.edge.runtime import EdgeRuntime, Runtime
+from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.accounts import (
     LoginRequest,
     MeView,

@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from services.edge.auth import CurrentUser, Principal
+from services.edge.core.auth import Principal
+from services.edge.deps import CurrentUser, Runtime
 from services.edge.errors import ApiError
-from services.edge.runtime import EdgeRuntime, Runtime
+from services.edge.runtime import EdgeRuntime
 from services.edge.schemas.accounts import (
     CreatePatRequest,
     ListPatRequest,

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from cozeplus.rpc.v1 import user_state_pb2 as us
-from services.edge.auth import CurrentUser
+from services.edge.deps import CurrentUser, RateLimitClass, Runtime
 from services.edge.errors import ApiError
-from services.edge.runtime import Runtime
+from services.edge.rate_limit import LimitClass
 from services.edge.schemas.chat import OptionalId
 from services.edge.schemas.common import ERROR_RESPONSES, EmptyData, Envelope, Id, ok
 from services.edge.schemas.user_state import (
@@ -28,6 +28,8 @@ _NO_APPS = "app_id: this server has no apps; use bot_id"
 
 @router.post(
     "/v1/bots/{bot_id}/unpublish",
+    # The router's other routes (feedback, variables) are `other`.
+    dependencies=[RateLimitClass(LimitClass.BOT_MANAGEMENT)],
     tags=["bots (/v1)"],
     summary="Take a published bot offline",
     description="Its chats on /v3/chat and its published info are 404 until the next "

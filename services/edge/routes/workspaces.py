@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.edge.auth import CurrentUser
+from services.edge.deps import CurrentUser
 from services.edge.schemas.common import ERROR_RESPONSES, INT32_MAX, Envelope, ok
 from services.edge.schemas.user_state import CurrentUserView, WorkspaceList, WorkspaceView
 

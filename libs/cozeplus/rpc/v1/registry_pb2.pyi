@@ -480,12 +480,17 @@ class ListDraftsRequest(_message.Message):
     SPACE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_NUM_FIELD_NUMBER: _builtins.int
+    PUBLISHED_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.int
     space_id: _builtins.int
     """0 = every space of the owner."""
     page_size: _builtins.int
     page_num: _builtins.int
     """1-based page number; the official SDKs page by number."""
+    published: _builtins.bool
+    """Unset: every draft. true: only bots with a published version; false: only bots never
+    published (the official list's published_draft / unpublished_draft).
+    """
     def __init__(
         self,
         *,
@@ -493,12 +498,15 @@ class ListDraftsRequest(_message.Message):
         space_id: _builtins.int = ...,
         page_size: _builtins.int = ...,
         page_num: _builtins.int = ...,
+        published: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_published", b"_published", "published", b"published"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner_id", b"owner_id", "page_num", b"page_num", "page_size", b"page_size", "space_id", b"space_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_published", b"_published", "owner_id", b"owner_id", "page_num", b"page_num", "page_size", b"page_size", "published", b"published", "space_id", b"space_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__published: _TypeAlias = _typing.Literal["published"]  # noqa: Y015
+    _WhichOneofArgType__published: _TypeAlias = _typing.Literal["_published", b"_published"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__published) -> _WhichOneofReturnType__published | None: ...
 
 Global___ListDraftsRequest: _TypeAlias = ListDraftsRequest  # noqa: Y015
 

@@ -7,7 +7,6 @@ from typing import Any
 from cozeplus.rpc.v1 import user_state_pb2 as us
 from cozeplus.rpc.v1 import user_state_pb2_grpc as us_grpc
 from services.registry.bots import BotService
-from services.registry.grpc_api import translate_errors
 from services.registry.user_state import (
     FeedbackService,
     FeedbackView,
@@ -21,7 +20,6 @@ class MessageFeedbackServicer(us_grpc.MessageFeedbackServicer):
     def __init__(self, service: FeedbackService) -> None:
         self._feedback = service
 
-    @translate_errors
     async def SetFeedback(self, request: us.SetFeedbackRequest, context: Any) -> us.Feedback:
         ref = request.message
         view = await self._feedback.set_feedback(
@@ -34,7 +32,6 @@ class MessageFeedbackServicer(us_grpc.MessageFeedbackServicer):
         )
         return _feedback_to_proto(view)
 
-    @translate_errors
     async def GetFeedback(self, request: us.FeedbackRef, context: Any) -> us.Feedback:
         view = await self._feedback.get_feedback(
             owner_id=request.owner_id,
@@ -43,7 +40,6 @@ class MessageFeedbackServicer(us_grpc.MessageFeedbackServicer):
         )
         return _feedback_to_proto(view)
 
-    @translate_errors
     async def DeleteFeedback(
         self, request: us.FeedbackRef, context: Any
     ) -> us.DeleteFeedbackResponse:
@@ -59,14 +55,12 @@ class VariablesServicer(us_grpc.VariablesServicer):
     def __init__(self, service: VariableService) -> None:
         self._variables = service
 
-    @translate_errors
     async def SetVariables(self, request: us.SetVariablesRequest, context: Any) -> us.UserVariables:
         views = await self._variables.set_variables(
             _scope(request.scope), [(v.keyword, v.value) for v in request.values]
         )
         return _variables_to_proto(views)
 
-    @translate_errors
     async def GetVariables(self, request: us.GetVariablesRequest, context: Any) -> us.UserVariables:
         views = await self._variables.get_variables(_scope(request.scope), list(request.keywords))
         return _variables_to_proto(views)
@@ -76,7 +70,6 @@ class BotPublishingServicer(us_grpc.BotPublishingServicer):
     def __init__(self, service: BotService) -> None:
         self._bots = service
 
-    @translate_errors
     async def Unpublish(self, request: us.UnpublishRequest, context: Any) -> us.UnpublishResponse:
         when = await self._bots.unpublish(
             owner_id=request.owner_id, bot_id=request.bot_id, reason=request.reason

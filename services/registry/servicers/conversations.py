@@ -1,4 +1,5 @@
-"""The Conversations gRPC servicer: proto messages in, domain calls, proto messages out."""
+"""The Conversations gRPC servicer: proto messages in, domain calls, proto messages out. Domain
+errors become status codes in one place, services/registry/servicers/errors.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
 from services.registry import conversations
 from services.registry.conversations import ConversationService
-from services.registry.grpc_api import translate_errors
 
 
 class ConversationsServicer(cpb_grpc.ConversationsServicer):
@@ -20,7 +20,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
 
     # ----------------------------------------------------------- conversations
 
-    @translate_errors
     async def CreateConversation(
         self, request: cpb.CreateConversationRequest, context: Any
     ) -> cpb.Conversation:
@@ -34,7 +33,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return conversation_to_proto(conversation)
 
-    @translate_errors
     async def GetConversation(self, request: cpb.ConversationRef, context: Any) -> cpb.Conversation:
         conversation = await self._conversations.get_conversation(
             owner_id=request.owner_id,
@@ -43,7 +41,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return conversation_to_proto(conversation)
 
-    @translate_errors
     async def ListConversations(
         self, request: cpb.ListConversationsRequest, context: Any
     ) -> cpb.ListConversationsResponse:
@@ -60,7 +57,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             has_more=page.has_more,
         )
 
-    @translate_errors
     async def UpdateConversation(
         self, request: cpb.UpdateConversationRequest, context: Any
     ) -> cpb.Conversation:
@@ -72,7 +68,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return conversation_to_proto(conversation)
 
-    @translate_errors
     async def DeleteConversation(
         self, request: cpb.ConversationRef, context: Any
     ) -> cpb.Conversation:
@@ -83,7 +78,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return conversation_to_proto(conversation)
 
-    @translate_errors
     async def ClearConversation(self, request: cpb.ConversationRef, context: Any) -> cpb.Section:
         section = await self._conversations.clear_conversation(
             owner_id=request.owner_id,
@@ -94,7 +88,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
 
     # ---------------------------------------------------------------- messages
 
-    @translate_errors
     async def CreateMessage(self, request: cpb.CreateMessageRequest, context: Any) -> cpb.Message:
         message = await self._conversations.create_message(
             owner_id=request.owner_id,
@@ -103,7 +96,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return message_to_proto(message)
 
-    @translate_errors
     async def GetMessage(self, request: cpb.MessageRef, context: Any) -> cpb.Message:
         message = await self._conversations.get_message(
             owner_id=request.owner_id,
@@ -112,7 +104,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return message_to_proto(message)
 
-    @translate_errors
     async def ListMessages(
         self, request: cpb.ListMessagesRequest, context: Any
     ) -> cpb.ListMessagesResponse:
@@ -132,7 +123,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             has_more=page.has_more,
         )
 
-    @translate_errors
     async def ModifyMessage(self, request: cpb.ModifyMessageRequest, context: Any) -> cpb.Message:
         message = await self._conversations.modify_message(
             owner_id=request.owner_id,
@@ -144,7 +134,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return message_to_proto(message)
 
-    @translate_errors
     async def DeleteMessage(self, request: cpb.MessageRef, context: Any) -> cpb.Message:
         message = await self._conversations.delete_message(
             owner_id=request.owner_id,
@@ -155,7 +144,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
 
     # --------------------------------------------------------------- chat runs
 
-    @translate_errors
     async def CreateChat(self, request: cpb.CreateChatRequest, context: Any) -> cpb.ChatRun:
         run = await self._conversations.create_chat(
             owner_id=request.owner_id,
@@ -171,7 +159,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return run_to_proto(run)
 
-    @translate_errors
     async def StartRun(self, request: cpb.StartRunRequest, context: Any) -> cpb.StartRunResponse:
         started = await self._conversations.start_run(
             owner_id=request.owner_id,
@@ -185,7 +172,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             chat_messages=[message_to_proto(m) for m in started.chat_messages],
         )
 
-    @translate_errors
     async def FinishRun(self, request: cpb.FinishRunRequest, context: Any) -> cpb.ChatRun:
         run = await self._conversations.finish_run(
             owner_id=request.owner_id,
@@ -201,7 +187,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return run_to_proto(run)
 
-    @translate_errors
     async def GetChat(self, request: cpb.ChatRef, context: Any) -> cpb.ChatRun:
         run = await self._conversations.get_chat(
             owner_id=request.owner_id,
@@ -210,7 +195,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return run_to_proto(run)
 
-    @translate_errors
     async def ListChatMessages(
         self, request: cpb.ChatRef, context: Any
     ) -> cpb.ChatMessagesResponse:
@@ -221,7 +205,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return cpb.ChatMessagesResponse(messages=[message_to_proto(m) for m in messages])
 
-    @translate_errors
     async def CancelChat(
         self, request: cpb.CancelChatRequest, context: Any
     ) -> cpb.CancelChatResponse:
@@ -232,7 +215,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return cpb.CancelChatResponse(run=run_to_proto(canceled.run), running=canceled.running)
 
-    @translate_errors
     async def AbortQueuedChat(
         self, request: cpb.AbortQueuedChatRequest, context: Any
     ) -> cpb.ChatRun:
@@ -246,7 +228,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
 
     # ------------------------------------------------------------ agent loop
 
-    @translate_errors
     async def AppendRunMessages(
         self, request: cpb.AppendRunMessagesRequest, context: Any
     ) -> cpb.AppendRunMessagesResponse:
@@ -267,7 +248,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return cpb.AppendRunMessagesResponse(messages=[message_to_proto(m) for m in stored])
 
-    @translate_errors
     async def PauseRun(self, request: cpb.PauseRunRequest, context: Any) -> cpb.ChatRun:
         run = await self._conversations.pause_run(
             owner_id=request.owner_id,
@@ -283,7 +263,6 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
         )
         return run_to_proto(run)
 
-    @translate_errors
     async def SubmitToolOutputs(
         self, request: cpb.SubmitToolOutputsRequest, context: Any
     ) -> cpb.ChatRun:

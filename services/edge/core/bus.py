@@ -1,6 +1,9 @@
-"""The edge's side of the chat plumbing on NATS: the JetStream work queue it publishes chat
-requests to, and the id generator that mints chat ids on a node number no other live process
-holds.
+"""Every NATS call the edge makes about chats goes through here: the JetStream work queue it
+publishes chat requests to, the chats' event subjects it follows (and publishes to, for a chat
+canceled before any runner took it), cancel requests to runners, and the id generator that
+mints chat ids on a node number no other live process holds. (The connection itself is
+services/edge/nats_link.py; the rate limiter's counters and the revocation broadcast use it
+too, for their own purposes.)
 
 Both need a NATS connection, and the edge starts (and serves everything but chats) without
 one, so they are set up in the background once NATS is first reached; until then chat routes
@@ -14,19 +17,22 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
-from cozeplus.chat_protocol import ChatRequest
+from cozeplus.chat_protocol import EVENT_HEADER, ChatRequest
 from cozeplus.chat_queue import ensure_chat_stream
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.nats_connection import declare_key_value
-from cozeplus.subjects import CHAT_REQUEST_SUBJECT
-from services.edge.errors import ApiError
+from cozeplus.subjects import CHAT_REQUEST_SUBJECT, chat_cancel, chat_events
+from services.edge.core.errors import Unavailable
 from services.edge.nats_link import NatsLink
 
 log = logging.getLogger(__name__)
@@ -84,26 +90,50 @@ class ChatBus:
 
     # ------------------------------------------------------------------- for requests
 
+    def check_ready(self) -> None:
+        if not self.ready:
+            raise Unavailable(CHAT_UNAVAILABLE_MSG)
+
     @property
-    def nc(self) -> NATS:
-        """The connection, or a 503 when chats cannot be served right now."""
+    def _nc(self) -> NATS:
+        self.check_ready()
         nc = self._link.nc
-        if not self.ready or nc is None:
-            raise ApiError(503, CHAT_UNAVAILABLE_MSG)
+        if nc is None:
+            raise Unavailable(CHAT_UNAVAILABLE_MSG)
         return nc
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message the server takes (a chat request must fit in one)."""
+        return int(self._nc.max_payload)
 
     def next_id(self) -> int:
         if self._ids is None or not self.ready:
-            raise ApiError(503, CHAT_UNAVAILABLE_MSG)
+            raise Unavailable(CHAT_UNAVAILABLE_MSG)
         return self._ids.next_id()
 
+    async def follow(
+        self, chat_id: int, on_event: Callable[[Msg], Awaitable[None]]
+    ) -> Subscription:
+        """Subscribes to a chat's events (the runner's, heartbeats included)."""
+        subscription: Subscription = await self._nc.subscribe(chat_events(chat_id), cb=on_event)
+        return subscription
+
+    async def publish_event(self, chat_id: int, name: str, data: bytes) -> None:
+        """An event the edge itself emits for a chat, heard by every edge following it."""
+        await self._nc.publish(chat_events(chat_id), data, headers={EVENT_HEADER: name})
+
+    async def ask_runners_to_cancel(self, chat_id: int) -> None:
+        """Every runner hears this; the one holding the chat stops it."""
+        await self._nc.publish(chat_cancel(chat_id), b"")
+
     async def queue(self, request: ChatRequest) -> None:
-        """Hands a chat to the runners. The chat id is the message id, so a publish retried
-        after a lost acknowledgement is stored once; that makes it safe to retry while the
-        queue has no leader (a NATS node failover) or the connection is being re-made,
-        for up to `publish_retry_s`, rather than refuse the chat at once."""
+        """Hands a chat to the runners. The chat id (or a resumption's id) is the message
+        id, so a publish retried after a lost acknowledgement is stored once; that makes it
+        safe to retry while the queue has no leader (a NATS node failover) or the connection
+        is being re-made, for up to `publish_retry_s`, rather than refuse the chat at once."""
         if self._js is None:
-            raise ApiError(503, CHAT_UNAVAILABLE_MSG)
+            raise Unavailable(CHAT_UNAVAILABLE_MSG)
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self._publish_retry_s
         delay = 0.1

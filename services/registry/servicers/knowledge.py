@@ -7,7 +7,6 @@ from typing import Any
 
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1 import knowledge_pb2_grpc as kpb_grpc
-from services.registry.grpc_api import translate_errors
 from services.registry.knowledge import (
     ChunkStrategy,
     DatasetView,
@@ -27,7 +26,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
 
     # ------------------------------------------------------------------- files
 
-    @translate_errors
     async def CreateFile(self, request: kpb.CreateFileRequest, context: Any) -> kpb.KnowledgeFile:
         record = await self._knowledge.create_file(
             owner_id=request.owner_id,
@@ -38,14 +36,12 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
         )
         return file_to_proto(record)
 
-    @translate_errors
     async def GetFile(self, request: kpb.FileRef, context: Any) -> kpb.KnowledgeFile:
         record = await self._knowledge.get_file(owner_id=request.owner_id, file_id=request.file_id)
         return file_to_proto(record)
 
     # ---------------------------------------------------------------- datasets
 
-    @translate_errors
     async def CreateDataset(self, request: kpb.CreateDatasetRequest, context: Any) -> kpb.Dataset:
         view = await self._knowledge.create_dataset(
             owner_id=request.owner_id,
@@ -57,14 +53,12 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
         )
         return dataset_to_proto(view)
 
-    @translate_errors
     async def GetDataset(self, request: kpb.DatasetRef, context: Any) -> kpb.Dataset:
         view = await self._knowledge.get_dataset(
             owner_id=request.owner_id, dataset_id=request.dataset_id
         )
         return dataset_to_proto(view)
 
-    @translate_errors
     async def ListDatasets(
         self, request: kpb.ListDatasetsRequest, context: Any
     ) -> kpb.ListDatasetsResponse:
@@ -79,7 +73,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
             datasets=[dataset_to_proto(v) for v in page.items], total=page.total
         )
 
-    @translate_errors
     async def UpdateDataset(self, request: kpb.UpdateDatasetRequest, context: Any) -> kpb.Dataset:
         view = await self._knowledge.update_dataset(
             owner_id=request.owner_id,
@@ -90,7 +83,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
         )
         return dataset_to_proto(view)
 
-    @translate_errors
     async def DeleteDataset(self, request: kpb.DatasetRef, context: Any) -> kpb.Dataset:
         view = await self._knowledge.delete_dataset(
             owner_id=request.owner_id, dataset_id=request.dataset_id
@@ -99,7 +91,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
 
     # --------------------------------------------------------------- documents
 
-    @translate_errors
     async def CreateDocuments(
         self, request: kpb.CreateDocumentsRequest, context: Any
     ) -> kpb.DocumentList:
@@ -123,7 +114,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
         )
         return kpb.DocumentList(documents=[document_to_proto(r) for r in records])
 
-    @translate_errors
     async def UpdateDocument(
         self, request: kpb.UpdateDocumentRequest, context: Any
     ) -> kpb.Document:
@@ -138,7 +128,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
         )
         return document_to_proto(record)
 
-    @translate_errors
     async def DeleteDocuments(
         self, request: kpb.DeleteDocumentsRequest, context: Any
     ) -> kpb.DocumentList:
@@ -147,7 +136,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
         )
         return kpb.DocumentList(documents=[document_to_proto(r) for r in records])
 
-    @translate_errors
     async def ListDocuments(
         self, request: kpb.ListDocumentsRequest, context: Any
     ) -> kpb.ListDocumentsResponse:
@@ -160,7 +148,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
             documents=[document_to_proto(r) for r in page.items], total=page.total
         )
 
-    @translate_errors
     async def DocumentProgress(
         self, request: kpb.DocumentProgressRequest, context: Any
     ) -> kpb.DocumentList:
@@ -173,14 +160,12 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
 
     # --------------------------------------------------------------- ingestion
 
-    @translate_errors
     async def StartIngestion(
         self, request: kpb.StartIngestionRequest, context: Any
     ) -> kpb.Document:
         record = await self._knowledge.start_ingestion(document_id=request.document_id)
         return document_to_proto(record)
 
-    @translate_errors
     async def CompleteIngestion(
         self, request: kpb.CompleteIngestionRequest, context: Any
     ) -> kpb.Document:
@@ -199,7 +184,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
         )
         return document_to_proto(record)
 
-    @translate_errors
     async def FailIngestion(self, request: kpb.FailIngestionRequest, context: Any) -> kpb.Document:
         record = await self._knowledge.fail_ingestion(
             document_id=request.document_id, reason=request.reason
@@ -208,7 +192,6 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
 
     # --------------------------------------------------------------- retrieval
 
-    @translate_errors
     async def Search(self, request: kpb.SearchRequest, context: Any) -> kpb.SearchResponse:
         result = await self._search.search(
             owner_id=request.owner_id,
