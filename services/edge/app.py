@@ -83,6 +83,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             ),
             variables=StoredVariables(registry.variables),
             published_versions=published_versions,
+            liveness=registry.liveness,
         )
         app.state.runtime = EdgeRuntime(
             settings=settings,
