@@ -1,0 +1,153 @@
+"""Outbound safety (wire contract section 7) against real local listeners: a refused
+address must receive no connection at all, which the listener bound there proves."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import httpx2
+import pytest
+
+from cozeplus.outbound import (
+    OutboundPolicy,
+    RefusedAddress,
+    outbound_client,
+    ResponseTooLarge,
+    parse_networks,
+    read_capped,
+)
+from tests.plugins.listeners import http_response, listener
+
+ALLOW_127_0_0_1 = parse_networks("127.0.0.1/32")
+
+
+class FixedResolver:
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        self.asked.append(host)
+        return [ipaddress.ip_address(a) for a in self.answers[host]]
+
+
+def ok(_head: bytes) -> bytes:
+    return http_response(200, b'{"ok":true}', {"Content-Type": "application/json"})
+
+
+async def test_allowed_network_is_reached() -> None:
+    async with listener("127.0.0.1", ok) as api:
+        policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1)
+        async with outbound_client(policy) as client:
+            response = await client.get(api.url + "/x")
+        assert response.json() == {"ok": True}
+        assert api.connections == 1
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2"])
+async def test_loopback_is_refused_by_default_and_never_contacted(host: str) -> None:
+    async with listener(host, ok) as target:
+        async with outbound_client(OutboundPolicy()) as client:
+            with pytest.raises(RefusedAddress, match="loopback"):
+                await client.get(target.url)
+        assert target.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("100.64.0.1", "non-public"),
+        ("::1", "loopback"),
+        ("fd00:ec2::254", "private"),
+        ("::ffff:127.0.0.1", "loopback"),
+    ],
+)
+def test_refusal_rules(address: str, kind: str) -> None:
+    reason = OutboundPolicy().refusal(ipaddress.ip_address(address))
+    assert reason is not None and kind in reason
+    assert OutboundPolicy().refusal(ipaddress.ip_address("93.184.216.34")) is None
+    allowed = OutboundPolicy(allowed_networks=parse_networks(f"{address}/32" if ":" not in address else f"{address}/128"))
+    if not address.startswith("::ffff"):
+        assert allowed.refusal(ipaddress.ip_address(address)) is None
+
+
+async def test_redirect_to_refused_address_is_not_followed() -> None:
+    async with listener("127.0.0.2", ok) as forbidden:
+
+        def redirect(_head: bytes) -> bytes:
+            return http_response(302, headers={"Location": forbidden.url + "/secret"})
+
+        async with listener("127.0.0.1", redirect) as api:
+            policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1)
+            async with outbound_client(policy) as client:
+                with pytest.raises(RefusedAddress):
+                    await client.get(api.url)
+            assert api.connections == 1
+        assert forbidden.connections == 0
+
+
+async def test_redirects_are_bounded() -> None:
+    async with listener("127.0.0.1", lambda h: http_response(302, headers={"Location": "/again"})) as api:
+        policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1, max_redirects=3)
+        async with outbound_client(policy) as client:
+            with pytest.raises(httpx2.TooManyRedirects):
+                await client.get(api.url)
+        assert len(api.heads) == 4
+
+
+async def test_connects_to_the_checked_address_and_keeps_the_host_name() -> None:
+    """The name is resolved once; the socket goes to that address; Host stays the name."""
+    async with listener("127.0.0.1", ok) as api:
+        resolver = FixedResolver({"api.example.test": ["127.0.0.1"]})
+        policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1, resolver=resolver)  # type: ignore[arg-type]
+        async with outbound_client(policy) as client:
+            response = await client.get(f"http://api.example.test:{api.port}/p")
+        assert response.status_code == 200
+        assert resolver.asked == ["api.example.test"]
+        assert f"host: api.example.test:{api.port}".encode() in api.heads[0].lower()
+
+
+async def test_a_name_resolving_to_a_refused_address_is_refused() -> None:
+    async with listener("127.0.0.2", ok) as forbidden:
+        resolver = FixedResolver({"rebind.example.test": ["127.0.0.2"]})
+        policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1, resolver=resolver)  # type: ignore[arg-type]
+        async with outbound_client(policy) as client:
+            with pytest.raises(RefusedAddress, match=r"rebind\.example\.test"):
+                await client.get(f"http://rebind.example.test:{forbidden.port}/")
+        assert forbidden.connections == 0
+
+
+async def test_response_size_cap() -> None:
+    big = b"x" * 3_000_000
+    async with listener("127.0.0.1", lambda h: http_response(200, big)) as api:
+        policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1, max_response_bytes=100_000)
+        async with outbound_client(policy) as client:
+            with pytest.raises(ResponseTooLarge):
+                await client.get(api.url)
+        async with outbound_client(policy, cap_responses=False) as client:
+            async with client.stream("GET", api.url) as response:
+                body = await read_capped(response, 100_000)
+        assert body.truncated and len(body.content) == 100_000
+
+
+async def test_timeout() -> None:
+    async with listener("127.0.0.1", lambda h: None) as api:
+        policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1, timeout_s=0.3)
+        async with outbound_client(policy) as client:
+            with pytest.raises(httpx2.ReadTimeout):
+                await client.get(api.url)
+
+
+def test_parse_networks() -> None:
+    assert parse_networks(" 127.0.0.1/32, 10.0.0.0/8 ,") == (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("10.0.0.0/8"),
+    )
+    assert parse_networks("::1") == (ipaddress.ip_network("::1/128"),)
+    with pytest.raises(ValueError, match="not-a-net"):
+        parse_networks("not-a-net")
