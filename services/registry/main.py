@@ -1,5 +1,5 @@
-"""Entry point: migrate the database, then serve BotRegistry, Accounts and Conversations
-over gRPC.
+"""Entry point: migrate the database, then serve BotRegistry, Accounts, Conversations and
+Plugins over gRPC.
 
 Also served: grpc.health.v1 (overall "" and each service) and server reflection.
 SIGTERM/SIGINT mark every service NOT_SERVING, then in-flight RPCs get
@@ -23,8 +23,11 @@ from nats.aio.client import Client as NATS
 
 from cozeplus.ids import IdGenerator, lease_node_id
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.outbound import OutboundPolicy, parse_networks
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
+from cozeplus.rpc.v1 import plugins_pb2 as ppb
+from cozeplus.rpc.v1 import plugins_pb2_grpc as ppb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
@@ -33,12 +36,17 @@ from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
 from services.registry.grpc_conversations import ConversationsServicer
+from services.registry.grpc_plugins import PluginsServicer
+from services.registry.mcp_discovery import McpToolDiscovery
+from services.registry.plugins import PluginService
+from services.registry.secret_box import SecretBox
 from services.registry.settings import RegistrySettings
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
     pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
     cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
+    ppb.DESCRIPTOR.services_by_name["Plugins"].full_name,
 )
 
 log = logging.getLogger("services.registry")
@@ -90,12 +98,26 @@ async def _serve_with(
             session_ttl_s=settings.session_ttl_s,
         )
 
+        plugin_service = PluginService(
+            database,
+            ids,
+            SecretBox.from_settings(settings.secret_key, settings.data_dir),
+            McpToolDiscovery(
+                OutboundPolicy(
+                    allowed_networks=parse_networks(settings.plugin_allowed_networks),
+                    timeout_s=settings.plugin_timeout_s,
+                    max_response_bytes=settings.plugin_max_response_bytes,
+                )
+            ),
+        )
+
         server = grpc.aio.server()
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
         cpb_grpc.add_ConversationsServicer_to_server(
             ConversationsServicer(ConversationService(database, ids)), server
         )
+        ppb_grpc.add_PluginsServicer_to_server(PluginsServicer(plugin_service), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

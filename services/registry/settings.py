@@ -23,6 +23,15 @@ class RegistrySettings(BaseSettings):
     grace_period_s: float = 5.0
     session_ttl_s: int = 7 * 24 * 3600
     log_level: str = "INFO"
+    # Fernet key sealing plugin secrets at rest. Empty: generated once into
+    # <data_dir>/secret.key. Replicas sharing a database must be given the same key.
+    secret_key: str = ""
+    # Comma-separated CIDRs MCP discovery may reach although they are not public (loopback,
+    # private, ...); empty: public addresses only (wire contract section 7).
+    plugin_allowed_networks: str = ""
+    # MCP discovery: the whole exchange, and the largest response accepted.
+    plugin_timeout_s: float = 15.0
+    plugin_max_response_bytes: int = 4_000_000
 
     def resolved_database_url(self) -> str:
         if self.database_url:
