@@ -22,7 +22,7 @@ from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddlewa
 from services.edge.nats_link import NatsLink
 from services.edge.rate_limit import LimitClass, RateLimiter
 from services.edge.registry import RegistryClient
-from services.edge.routes import bots, chat, conversations, health, passport, pat
+from services.edge.routes import bots, chat, conversations, health, passport, pat, plugins
 from services.edge.runtime import EdgeRuntime
 from services.edge.settings import EdgeSettings
 
@@ -88,6 +88,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         bots.router,
         chat.router,
         conversations.router,
+        plugins.router,
     ):
         app.include_router(router)
     # Added last = outermost: the log id middleware wraps the 413 of the body limit too.

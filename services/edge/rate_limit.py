@@ -59,7 +59,8 @@ class LimitClass(enum.StrEnum):
 def limit_class_for(path: str) -> LimitClass:
     if path.startswith("/v3/chat") or path == "/api/conversation/chat":
         return LimitClass.CHAT
-    if path.startswith("/api/draftbot/") or path in (
+    # Plugins are bot configuration: creating one may also call out to an MCP server.
+    if path.startswith(("/api/draftbot/", "/v1/plugins")) or path in (
         "/v1/bot/create",
         "/v1/bot/update",
         "/v1/bot/publish",

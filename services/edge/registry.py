@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cozeplus.rpc.v1 import conversations_pb2_grpc, registry_pb2_grpc
+from cozeplus.rpc.v1 import conversations_pb2_grpc, plugins_pb2_grpc, registry_pb2_grpc
 from services.edge.middleware import LOG_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
+    from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
 
 
@@ -50,6 +51,7 @@ class RegistryClient:
         self.conversations: ConversationsAsyncStub = conversations_pb2_grpc.ConversationsStub(
             self.channel
         )
+        self.plugins: PluginsAsyncStub = plugins_pb2_grpc.PluginsStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 
     async def is_serving(self, timeout_s: float = 1.0) -> bool:
