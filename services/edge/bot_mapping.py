@@ -282,9 +282,7 @@ def _v1_bot(
     )
 
 
-def _plugin_info_list(
-    config: pb.BotConfig, plugins: Mapping[int, ppb.Plugin]
-) -> list[PluginInfo]:
+def _plugin_info_list(config: pb.BotConfig, plugins: Mapping[int, ppb.Plugin]) -> list[PluginInfo]:
     """One entry per bound plugin with the tools bound (all of them for a whole-plugin
     binding). Plugins deleted since the binding, or not looked up, are listed bare."""
     wanted: dict[int, set[int] | None] = {}

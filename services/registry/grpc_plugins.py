@@ -63,9 +63,7 @@ class PluginsServicer(ppb_grpc.PluginsServicer):
 
     @translate_errors
     async def RefreshPlugin(self, request: ppb.PluginRef, context: Any) -> ppb.Plugin:
-        plugin = await self._plugins.refresh(
-            owner_id=request.owner_id, plugin_id=request.plugin_id
-        )
+        plugin = await self._plugins.refresh(owner_id=request.owner_id, plugin_id=request.plugin_id)
         return plugin_to_proto(plugin)
 
     @translate_errors

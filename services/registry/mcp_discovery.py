@@ -52,9 +52,7 @@ class McpToolDiscovery:
             await session.initialize()
             cursor: str | None = None
             for _ in range(MAX_PAGES):
-                page = await session.list_tools(
-                    params=None if cursor is None else _page(cursor)
-                )
+                page = await session.list_tools(params=None if cursor is None else _page(cursor))
                 for tool in page.tools:
                     tools.append(
                         DiscoveredTool(tool.name, tool.description or "", dict(tool.input_schema))

@@ -202,7 +202,9 @@ def _validate(document: dict[str, Any]) -> None:
     except OpenAPIValidationError as exc:
         path = "/".join(str(p) for p in exc.absolute_path)
         where = f" at {path}" if path else ""
-        raise InvalidArgument(f"openapi: invalid document{where}: {_one_line(exc.message.splitlines()[0])}") from None
+        raise InvalidArgument(
+            f"openapi: invalid document{where}: {_one_line(exc.message.splitlines()[0])}"
+        ) from None
     except RecursionError:
         raise InvalidArgument("openapi: the document is too deeply nested") from None
 
@@ -278,7 +280,11 @@ def _operation(
         if param_name in properties or param_name == BODY_PROPERTY:
             raise InvalidArgument(
                 f"openapi: {where}: parameter name {param_name!r} is used twice"
-                + (" (body is reserved for the request body)" if param_name == BODY_PROPERTY else "")
+                + (
+                    " (body is reserved for the request body)"
+                    if param_name == BODY_PROPERTY
+                    else ""
+                )
             )
         schema = dict(parameter.get("schema") or {"type": "string"})
         if parameter.get("description") and "description" not in schema:

@@ -335,9 +335,7 @@ class PluginService:
                 )
                 for op in imported.operations
             ]
-            return _Built(
-                imported.server_url, document, _public(auth), _Secrets(auth.value), tools
-            )
+            return _Built(imported.server_url, document, _public(auth), _Secrets(auth.value), tools)
         if spec.type == PluginType.MCP:
             url = _validate_mcp_url(spec.mcp_url)
             headers = dict(spec.mcp_headers) if spec.mcp_headers else dict(old.mcp_headers)
@@ -488,7 +486,9 @@ def _check_tool_names(names: Sequence[str], what: str) -> None:
     seen: set[str] = set()
     for name in names:
         if not TOOL_NAME.fullmatch(name):
-            raise InvalidArgument(f"{what} name {name[:100]!r} must be 1-64 letters, digits, _ or -")
+            raise InvalidArgument(
+                f"{what} name {name[:100]!r} must be 1-64 letters, digits, _ or -"
+            )
         if name in seen:
             raise InvalidArgument(f"{what} name {name!r} is used twice")
         seen.add(name)

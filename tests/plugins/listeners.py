@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 Responder = Callable[[bytes], bytes | None]
 
 
-def http_response(status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+def http_response(
+    status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
     head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: close"]
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body

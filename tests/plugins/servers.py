@@ -58,11 +58,15 @@ def weather_api(calls: ApiCalls, refused_url: str = "http://127.0.0.2:9") -> Sta
             }
         )
         city = request.path_params["city"]
-        return JSONResponse({"city": city, "temp_c": 21, "units": request.query_params.get("units")})
+        return JSONResponse(
+            {"city": city, "temp_c": 21, "units": request.query_params.get("units")}
+        )
 
     async def notes(request: Request) -> Response:
         body = await request.json()
-        calls.requests.append({"path": request.url.path, "body": body, "headers": dict(request.headers)})
+        calls.requests.append(
+            {"path": request.url.path, "body": body, "headers": dict(request.headers)}
+        )
         return JSONResponse({"saved": body}, status_code=201)
 
     async def fail(request: Request) -> Response:
@@ -144,9 +148,7 @@ class _RecordHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self.seen.headers.append(
-                {k.decode(): v.decode() for k, v in scope.get("headers", [])}
-            )
+            self.seen.headers.append({k.decode(): v.decode() for k, v in scope.get("headers", [])})
         await self.app(scope, receive, send)
 
 

@@ -26,7 +26,9 @@ class FixedResolver:
         self.answers = answers
         self.asked: list[str] = []
 
-    async def resolve(self, host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    async def resolve(
+        self, host: str, port: int
+    ) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         self.asked.append(host)
         return [ipaddress.ip_address(a) for a in self.answers[host]]
 
@@ -71,7 +73,9 @@ def test_refusal_rules(address: str, kind: str) -> None:
     reason = OutboundPolicy().refusal(ipaddress.ip_address(address))
     assert reason is not None and kind in reason
     assert OutboundPolicy().refusal(ipaddress.ip_address("93.184.216.34")) is None
-    allowed = OutboundPolicy(allowed_networks=parse_networks(f"{address}/32" if ":" not in address else f"{address}/128"))
+    allowed = OutboundPolicy(
+        allowed_networks=parse_networks(f"{address}/32" if ":" not in address else f"{address}/128")
+    )
     if not address.startswith("::ffff"):
         assert allowed.refusal(ipaddress.ip_address(address)) is None
 
@@ -92,7 +96,9 @@ async def test_redirect_to_refused_address_is_not_followed() -> None:
 
 
 async def test_redirects_are_bounded() -> None:
-    async with listener("127.0.0.1", lambda h: http_response(302, headers={"Location": "/again"})) as api:
+    async with listener(
+        "127.0.0.1", lambda h: http_response(302, headers={"Location": "/again"})
+    ) as api:
         policy = OutboundPolicy(allowed_networks=ALLOW_127_0_0_1, max_redirects=3)
         async with outbound_client(policy) as client:
             with pytest.raises(httpx2.TooManyRedirects):

@@ -48,7 +48,9 @@ async def expect_status(code: grpc.StatusCode, message_part: str = "") -> AsyncI
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         yield
     details = caught.value.details() or ""
-    assert caught.value.code() == code, f"expected {code.name}, got {caught.value.code()}: {details}"
+    assert caught.value.code() == code, (
+        f"expected {code.name}, got {caught.value.code()}: {details}"
+    )
     assert message_part in details, f"{message_part!r} not in {details!r}"
 
 
@@ -65,7 +67,9 @@ def openapi_spec(
 
 
 async def create(rpc: PluginsAsyncStub, owner_id: int, spec: ppb.PluginSpec) -> ppb.Plugin:
-    plugin: ppb.Plugin = await rpc.CreatePlugin(ppb.CreatePluginRequest(owner_id=owner_id, spec=spec))
+    plugin: ppb.Plugin = await rpc.CreatePlugin(
+        ppb.CreatePluginRequest(owner_id=owner_id, spec=spec)
+    )
     return plugin
 
 
@@ -78,7 +82,12 @@ async def test_openapi_plugin_tools_and_secrets_never_returned(
     plugin = await create(plugins_rpc, owner_id, spec)
     assert plugin.id > 0 and plugin.type == "openapi" and plugin.url == "http://127.0.0.1:9"
     assert [t.name for t in plugin.tools] == [
-        "get_weather", "add_note", "always_fails", "hangs", "huge_answer", "redirects_away"
+        "get_weather",
+        "add_note",
+        "always_fails",
+        "hangs",
+        "huge_answer",
+        "redirects_away",
     ]
     weather = json.loads(plugin.tools[0].parameters_json)
     assert weather["required"] == ["city"]
@@ -109,9 +118,13 @@ async def test_secrets_are_sealed_at_rest_and_absent_from_logs(
     mcp = await create(
         plugins_rpc,
         owner_id,
-        ppb.PluginSpec(name="m", type="mcp", mcp_url=mcp_server[0], mcp_headers={"X-Token": MCP_SECRET}),
+        ppb.PluginSpec(
+            name="m", type="mcp", mcp_url=mcp_server[0], mcp_headers={"X-Token": MCP_SECRET}
+        ),
     )
-    engine = sa.create_engine(registry_under_test.database_url.replace("postgresql://", "postgresql+psycopg://"))
+    engine = sa.create_engine(
+        registry_under_test.database_url.replace("postgresql://", "postgresql+psycopg://")
+    )
     try:
         with engine.connect() as connection:
             rows = connection.execute(
@@ -133,9 +146,13 @@ async def test_update_keeps_api_ids_of_unchanged_operations(
 ) -> None:
     plugin = await create(plugins_rpc, owner_id, openapi_spec())
     ids = {t.name: t.api_id for t in plugin.tools}
-    changed = weather_openapi("http://127.0.0.1:9").replace("operationId: add_note", "operationId: save_note")
+    changed = weather_openapi("http://127.0.0.1:9").replace(
+        "operationId: add_note", "operationId: save_note"
+    )
     updated = await plugins_rpc.UpdatePlugin(
-        ppb.UpdatePluginRequest(owner_id=owner_id, plugin_id=plugin.id, spec=openapi_spec("w2", changed))
+        ppb.UpdatePluginRequest(
+            owner_id=owner_id, plugin_id=plugin.id, spec=openapi_spec("w2", changed)
+        )
     )
     new_ids = {t.name: t.api_id for t in updated.tools}
     assert updated.name == "w2"
@@ -193,7 +210,10 @@ async def test_invalid_documents_are_refused_naming_the_problem(
 
 
 async def test_another_account_cannot_see_use_or_change_a_plugin(
-    plugins_rpc: PluginsAsyncStub, bots_rpc: BotRegistryAsyncStub, owner_id: int, other_owner_id: int
+    plugins_rpc: PluginsAsyncStub,
+    bots_rpc: BotRegistryAsyncStub,
+    owner_id: int,
+    other_owner_id: int,
 ) -> None:
     plugin = await create(plugins_rpc, owner_id, openapi_spec())
     theirs = ppb.PluginRef(owner_id=other_owner_id, plugin_id=plugin.id)
@@ -202,7 +222,9 @@ async def test_another_account_cannot_see_use_or_change_a_plugin(
             await method(theirs)
     async with expect_status(NOT_FOUND):
         await plugins_rpc.UpdatePlugin(
-            ppb.UpdatePluginRequest(owner_id=other_owner_id, plugin_id=plugin.id, spec=openapi_spec("x"))
+            ppb.UpdatePluginRequest(
+                owner_id=other_owner_id, plugin_id=plugin.id, spec=openapi_spec("x")
+            )
         )
     listing = await plugins_rpc.ListPlugins(ppb.ListPluginsRequest(owner_id=other_owner_id))
     assert listing.total == 0
@@ -221,7 +243,11 @@ async def test_another_account_cannot_see_use_or_change_a_plugin(
 async def test_bot_bindings_and_resolve_tools(
     plugins_rpc: PluginsAsyncStub, bots_rpc: BotRegistryAsyncStub, owner_id: int
 ) -> None:
-    first = await create(plugins_rpc, owner_id, openapi_spec("Weather One", auth=ppb.PluginAuth(type="bearer", value=SECRET)))
+    first = await create(
+        plugins_rpc,
+        owner_id,
+        openapi_spec("Weather One", auth=ppb.PluginAuth(type="bearer", value=SECRET)),
+    )
     second = await create(plugins_rpc, owner_id, openapi_spec("weather.two!"))
     note_id = next(t.api_id for t in second.tools if t.name == "add_note")
     async with expect_status(INVALID, "has no tool with api_name 'nope'"):
@@ -229,7 +255,9 @@ async def test_bot_bindings_and_resolve_tools(
             pb.CreateDraftRequest(
                 owner_id=owner_id,
                 name="b",
-                config=pb.BotConfig(tools=[pb.ToolRef(type="plugin", plugin_id=first.id, api_name="nope")]),
+                config=pb.BotConfig(
+                    tools=[pb.ToolRef(type="plugin", plugin_id=first.id, api_name="nope")]
+                ),
             )
         )
     bot = await bots_rpc.CreateDraft(
@@ -249,11 +277,19 @@ async def test_bot_bindings_and_resolve_tools(
     assert (stored[1].api_name, stored[1].api_id) == ("get_weather", second.tools[0].api_id)
     assert (stored[2].api_name, stored[2].api_id) == ("add_note", note_id)
 
-    resolved = await plugins_rpc.ResolveTools(ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot.id))
+    resolved = await plugins_rpc.ResolveTools(
+        ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot.id)
+    )
     names = [t.name for t in resolved.tools]
     assert names == [
-        "Weather_One_get_weather", "Weather_One_add_note", "always_fails", "hangs",
-        "huge_answer", "redirects_away", "weather_two_get_weather", "weather_two_add_note",
+        "Weather_One_get_weather",
+        "Weather_One_add_note",
+        "always_fails",
+        "hangs",
+        "huge_answer",
+        "redirects_away",
+        "weather_two_get_weather",
+        "weather_two_add_note",
     ]
     weather = resolved.tools[0]
     assert weather.operation_name == "get_weather" and weather.plugin_type == "openapi"
@@ -261,13 +297,19 @@ async def test_bot_bindings_and_resolve_tools(
     assert weather.http.method == "GET" and weather.http.path == "/weather/{city}"
     assert weather.http.server_url == "http://127.0.0.1:9"
     assert [(p.name, p.location, p.required) for p in weather.http.parameters] == [
-        ("city", "path", True), ("units", "query", False), ("X-Trace", "header", False)
+        ("city", "path", True),
+        ("units", "query", False),
+        ("X-Trace", "header", False),
     ]
     assert resolved.tools[1].http.has_json_body
     async with expect_status(NOT_FOUND):
-        await plugins_rpc.ResolveTools(ppb.ResolveToolsRequest(owner_id=owner_id + 1, bot_id=bot.id))
+        await plugins_rpc.ResolveTools(
+            ppb.ResolveToolsRequest(owner_id=owner_id + 1, bot_id=bot.id)
+        )
     await plugins_rpc.DeletePlugin(ppb.PluginRef(owner_id=owner_id, plugin_id=first.id))
-    after = await plugins_rpc.ResolveTools(ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot.id))
+    after = await plugins_rpc.ResolveTools(
+        ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot.id)
+    )
     assert [t.name for t in after.tools] == ["get_weather", "add_note"]
 
 
@@ -284,34 +326,62 @@ async def test_mcp_plugin_discovers_tools_with_headers_and_refreshes(
     assert json.loads(plugin.tools[0].parameters_json)["required"] == ["a", "b"]
     assert any(h.get("x-token") == MCP_SECRET for h in seen.headers)
     assert MCP_SECRET not in str(plugin)
-    refreshed = await plugins_rpc.RefreshPlugin(ppb.PluginRef(owner_id=owner_id, plugin_id=plugin.id))
+    refreshed = await plugins_rpc.RefreshPlugin(
+        ppb.PluginRef(owner_id=owner_id, plugin_id=plugin.id)
+    )
     assert [t.api_id for t in refreshed.tools] == [t.api_id for t in plugin.tools]
 
 
-async def test_mcp_discovery_obeys_outbound_safety(plugins_rpc: PluginsAsyncStub, owner_id: int) -> None:
+async def test_mcp_discovery_obeys_outbound_safety(
+    plugins_rpc: PluginsAsyncStub, owner_id: int
+) -> None:
     async with listener("127.0.0.2", lambda h: http_response(200, b"{}")) as forbidden:
         async with expect_status(INVALID, "127.0.0.2 is a loopback address"):
-            await create(plugins_rpc, owner_id, ppb.PluginSpec(name="m", type="mcp", mcp_url=forbidden.url + "/mcp"))
+            await create(
+                plugins_rpc,
+                owner_id,
+                ppb.PluginSpec(name="m", type="mcp", mcp_url=forbidden.url + "/mcp"),
+            )
         assert forbidden.connections == 0
     async with listener("127.0.0.1", lambda h: None) as hanging:
         async with expect_status(INVALID, "did not answer"):
-            await create(plugins_rpc, owner_id, ppb.PluginSpec(name="m", type="mcp", mcp_url=hanging.url + "/mcp"))
+            await create(
+                plugins_rpc,
+                owner_id,
+                ppb.PluginSpec(name="m", type="mcp", mcp_url=hanging.url + "/mcp"),
+            )
 
 
-async def test_local_plugin_functions_are_validated(plugins_rpc: PluginsAsyncStub, owner_id: int) -> None:
-    functions = [{"name": "get_location", "description": "Where the user is",
-                  "parameters": {"type": "object", "properties": {"precision": {"type": "string"}}}}]
-    plugin = await create(plugins_rpc, owner_id, ppb.PluginSpec(name="loc", type="local", functions_json=json.dumps(functions)))
+async def test_local_plugin_functions_are_validated(
+    plugins_rpc: PluginsAsyncStub, owner_id: int
+) -> None:
+    functions = [
+        {
+            "name": "get_location",
+            "description": "Where the user is",
+            "parameters": {"type": "object", "properties": {"precision": {"type": "string"}}},
+        }
+    ]
+    plugin = await create(
+        plugins_rpc,
+        owner_id,
+        ppb.PluginSpec(name="loc", type="local", functions_json=json.dumps(functions)),
+    )
     assert [t.name for t in plugin.tools] == ["get_location"]
     for bad, problem in [
         ("", "non-empty list"),
         ('[{"name": "a b"}]', "must be 1-64 letters"),
-        ('[{"name": "a", "parameters": {"type": "object", "properties": {"x": {"type": 5}}}}]', "not a valid JSON Schema"),
+        (
+            '[{"name": "a", "parameters": {"type": "object", "properties": {"x": {"type": 5}}}}]',
+            "not a valid JSON Schema",
+        ),
         ('[{"name": "a", "parameters": {"type": "string"}}]', '"type": "object"'),
         ('[{"name": "a"}, {"name": "a"}]', "used twice"),
     ]:
         async with expect_status(INVALID, problem):
-            await create(plugins_rpc, owner_id, ppb.PluginSpec(name="loc", type="local", functions_json=bad))
+            await create(
+                plugins_rpc, owner_id, ppb.PluginSpec(name="loc", type="local", functions_json=bad)
+            )
     async with expect_status(INVALID, "type must be one of"):
         await create(plugins_rpc, owner_id, ppb.PluginSpec(name="x", type="workflow"))
     async with expect_status(INVALID, "type cannot change"):

@@ -26,13 +26,9 @@ def _import_deadline(runtime: EdgeRuntime) -> float:
 
 
 @router.post("/v1/plugins", summary="Create a plugin (OpenAPI, MCP or local functions)")
-async def create_plugin(
-    body: PluginIn, user: CurrentUser, runtime: Runtime
-) -> Envelope[PluginOut]:
+async def create_plugin(body: PluginIn, user: CurrentUser, runtime: Runtime) -> Envelope[PluginOut]:
     plugin = await runtime.registry.plugins.CreatePlugin(
-        ppb.CreatePluginRequest(
-            owner_id=user.user_id, spec=plugin_mapping.spec_from_request(body)
-        ),
+        ppb.CreatePluginRequest(owner_id=user.user_id, spec=plugin_mapping.spec_from_request(body)),
         timeout=_import_deadline(runtime),
     )
     return ok(plugin_mapping.plugin_out(plugin))
@@ -49,9 +45,7 @@ async def list_plugins(
         ppb.ListPluginsRequest(owner_id=user.user_id, page_num=page_num, page_size=page_size)
     )
     return ok(
-        PluginList(
-            total=reply.total, items=[plugin_mapping.plugin_out(p) for p in reply.plugins]
-        )
+        PluginList(total=reply.total, items=[plugin_mapping.plugin_out(p) for p in reply.plugins])
     )
 
 
