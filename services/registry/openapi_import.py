@@ -94,7 +94,7 @@ def _parse(text: str) -> dict[str, Any]:
         if text.lstrip().startswith("{"):
             document = json.loads(text)
         else:
-            document = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (safe loader subclass)
+            document = yaml.load(text, Loader=_NoAliasLoader)
     except RecursionError:
         raise InvalidArgument(f"openapi: nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, yaml.YAMLError) as exc:

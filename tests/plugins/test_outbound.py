@@ -11,8 +11,8 @@ import pytest
 from cozeplus.outbound import (
     OutboundPolicy,
     RefusedAddress,
-    outbound_client,
     ResponseTooLarge,
+    outbound_client,
     parse_networks,
     read_capped,
 )
@@ -135,9 +135,11 @@ async def test_response_size_cap() -> None:
         async with outbound_client(policy) as client:
             with pytest.raises(ResponseTooLarge):
                 await client.get(api.url)
-        async with outbound_client(policy, cap_responses=False) as client:
-            async with client.stream("GET", api.url) as response:
-                body = await read_capped(response, 100_000)
+        async with (
+            outbound_client(policy, cap_responses=False) as client,
+            client.stream("GET", api.url) as response,
+        ):
+            body = await read_capped(response, 100_000)
         assert body.truncated and len(body.content) == 100_000
 
 

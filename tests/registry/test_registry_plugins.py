@@ -4,6 +4,7 @@ bindings and ResolveTools."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -136,8 +137,7 @@ async def test_secrets_are_sealed_at_rest_and_absent_from_logs(
     dumped = " ".join(str(tuple(r)) for r in rows)
     assert SECRET not in dumped and MCP_SECRET not in dumped
     assert all(r.sealed_secrets for r in rows)
-    log_file = Path(registry_under_test.process.log_path)
-    text = log_file.read_text()
+    text = await asyncio.to_thread(Path(registry_under_test.process.log_path).read_text)
     assert SECRET not in text and MCP_SECRET not in text
 
 
@@ -177,7 +177,8 @@ async def test_update_keeps_api_ids_of_unchanged_operations(
             "openapi: 3.0.3\ninfo: {title: x, version: '1'}\nservers: [{url: 'http://a.example'}]\n"
             "paths: {/a: {get: {operationId: a, parameters: [{$ref: '#/components/parameters/P'}],"
             " responses: {'200': {description: ok}}}}}\n"
-            "components: {parameters: {P: {$ref: '#/components/parameters/Q'}, Q: {$ref: '#/components/parameters/P'}}}",
+            "components: {parameters: {P: {$ref: '#/components/parameters/Q'},"
+            " Q: {$ref: '#/components/parameters/P'}}}",
             "$ref loop",
         ),
         ("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]", "aliases"),
@@ -343,13 +344,15 @@ async def test_mcp_discovery_obeys_outbound_safety(
                 ppb.PluginSpec(name="m", type="mcp", mcp_url=forbidden.url + "/mcp"),
             )
         assert forbidden.connections == 0
-    async with listener("127.0.0.1", lambda h: None) as hanging:
-        async with expect_status(INVALID, "did not answer"):
-            await create(
-                plugins_rpc,
-                owner_id,
-                ppb.PluginSpec(name="m", type="mcp", mcp_url=hanging.url + "/mcp"),
-            )
+    async with (
+        listener("127.0.0.1", lambda h: None) as hanging,
+        expect_status(INVALID, "did not answer"),
+    ):
+        await create(
+            plugins_rpc,
+            owner_id,
+            ppb.PluginSpec(name="m", type="mcp", mcp_url=hanging.url + "/mcp"),
+        )
 
 
 async def test_local_plugin_functions_are_validated(
