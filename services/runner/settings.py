@@ -26,3 +26,13 @@ class RunnerSettings(BaseSettings):
     # None leases a free id node from NATS; set it only to pin one.
     node_id: int | None = None
     log_level: str = "INFO"
+    # Plugin calls (OpenAPI and MCP tools) leave the runner under wire contract section 7:
+    # comma-separated CIDRs reachable although not public (loopback, private, ...); empty:
+    # public addresses only, so by default a plugin reaches neither the registry, NATS,
+    # loopback nor cloud metadata.
+    plugin_allowed_networks: str = ""
+    # One tool call, connect to last byte.
+    plugin_timeout_s: float = 30.0
+    # Larger tool outputs are cut to this many bytes, with a note saying so.
+    plugin_max_response_bytes: int = 1_000_000
+    plugin_max_redirects: int = 5

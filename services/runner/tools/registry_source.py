@@ -1,0 +1,43 @@
+"""The ToolSource of plugin tools: asks the registry which tools a bot version binds
+(Plugins.ResolveTools, secrets included) and builds an executor per plugin type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from cozeplus.outbound import OutboundPolicy
+from cozeplus.rpc.v1 import plugins_pb2 as ppb
+from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.vocabulary import PluginType, ToolType
+from services.runner.tools.base import Tool
+from services.runner.tools.mcp import McpTool
+from services.runner.tools.openapi import OpenApiTool
+from services.runner.tools.resolved import LocalFunction
+
+if TYPE_CHECKING:
+    from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
+
+
+class RegistryToolSource:
+    def __init__(self, plugins: PluginsAsyncStub, policy: OutboundPolicy) -> None:
+        self._plugins = plugins
+        self._policy = policy
+
+    async def tools_for(
+        self, *, owner_id: int, bot_id: int, bot_version: int, config: pb.BotConfig
+    ) -> Sequence[Tool]:
+        if not any(t.type == ToolType.PLUGIN for t in config.tools):
+            return []  # no round trip for the common case
+        reply = await self._plugins.ResolveTools(
+            ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot_id, bot_version=bot_version)
+        )
+        return [self._tool(resolved) for resolved in reply.tools]
+
+    def _tool(self, resolved: ppb.ResolvedTool) -> Tool:
+        kind = PluginType(resolved.plugin_type)
+        if kind == PluginType.OPENAPI:
+            return OpenApiTool(resolved, self._policy)
+        if kind == PluginType.MCP:
+            return McpTool(resolved, self._policy)
+        return LocalFunction(resolved)
