@@ -17,6 +17,7 @@ one factory serves MCP sessions and plain plugin calls alike.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ import httpx2
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# httpx2 logs every request line at INFO, query string included, and plugin API keys may
+# travel in the query (auth location "query"): those lines must never reach a log.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_REDIRECTS = 5

@@ -5,6 +5,7 @@ HTTP API and a real MCP server (from the mcp SDK) through the outbound rules."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -155,8 +156,9 @@ async def test_source_builds_one_executor_per_plugin_type(tools: dict[str, Tool]
 
 
 async def test_openapi_call_sends_path_query_header_and_auth(
-    tools: dict[str, Tool], servers: Servers
+    tools: dict[str, Tool], servers: Servers, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     output = await tools["get_weather"].call({"city": "São Paulo", "units": "c", "X-Trace": "t1"})
     assert not output.is_error, output
     assert json.loads(output.content) == {"city": "São Paulo", "temp_c": 21, "units": "c"}
@@ -164,6 +166,8 @@ async def test_openapi_call_sends_path_query_header_and_auth(
     assert seen["path"] == "/weather/São Paulo"
     assert seen["query"] == {"units": "c", "key": SECRET}
     assert seen["headers"]["x-trace"] == "t1"
+    # The key travels in the query string; no log line may carry it (httpx2 logs URLs).
+    assert SECRET not in caplog.text
 
 
 async def test_openapi_json_body(tools: dict[str, Tool], servers: Servers) -> None:
