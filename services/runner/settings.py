@@ -33,6 +33,8 @@ class RunnerSettings(BaseSettings):
     plugin_allowed_networks: str = ""
     # One tool call, connect to last byte.
     plugin_timeout_s: float = 30.0
-    # Larger tool outputs are cut to this many bytes, with a note saying so.
-    plugin_max_response_bytes: int = 1_000_000
+    # Larger tool outputs are cut to this many bytes, with a note saying so. Below the
+    # registry's 100,000-character limit on a stored message, and a fair share of a
+    # model's context.
+    plugin_max_response_bytes: int = 64_000
     plugin_max_redirects: int = 5
