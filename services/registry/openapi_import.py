@@ -6,8 +6,9 @@ property (never flattened: body fields could collide with parameter names, and t
 sends `body` as it is). Cookie parameters are not supported and refused.
 
 Documents come from users, so the steps run in this order, each bounded:
-1. size cap, then parse (YAML aliases refused: they are how "billion laughs" documents
-   multiply a small text into a huge tree);
+1. size cap, then parse (YAML: its event stream is checked for aliases, depth and size
+   before anything is built; aliases are how "billion laughs" documents multiply a small
+   text into a huge tree);
 2. a walk that bounds depth and node count and refuses every `$ref` that is not local
    (`#/...`): nothing is ever fetched;
 3. local `$ref`s resolved with cycle detection (a recursive schema cannot be inlined into a
@@ -34,7 +35,7 @@ from services.registry.errors import InvalidArgument
 
 MAX_DOCUMENT_BYTES = 1_000_000
 MAX_DEPTH = 64
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 MAX_OPERATIONS = 200
 MAX_DESCRIPTION_CHARS = 1024
 # The OpenAI function-name charset: tool names go to models as function names.
@@ -94,7 +95,8 @@ def _parse(text: str) -> dict[str, Any]:
         if text.lstrip().startswith("{"):
             document = json.loads(text)
         else:
-            document = yaml.load(text, Loader=_NoAliasLoader)
+            _check_yaml_events(text)
+            document = yaml.load(text, Loader=_YAML_LOADER)
     except RecursionError:
         raise InvalidArgument(f"openapi: nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, yaml.YAMLError) as exc:
@@ -104,11 +106,25 @@ def _parse(text: str) -> dict[str, Any]:
     return document
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
+# libyaml when present: building a large document in pure Python takes seconds.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_yaml_events(text: str) -> None:
+    """Bounds a YAML document before anything is built from it: aliases (how "billion
+    laughs" documents multiply a small text into a huge tree), depth and size."""
+    depth = 0
+    for count, event in enumerate(yaml.parse(text, Loader=_YAML_LOADER)):
+        if count > 2 * MAX_NODES:
+            raise InvalidArgument(f"openapi: more than {MAX_NODES} values in the document")
+        if isinstance(event, yaml.AliasEvent):
             raise InvalidArgument("openapi: YAML aliases (*anchor) are not supported")
-        return super().compose_node(parent, index)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise InvalidArgument(f"openapi: nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _check_shape(document: Any) -> None:

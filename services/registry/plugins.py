@@ -12,6 +12,7 @@ in one transaction, keeping the api_id of every tool whose name is unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -315,7 +316,8 @@ class PluginService:
             document = spec.openapi or (previous.document if previous is not None else "")
             if not document:
                 raise InvalidArgument("openapi: the OpenAPI document is required")
-            imported = import_openapi(document, spec.server_url)
+            # CPU-bound (parse, validate): off the event loop, which serves every other RPC.
+            imported = await asyncio.to_thread(import_openapi, document, spec.server_url)
             auth = _validate_auth(spec.auth, keep_value=old.auth_value)
             tools = [
                 Tool(
