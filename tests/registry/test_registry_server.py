@@ -76,6 +76,7 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
 
 INITIAL_TABLES = {"users", "sessions", "api_keys", "bots", "bot_versions"}
 CONVERSATION_TABLES = {"conversations", "messages", "chat_runs"}
+PLUGIN_TABLES = {"plugins", "plugin_tools"}
 
 
 def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
@@ -85,6 +86,8 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         ("0002", True, INITIAL_TABLES | CONVERSATION_TABLES),
         ("0001", False, INITIAL_TABLES),
         ("base", False, set()),
+        ("head", True, set(metadata.tables)),
+        ("0003", False, INITIAL_TABLES | CONVERSATION_TABLES),
         ("head", True, set(metadata.tables)),
     )
     try:
@@ -97,7 +100,7 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
                     command.downgrade(config, target)
             tables = set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
             assert tables == expected, target
-        assert set(metadata.tables) == INITIAL_TABLES | CONVERSATION_TABLES
+        assert set(metadata.tables) == INITIAL_TABLES | CONVERSATION_TABLES | PLUGIN_TABLES
     finally:
         engine.dispose()
 
