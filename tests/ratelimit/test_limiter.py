@@ -49,6 +49,8 @@ async def _limiter(nc: NATS, window_s: int = 60) -> RateLimiter:
         ("/api/conversation/chat", LimitClass.CHAT),
         ("/api/draftbot/create", LimitClass.BOT_MANAGEMENT),
         ("/v1/bot/publish", LimitClass.BOT_MANAGEMENT),
+        ("/v1/plugins", LimitClass.BOT_MANAGEMENT),
+        ("/v1/plugins/123/refresh", LimitClass.BOT_MANAGEMENT),
         ("/v1/bot/get_online_info", LimitClass.BOT_INFO),
         ("/v1/bots/123", LimitClass.BOT_INFO),
         ("/v1/bots", LimitClass.BOT_INFO),
