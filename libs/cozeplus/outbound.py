@@ -16,9 +16,11 @@ one factory serves MCP sessions and plain plugin calls alike.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -218,8 +220,15 @@ class CappedTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built once: loading the CA store costs ~20 ms of CPU, which every tool call would
+    otherwise pay for a fresh client."""
+    return httpx2.create_ssl_context(trust_env=False)
+
+
 def checked_transport(policy: OutboundPolicy, *, cap: int | None) -> httpx2.AsyncBaseTransport:
-    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    transport = httpx2.AsyncHTTPTransport(verify=_tls_context(), trust_env=False)
     # httpx2 offers no constructor argument for the network backend; the pool it built has
     # the same settings otherwise, so rebuild just that piece.
     pool = transport._pool
