@@ -75,8 +75,10 @@ class OutboundPolicy:
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    # Tests swap the resolver to map names to addresses without a DNS server.
+    # Tests swap the resolver to map names to addresses without a DNS server, and the TLS
+    # context to trust their own certificate authority.
     resolver: Resolver | None = field(default=None, compare=False)
+    tls_context: ssl.SSLContext | None = field(default=None, compare=False)
 
     def refusal(self, address: IPAddress) -> str | None:
         """Why `address` may not be reached, or None when it may."""
@@ -228,7 +230,9 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def checked_transport(policy: OutboundPolicy, *, cap: int | None) -> httpx2.AsyncBaseTransport:
-    transport = httpx2.AsyncHTTPTransport(verify=_tls_context(), trust_env=False)
+    transport = httpx2.AsyncHTTPTransport(
+        verify=policy.tls_context or _tls_context(), trust_env=False
+    )
     # httpx2 offers no constructor argument for the network backend; the pool it built has
     # the same settings otherwise, so rebuild just that piece.
     pool = transport._pool

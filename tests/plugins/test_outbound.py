@@ -3,7 +3,10 @@ address must receive no connection at all, which the listener bound there proves
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import ssl
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -159,3 +162,80 @@ def test_parse_networks() -> None:
     assert parse_networks("::1") == (ipaddress.ip_network("::1/128"),)
     with pytest.raises(ValueError, match="not-a-net"):
         parse_networks("not-a-net")
+
+
+def _certificate_for(name: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate for `name` (PEM) and its key (PEM)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+async def test_tls_keeps_the_host_name_for_sni_and_verification(tmp_path: Path) -> None:
+    """The socket goes to the checked address, yet TLS sends and verifies the URL's name: a
+    certificate for api.example.test is accepted, and SNI carried that name."""
+    cert_pem, key_pem = _certificate_for("api.example.test")
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    seen_names: list[str | None] = []
+
+    def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        seen_names.append(name)
+
+    server_context.sni_callback = record_sni
+    client_context = ssl.create_default_context(cafile=tmp_path / "cert.pem")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(http_response(200, b"secure"))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        resolver = FixedResolver({"api.example.test": ["127.0.0.1"]})
+        policy = OutboundPolicy(
+            allowed_networks=ALLOW_127_0_0_1,
+            resolver=resolver,  # type: ignore[arg-type]
+            tls_context=client_context,
+        )
+        async with outbound_client(policy) as client:
+            response = await client.get(f"https://api.example.test:{port}/")
+            assert response.text == "secure"
+            # The same certificate is wrong for the bare address: verification uses the name.
+            with pytest.raises(httpx2.ConnectError):
+                await client.get(f"https://127.0.0.1:{port}/")
+        assert seen_names[0] == "api.example.test"
+    finally:
+        server.close()
+        await server.wait_closed()
