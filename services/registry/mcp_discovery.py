@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -38,8 +39,8 @@ class McpToolDiscovery:
             raise
         except Exception as exc:
             reason = _reason(exc)
-            # Not the headers: they are secrets.
-            log.info("mcp discovery failed for %s: %s", url, reason)
+            # Neither the headers (secrets) nor the URL's credentials or query.
+            log.info("mcp discovery failed for %s: %s", _loggable(url), reason)
             raise InvalidArgument(f"mcp: cannot list the server's tools: {reason}") from None
 
     async def _list_tools(self, url: str, headers: Mapping[str, str]) -> list[DiscoveredTool]:
@@ -65,6 +66,12 @@ class McpToolDiscovery:
         if not tools:
             raise InvalidArgument("mcp: the server offers no tools")
         return tools
+
+
+def _loggable(url: str) -> str:
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 def _page(cursor: str) -> mcp_types.PaginatedRequestParams:

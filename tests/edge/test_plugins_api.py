@@ -113,7 +113,7 @@ def test_mcp_plugin_via_http_with_refresh(client: httpx.Client, mcp_url: str) ->
             },
         )
     )
-    assert [t["name"] for t in created["tools"]] == ["add", "slow", "explode"]
+    assert [t["name"] for t in created["tools"]] == ["add", "slow", "big", "explode"]
     assert (created["url"] == mcp_url and "auth" not in created) or created.get("auth") is None
     refreshed = data_of(client.post(f"/v1/plugins/{created['plugin_id']}/refresh"))
     assert [t["api_id"] for t in refreshed["tools"]] == [t["api_id"] for t in created["tools"]]

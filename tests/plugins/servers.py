@@ -169,6 +169,11 @@ def mcp_app(seen: McpSeen) -> ASGIApp:
         return "done"
 
     @server.tool()
+    def big(size: int) -> str:
+        """Answers `size` characters."""
+        return "y" * size
+
+    @server.tool()
     def explode() -> str:
         """Always fails."""
         raise ValueError("the tool exploded")

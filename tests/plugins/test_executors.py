@@ -145,6 +145,7 @@ async def test_source_builds_one_executor_per_plugin_type(tools: dict[str, Tool]
         "redirects_away",
         "add",
         "slow",
+        "big",
         "explode",
         "get_location",
     ]
@@ -215,6 +216,10 @@ async def test_mcp_tools(tools: dict[str, Tool]) -> None:
     assert (added.content, added.is_error) == ("42", False)
     exploded = await tools["explode"].call({})
     assert exploded.is_error and "explode" in exploded.content
+    big = await tools["big"].call({"size": CAP * 3})
+    assert not big.is_error and big.content.startswith("y" * 1000)
+    assert big.content.endswith(f"[output cut: the tool returned more than {CAP} bytes]")
+    assert len(big.content) < CAP + 100
     slow = await tools["slow"].call({"seconds": 30})
     assert slow.is_error and "timed out after 2s" in slow.content
 

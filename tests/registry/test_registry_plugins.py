@@ -323,7 +323,7 @@ async def test_mcp_plugin_discovers_tools_with_headers_and_refreshes(
         owner_id,
         ppb.PluginSpec(name="calc", type="mcp", mcp_url=url, mcp_headers={"X-Token": MCP_SECRET}),
     )
-    assert [t.name for t in plugin.tools] == ["add", "slow", "explode"]
+    assert [t.name for t in plugin.tools] == ["add", "slow", "big", "explode"]
     assert json.loads(plugin.tools[0].parameters_json)["required"] == ["a", "b"]
     assert any(h.get("x-token") == MCP_SECRET for h in seen.headers)
     assert MCP_SECRET not in str(plugin)

@@ -4,6 +4,7 @@ the model gets). Failures become `ToolOutput(is_error=True)`; nothing raises."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -14,16 +15,24 @@ import mcp_types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from cozeplus.outbound import OutboundPolicy, RefusedAddress, outbound_client
+from cozeplus.outbound import OutboundPolicy, RefusedAddress, ResponseTooLarge, outbound_client
 from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from services.runner.tools.base import ToolOutput
 from services.runner.tools.resolved import ResolvedPluginTool, cut_note
+
+# The wire carries JSON-RPC (escaped text, maybe SSE framing, maybe structured content
+# twice), so the transport may read this many times the output cap; the text the model gets
+# is then cut to the cap itself, with the usual note.
+TRANSPORT_CAP_FACTOR = 16
 
 
 class McpTool(ResolvedPluginTool):
     def __init__(self, resolved: ppb.ResolvedTool, policy: OutboundPolicy) -> None:
         super().__init__(resolved)
         self._policy = policy
+        self._transport_policy = dataclasses.replace(
+            policy, max_response_bytes=policy.max_response_bytes * TRANSPORT_CAP_FACTOR
+        )
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolOutput:
         name = self.operation_name
@@ -40,7 +49,9 @@ class McpTool(ResolvedPluginTool):
 
     async def _call(self, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
         async with (
-            outbound_client(self._policy, headers=dict(self._resolved.mcp_headers)) as http,
+            outbound_client(
+                self._transport_policy, headers=dict(self._resolved.mcp_headers)
+            ) as http,
             streamable_http_client(self._resolved.mcp_url, http_client=http) as (read, write, *_),
             ClientSession(read, write) as session,
         ):
@@ -70,6 +81,8 @@ def _reason(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, RefusedAddress):
         return f"refused by the outbound rules: {exc}"
+    if isinstance(exc, ResponseTooLarge):
+        return f"the server's answer was too large ({exc})"
     if isinstance(exc, httpx2.HTTPError):
         return f"{type(exc).__name__}: {exc}"[:500]
     return f"{type(exc).__name__}: {exc}"[:500]
