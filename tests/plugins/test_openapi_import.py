@@ -184,3 +184,11 @@ def test_huge_and_deep_documents() -> None:
     assert "nested deeper" in refused("a: " + "[" * 100 + "]" * 100)
     assert "values in the document" in refused("a: [" + "1," * 250_000 + "1]")
     assert "values in the document" in refused('{"a": [' + "1," * 250_000 + "1]}")
+
+
+def test_operation_count_is_bounded() -> None:
+    paths = "".join(
+        f"  /p{i}: {{get: {{operationId: op{i}, responses: {{'200': {{description: ok}}}}}}}}\n"
+        for i in range(201)
+    )
+    assert "more than 200 operations" in refused(HEAD + "paths:\n" + paths)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 import sqlalchemy as sa
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import registry_pb2 as pb
@@ -390,4 +391,41 @@ async def test_local_plugin_functions_are_validated(
     async with expect_status(INVALID, "type cannot change"):
         await plugins_rpc.UpdatePlugin(
             ppb.UpdatePluginRequest(owner_id=owner_id, plugin_id=plugin.id, spec=openapi_spec())
+        )
+
+
+async def test_resolve_tools_of_a_published_version(
+    plugins_rpc: PluginsAsyncStub, bots_rpc: BotRegistryAsyncStub, owner_id: int
+) -> None:
+    plugin = await create(plugins_rpc, owner_id, openapi_spec())
+    bot = await bots_rpc.CreateDraft(
+        pb.CreateDraftRequest(
+            owner_id=owner_id,
+            name="b",
+            config=pb.BotConfig(
+                tools=[pb.ToolRef(type="plugin", plugin_id=plugin.id, api_name="get_weather")]
+            ),
+        )
+    )
+    await bots_rpc.Publish(pb.BotRef(owner_id=owner_id, bot_id=bot.id))
+    # The draft moves on to every tool; version 1 keeps its one tool.
+    await bots_rpc.UpdateConfig(
+        pb.UpdateConfigRequest(
+            owner_id=owner_id,
+            bot_id=bot.id,
+            config=pb.BotConfig(tools=[pb.ToolRef(type="plugin", plugin_id=plugin.id)]),
+            update_mask=FieldMask(paths=["tools"]),
+        )
+    )
+    v1 = await plugins_rpc.ResolveTools(
+        ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot.id, bot_version=1)
+    )
+    draft = await plugins_rpc.ResolveTools(
+        ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot.id, bot_version=0)
+    )
+    assert [t.name for t in v1.tools] == ["get_weather"]
+    assert len(draft.tools) == len(plugin.tools)
+    async with expect_status(NOT_FOUND, "no version 2"):
+        await plugins_rpc.ResolveTools(
+            ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot.id, bot_version=2)
         )
