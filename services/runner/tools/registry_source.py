@@ -1,10 +1,14 @@
 """The ToolSource of plugin tools: asks the registry which tools a bot version binds
-(Plugins.ResolveTools, secrets included) and builds an executor per plugin type."""
+(Plugins.ResolveTools, secrets included) and builds an executor per plugin type. A registry
+that does not serve Plugins yet (an older one) means "no tools"."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import grpc
 
 from cozeplus.outbound import OutboundPolicy
 from cozeplus.rpc.v1 import plugins_pb2 as ppb
@@ -18,6 +22,8 @@ from services.runner.tools.resolved import LocalFunction
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
 
+log = logging.getLogger("cozeplus.runner.tools")
+
 
 class RegistryToolSource:
     def __init__(self, plugins: PluginsAsyncStub, policy: OutboundPolicy) -> None:
@@ -29,9 +35,17 @@ class RegistryToolSource:
     ) -> Sequence[Tool]:
         if not any(t.type == ToolType.PLUGIN for t in config.tools):
             return []  # no round trip for the common case
-        reply = await self._plugins.ResolveTools(
-            ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot_id, bot_version=bot_version)
-        )
+        try:
+            reply = await self._plugins.ResolveTools(
+                ppb.ResolveToolsRequest(owner_id=owner_id, bot_id=bot_id, bot_version=bot_version)
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                log.warning(
+                    "the registry does not serve Plugins: bot %d runs without tools", bot_id
+                )
+                return []
+            raise
         return [self._tool(resolved) for resolved in reply.tools]
 
     def _tool(self, resolved: ppb.ResolvedTool) -> Tool:
