@@ -102,7 +102,8 @@ async def _latest_version(runtime: EdgeRuntime, user: Principal, bot_id: int) ->
 async def _bound_plugins(
     runtime: EdgeRuntime, user: Principal, config: pb.BotConfig
 ) -> dict[int, ppb.Plugin]:
-    """The plugins a config binds, for `plugin_info_list`; deleted ones are left out."""
+    """The plugins a config binds, for `plugin_info_list` (a deleted one is not found, and
+    listed by its id alone)."""
 
     async def get(plugin_id: int) -> ppb.Plugin | None:
         try:
