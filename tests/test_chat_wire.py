@@ -85,8 +85,8 @@ def test_failed_stream_trailer_carries_the_error() -> None:
     error = orjson.loads(trailer[0][1])
     assert error == orjson.loads(error_event(503, "no runner"))
     assert error["error"] == {"code": 503, "msg": "no runner"} and error["msg"] == "no runner"
-    assert trailer[2][1] == b'"[DONE]"'
+    assert trailer[2][1] == b'{"event":"done"}'
 
 
 def test_sse_frame_is_exactly_three_lines() -> None:
-    assert sse_frame("done", b'"[DONE]"') == b'event: done\ndata: "[DONE]"\n\n'
+    assert sse_frame("done", b'{"event":"done"}') == b'event: done\ndata: {"event":"done"}\n\n'

@@ -191,8 +191,9 @@ class ChatEventTranslator:
         ]
 
     def _done(self, data: Any) -> list[ChatEvent]:
-        if data != "[DONE]":
-            raise CozeStreamError(f'the done event\'s data must be "[DONE]", got {data!r}')
+        # cozeplus sends {"event": "done"}; Coze cloud sends the string "[DONE]".
+        if data != {"event": "done"} and data != "[DONE]":
+            raise CozeStreamError(f"the done event's data is not a done marker: {data!r}")
         self.finished = True
         if self._error_sent:
             return []

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from cozeplus.vocabulary import MessageType
+
 EVENT_HEADER = "Cozeplus-Event"
 # A runner sends this on a chat's subject while the model is quiet, so the edge can tell
 # a slow model from a lost runner. Never forwarded to clients.
@@ -24,18 +26,21 @@ CHAT_IN_PROGRESS = "conversation.chat.in_progress"
 CHAT_COMPLETED = "conversation.chat.completed"
 CHAT_FAILED = "conversation.chat.failed"
 CHAT_CANCELED = "conversation.chat.canceled"
+# The run paused for client-side tool outputs: the stream ends, the chat does not.
+CHAT_REQUIRES_ACTION = "conversation.chat.requires_action"
 MESSAGE_DELTA = "conversation.message.delta"
 MESSAGE_COMPLETED = "conversation.message.completed"
 ERROR = "error"
 STREAM_DONE = "conversation.stream.done"
 DONE = "done"
 
-TERMINAL_CHAT_EVENTS = frozenset({CHAT_COMPLETED, CHAT_FAILED, CHAT_CANCELED})
+# The events that end a chat's stream (requires_action ends it until outputs are submitted).
+TERMINAL_CHAT_EVENTS = frozenset({CHAT_COMPLETED, CHAT_FAILED, CHAT_CANCELED, CHAT_REQUIRES_ACTION})
 
 
 class InputMessage(BaseModel):
     role: str
-    type: str = "question"
+    type: str = MessageType.QUESTION
     content: str
     content_type: str = "text"
     meta_data: dict[str, str] = Field(default_factory=dict)
@@ -58,6 +63,21 @@ class ChatRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     auto_save_history: bool = True
     created_at: int
+    # Non-zero when this request resumes a chat paused in requires_action whose tool outputs
+    # were submitted (an id the edge minted for this resumption): the runner continues from
+    # the registry's state (history, stored tool messages, custom variables) rather than
+    # from `messages`, which is empty.
+    resume_id: int = 0
+
+    @property
+    def resumes(self) -> bool:
+        return self.resume_id != 0
+
+    @property
+    def queue_message_id(self) -> str:
+        """The work queue's deduplication id: a retried publish is stored once, while each
+        resumption of the same chat is a message of its own."""
+        return f"{self.chat_id}.resume.{self.resume_id}" if self.resume_id else str(self.chat_id)
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())

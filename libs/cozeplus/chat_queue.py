@@ -13,8 +13,8 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 
+from cozeplus.nats_connection import declare_stream
 from cozeplus.subjects import CHAT_REQUEST_STREAM, CHAT_REQUEST_SUBJECT, CHAT_RUNNER_CONSUMER
 
 # A runner proves it is alive by in-progress acks well inside this window; a runner that
@@ -26,19 +26,26 @@ MAX_DELIVER = 3
 DUPLICATE_WINDOW_S = 120.0
 
 
-async def ensure_chat_stream(js: JetStreamContext) -> None:
-    config = StreamConfig(
+def chat_stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
         name=CHAT_REQUEST_STREAM,
         subjects=[CHAT_REQUEST_SUBJECT],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
         max_age=24 * 3600,
+        num_replicas=replicas,
     )
-    try:
-        await js.stream_info(CHAT_REQUEST_STREAM)
-    except NotFoundError:
-        await js.add_stream(config)
+
+
+async def ensure_chat_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    await declare_stream(js, chat_stream_config(replicas))
+
+
+async def ensure_runner_consumer(js: JetStreamContext) -> None:
+    """The runners' durable consumer; declared again after a reconnect, since a NATS that
+    lost its storage lost the consumer too (a pull subscription does not recreate it)."""
+    await js.add_consumer(CHAT_REQUEST_STREAM, runner_consumer_config())
 
 
 def runner_consumer_config() -> ConsumerConfig:

@@ -9,6 +9,7 @@ reached a runner) with the same functions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -17,14 +18,18 @@ from cozeplus.chat_protocol import (
     CHAT_CANCELED,
     CHAT_COMPLETED,
     CHAT_FAILED,
+    CHAT_REQUIRES_ACTION,
     DONE,
     ERROR,
     STREAM_DONE,
 )
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from cozeplus.vocabulary import ChatStatus, ContentType, MessageRole, MessageType
 
 STREAM_DONE_DATA = b'{"event":"conversation.stream.done"}'
-DONE_DATA = b'"[DONE]"'
+# An object, not Coze cloud's string "[DONE]": the product document's Python sample calls
+# `.get` on every parsed data line, and neither official SDK reads done's data.
+DONE_DATA = b'{"event":"done"}'
 
 # JSON allows these raw inside strings, but line readers that split like str.splitlines
 # (cozepy's, through httpx) would cut the one-line `data:` in two. Escaped once, here,
@@ -64,7 +69,85 @@ def usage_object(usage: cpb.Usage) -> dict[str, int]:
     }
 
 
+def required_action_object(calls: Iterable[cpb.PendingToolCall]) -> dict[str, Any]:
+    """What a chat in requires_action waits for (wire contract section 7); `arguments` is
+    the JSON text the model wrote."""
+    return {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in calls
+            ]
+        },
+    }
+
+
+def function_call_content(
+    *, name: str, arguments: str, plugin_id: int, api_id: int, tool_call_id: str
+) -> str:
+    """A function_call message's content: JSON text with the arguments as an object."""
+    try:
+        parsed: Any = orjson.loads(arguments) if arguments else {}
+    except orjson.JSONDecodeError:
+        parsed = arguments  # the model wrote broken JSON: show it as it was
+    return orjson.dumps(
+        {
+            "name": name,
+            "arguments": parsed,
+            "plugin_id": str(plugin_id),
+            "api_id": str(api_id),
+            "tool_call_id": tool_call_id,
+        }
+    ).decode()
+
+
+def answer_message(
+    *, message_id: int, run: cpb.ChatRun, chat_id: int, bot_id: int, now: int
+) -> dict[str, Any]:
+    """The Message object of a run's answer before any content (its deltas fill it)."""
+    return {
+        "id": str(message_id),
+        "conversation_id": str(run.conversation_id),
+        "section_id": str(run.section_id),
+        "bot_id": str(bot_id),
+        "chat_id": str(chat_id),
+        "role": MessageRole.ASSISTANT,
+        "type": MessageType.ANSWER,
+        "content": "",
+        "content_type": ContentType.TEXT,
+        "reasoning_content": "",
+        "meta_data": {},
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def message_event(event: str, message: cpb.Message) -> bytes:
+    """A conversation.message.* payload of a stored message (function_call, tool_response)."""
+    payload = message_object(message)
+    item = {
+        "id": payload["id"],
+        "role": payload["role"],
+        "type": payload["type"],
+        "content": payload["content"],
+        "content_type": payload["content_type"],
+    }
+    return wire_json({"event": event, **payload, "message_item": item})
+
+
 def chat_object(run: cpb.ChatRun, meta_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    chat = _chat_fields(run, meta_data)
+    if run.status == ChatStatus.REQUIRES_ACTION:
+        chat["required_action"] = required_action_object(run.pending_tool_calls)
+    return chat
+
+
+def _chat_fields(run: cpb.ChatRun, meta_data: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "id": str(run.id),
         "conversation_id": str(run.conversation_id),
@@ -151,7 +234,7 @@ def stream_trailer(terminal_event: str, chat: dict[str, Any]) -> list[tuple[str,
     if terminal_event == CHAT_FAILED:
         error = chat["last_error"]
         return [(ERROR, error_event(error["code"] or 500, error["msg"] or "chat failed")), *tail]
-    if terminal_event in (CHAT_COMPLETED, CHAT_CANCELED):
+    if terminal_event in (CHAT_COMPLETED, CHAT_CANCELED, CHAT_REQUIRES_ACTION):
         return tail
     raise ValueError(f"{terminal_event} does not end a chat")
 

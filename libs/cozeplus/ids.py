@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator
 
 from nats.aio.client import Client as NATS
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
+
+from cozeplus.nats_connection import declare_key_value
 
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 NODE_BITS = 6
@@ -77,21 +79,21 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def node_bucket_config(replicas: int = 1) -> KeyValueConfig:
+    return KeyValueConfig(bucket=NODE_BUCKET, ttl=NODE_LEASE_TTL_S, history=1, replicas=replicas)
+
+
 @contextlib.asynccontextmanager
-async def lease_node_id(nc: NATS, owner: str) -> AsyncIterator[int]:
+async def lease_node_id(nc: NATS, owner: str, replicas: int = 1) -> AsyncIterator[int]:
     """Hold a node number no other live process holds, for as long as the context is open.
 
     The lease is a key in a KV bucket whose entries expire after NODE_LEASE_TTL_S; a
     background task refreshes it. A crashed process's number becomes free again after
-    the TTL.
+    the TTL. A lease lost to a NATS that came back without its storage is taken again.
     """
     js = nc.jetstream()
-    try:
-        kv = await js.key_value(NODE_BUCKET)
-    except BucketNotFoundError:
-        kv = await js.create_key_value(
-            KeyValueConfig(bucket=NODE_BUCKET, ttl=NODE_LEASE_TTL_S, history=1)
-        )
+    await declare_key_value(js, node_bucket_config(replicas))
+    kv = await js.key_value(NODE_BUCKET)
     for node in range(MAX_NODE + 1):
         key = f"node-{node}"
         try:
@@ -103,13 +105,36 @@ async def lease_node_id(nc: NATS, owner: str) -> AsyncIterator[int]:
         raise RuntimeError(f"all {MAX_NODE + 1} node ids are leased; set an explicit node id")
 
     async def refresh() -> None:
-        nonlocal revision
+        nonlocal revision, kv
         while True:
             await asyncio.sleep(NODE_LEASE_TTL_S / 3)
             try:
                 revision = await kv.update(key, owner.encode(), last=revision)
-            except Exception:  # lost to expiry or NATS trouble; keep the number, log loudly
-                log.exception("could not refresh node id lease %s", key)
+                continue
+            except KeyWrongLastSequenceError:
+                log.warning("node id lease %s was lost; taking it again", key)
+            except Exception as exc:  # NATS away, electing a leader, or without the bucket
+                log.warning("could not refresh node id lease %s (%r)", key, exc)
+            try:
+                # Gone with a NATS that lost its storage (or expired during an outage):
+                # claim the same number again while nobody else holds it.
+                await declare_key_value(js, node_bucket_config(replicas))
+                kv = await js.key_value(NODE_BUCKET)
+                revision = await kv.create(key, owner.encode())
+                log.info("node id lease %s taken again", key)
+            except KeyWrongLastSequenceError:
+                with contextlib.suppress(Exception):
+                    entry = await kv.get(key)
+                    if entry.value == owner.encode() and entry.revision is not None:
+                        revision = entry.revision  # ours after all (an update that timed out)
+                        continue
+                log.error(
+                    "node id %s is now leased by another process: ids minted here may collide; "
+                    "restart this process",
+                    key,
+                )
+            except Exception:  # NATS still away; the next round tries again
+                log.exception("could not take node id lease %s again", key)
 
     task = asyncio.create_task(refresh())
     try:

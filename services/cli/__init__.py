@@ -1,4 +1,5 @@
-"""The `cozeplus` command: run the system, operate it, and run the mock model server."""
+"""The `cozeplus` command: run the system or one of its services, operate it, and run the mock
+model server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import grpc
 
 from services.cli import operator
+from services.cli.services import SERVICES, health, run_service
 from services.cli.up import UpOptions, default_data_dir, run_up
 
 
@@ -66,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("mock-llm", help="a local OpenAI-compatible server for tests", add_help=False)
+    for name in SERVICES:
+        # Settings come from the environment (COZEPLUS_<SERVICE>_*), not from arguments.
+        sub.add_parser(name, help=f"run the {name} service in the foreground (a container's main)")
+    probe = sub.add_parser("health", help="exit 0 when the service running here is healthy")
+    probe.add_argument(
+        "service",
+        nargs="?",
+        choices=SERVICES,
+        help="default: $COZEPLUS_SERVICE, else the service PID 1 runs (in a container)",
+    )
     return parser
 
 
@@ -77,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         mock_llm_main(argv[1:])
         return 0
     args = _parser().parse_args(argv)
+    if args.command in SERVICES:
+        return run_service(args.command)
+    if args.command == "health":
+        return health(args.service)
     try:
         if args.command == "up":
             return run_up(

@@ -102,13 +102,16 @@ def set_limits(registry: str, nats_url: str, username: str, limits: dict[str, in
 
     import nats
 
+    from cozeplus.nats_connection import server_list
     from services.edge.rate_limit import set_override
 
     with grpc.insecure_channel(registry) as channel:
         user = _user(AccountsStub(channel), username)
 
     async def write() -> None:
-        nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+        nc = await nats.connect(
+            servers=server_list(nats_url), connect_timeout=3, max_reconnect_attempts=0
+        )
         try:
             await set_override(nc.jetstream(), user.id, limits)
         finally:

@@ -4,8 +4,6 @@ the chat id node lease and the shared rate-limit counters)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +20,18 @@ from services.edge.middleware import BodyLimitMiddleware, RequestContextMiddlewa
 from services.edge.nats_link import NatsLink
 from services.edge.rate_limit import LimitClass, RateLimiter
 from services.edge.registry import RegistryClient
-from services.edge.routes import bots, chat, conversations, health, passport, pat, plugins
+from services.edge.routes import (
+    bots,
+    chat,
+    conversations,
+    health,
+    openai_compat,
+    passport,
+    pat,
+    plugins,
+    user_state,
+    workspaces,
+)
 from services.edge.runtime import EdgeRuntime
 from services.edge.settings import EdgeSettings
 
@@ -32,20 +41,17 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = RegistryClient(settings.registry_addr, settings.registry_timeout_s)
         authenticator = Authenticator(registry.accounts, settings.auth_cache_ttl_s)
-        nats_link = NatsLink(settings.nats_url)
+        nats_link = NatsLink(settings.nats_url, replicas=settings.nats_replicas)
         nats_link.subscribe(AUTH_REVOKED, authenticator.on_revoked_message)
         nats_link.on_state_change(authenticator.set_cache_enabled)
-        nats_link.start()
-        chat_bus = ChatBus(nats_link, settings.node_id)
-        chat_bus.start()
+        # Until NATS is reached the limiter lets requests through (and counts that in
+        # /metrics): the edge serves without NATS, so its limits must not need it either.
         rate_limiter = _rate_limiter(settings)
-        limiter_start: asyncio.Task[None] | None = None
         if rate_limiter is not None:
-            # Until NATS is reached the limiter lets requests through (and counts that in
-            # /metrics): the edge serves without NATS, so its limits must not need it either.
-            limiter_start = asyncio.create_task(
-                rate_limiter.start_when_connected(nats_link.wait_connected), name="rate-limiter"
-            )
+            rate_limiter.attach(nats_link)
+        chat_bus = ChatBus(nats_link, settings.node_id, settings.chat_publish_retry_s)
+        nats_link.start()
+        chat_bus.start()
         app.state.runtime = EdgeRuntime(
             settings=settings,
             registry=registry,
@@ -58,10 +64,6 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         try:
             yield
         finally:
-            if limiter_start is not None:
-                limiter_start.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await limiter_start
             if rate_limiter is not None:
                 await rate_limiter.stop()
             # Before NATS closes: giving the node id back needs the connection.
@@ -89,8 +91,12 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         chat.router,
         conversations.router,
         plugins.router,
+        workspaces.router,
+        user_state.router,
+        openai_compat.router,
     ):
         app.include_router(router)
+    openai_compat.install_error_shape(app)
     # Added last = outermost: the log id middleware wraps the 413 of the body limit too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
@@ -109,6 +115,7 @@ def _rate_limiter(settings: EdgeSettings) -> RateLimiter | None:
             LimitClass.OTHER: settings.rate_limit_other,
         },
         window_s=settings.rate_limit_window_s,
+        replicas=settings.nats_replicas,
     )
 
 

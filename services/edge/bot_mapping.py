@@ -9,6 +9,7 @@ from typing import Literal
 from cozeplus.model_catalog import BUILTIN_MODELS
 from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.vocabulary import ToolType
 from services.edge.schemas.bots import (
     ApiBotCreated,
     ApiBotDisplayInfo,
@@ -28,12 +29,14 @@ from services.edge.schemas.bots import (
     V1BotSummary,
 )
 
-KNOWLEDGE_BASE = "knowledge_base"
-PLUGIN = "plugin"
+KNOWLEDGE_BASE = ToolType.KNOWLEDGE_BASE
+PLUGIN = ToolType.PLUGIN
 # Rounds of history a new bot sends to its model unless the client chose. The registry has the
 # same default, but only for a create without any config; the edge always sends one, and in
 # it an unset history_rounds reads as 0, "no history".
 DEFAULT_HISTORY_ROUNDS = 10
+# What a bot that sets no max_tool_rounds gets (the runner's default; 0 in the config).
+DEFAULT_MAX_TOOL_ROUNDS = 8
 
 # ------------------------------------------------------------------------ requests
 
@@ -90,6 +93,10 @@ def config_from_request(
     if rounds is not None:
         config.history_rounds = rounds
         paths.append("history_rounds")
+
+    if body.max_tool_rounds is not None:
+        config.max_tool_rounds = body.max_tool_rounds
+        paths.append("max_tool_rounds")
 
     if body.onboarding_info is not None:
         config.onboarding.prologue = body.onboarding_info.prologue
@@ -249,6 +256,7 @@ def _v1_bot(
             for t in config.tools
         ],
         history_rounds=config.history_rounds,
+        max_tool_rounds=config.max_tool_rounds or DEFAULT_MAX_TOOL_ROUNDS,
         created_at=created_at,
         updated_at=updated_at,
         owner_user_id=str(owner_id),

@@ -47,10 +47,11 @@ from cozeplus.chat_protocol import (
     ChatRequest,
     InputMessage,
 )
-from cozeplus.chat_wire import chat_event, chat_object, sse_frame, stream_trailer
+from cozeplus.chat_wire import chat_event, chat_object, json_object, sse_frame, stream_trailer
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.subjects import chat_cancel, chat_events
+from cozeplus.vocabulary import ChatStatus, MessageType
 from services.edge.chat_bus import CHAT_UNAVAILABLE_MSG
 from services.edge.errors import ApiError
 from services.edge.runtime import EdgeRuntime
@@ -193,7 +194,84 @@ async def start_chat(
                     cpb.AbortQueuedChatRequest(
                         owner_id=owner_id,
                         chat_id=chat_id,
-                        status="failed",
+                        status=ChatStatus.FAILED,
+                        last_error=cpb.ChatError(code=503, msg=QUEUE_FAILED_MSG),
+                    )
+                )
+            raise ApiError(503, QUEUE_FAILED_MSG) from None
+        session.start(run)
+    except BaseException:
+        await session.close()
+        raise
+    return session
+
+
+async def resume_chat(
+    runtime: EdgeRuntime,
+    *,
+    owner_id: int,
+    conversation_id: int,
+    chat_id: int,
+    outputs: Sequence[tuple[str, str]],
+) -> ChatSession:
+    """Hands a paused chat its client-side tool outputs and queues it again, for whichever
+    runner takes it; returns the session following the continued run. A chat that is not
+    waiting for outputs, or outputs that do not match its calls, are a 400 with nothing
+    changed (wire contract section 7)."""
+    bus, conversations = runtime.chat, runtime.registry.conversations
+    if not bus.ready:
+        raise ApiError(503, CHAT_UNAVAILABLE_MSG)
+    session = ChatSession(
+        nc=bus.nc,
+        conversations=conversations,
+        owner_id=owner_id,
+        chat_id=chat_id,
+        queue_timeout_s=runtime.settings.chat_queue_timeout_s,
+        runner_lost_s=runtime.settings.chat_runner_lost_s,
+    )
+    await session.open()
+    try:
+        try:
+            run = await conversations.SubmitToolOutputs(
+                cpb.SubmitToolOutputsRequest(
+                    owner_id=owner_id,
+                    conversation_id=conversation_id,
+                    chat_id=chat_id,
+                    tool_outputs=[
+                        cpb.ToolOutput(tool_call_id=call_id, output=output)
+                        for call_id, output in outputs
+                    ],
+                )
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                msg = err.details() or "the chat is not waiting for tool outputs"
+                raise ApiError(400, msg) from None
+            raise
+        request = ChatRequest(
+            chat_id=run.id,
+            conversation_id=run.conversation_id,
+            section_id=run.section_id,
+            owner_id=owner_id,
+            user_id=run.user_id,
+            bot_id=run.bot_id,
+            bot_version=run.bot_version,
+            messages=[],
+            meta_data=json_object(run.meta_data_json),
+            auto_save_history=run.auto_save_history,
+            created_at=run.created_at,
+            resume_id=bus.next_id(),
+        )
+        try:
+            await bus.queue(request)
+        except Exception as exc:
+            log.error("chat %d: could not queue its resumption: %r", chat_id, exc)
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await conversations.AbortQueuedChat(
+                    cpb.AbortQueuedChatRequest(
+                        owner_id=owner_id,
+                        chat_id=chat_id,
+                        status=ChatStatus.FAILED,
                         last_error=cpb.ChatError(code=503, msg=QUEUE_FAILED_MSG),
                     )
                 )
@@ -386,7 +464,11 @@ class ChatSession:
                 if name == MESSAGE_DELTA:
                     deltas.append(orjson.loads(item.data).get("content", ""))
                 elif name == MESSAGE_COMPLETED:
-                    answer = orjson.loads(item.data).get("content", "")
+                    message = orjson.loads(item.data)
+                    # function_call / tool_response messages complete too; only the answer
+                    # is the chat's content.
+                    if message.get("type", MessageType.ANSWER) == MessageType.ANSWER:
+                        answer = message.get("content", "")
                 elif name in TERMINAL_CHAT_EVENTS:
                     chat = orjson.loads(item.data)
                     # Stream-only fields; the JSON answer is the Chat object itself.
@@ -441,7 +523,7 @@ class ChatSession:
                 cpb.AbortQueuedChatRequest(
                     owner_id=self._owner_id,
                     chat_id=self.chat_id,
-                    status="failed",
+                    status=ChatStatus.FAILED,
                     last_error=cpb.ChatError(code=NO_RUNNER_CODE, msg=NO_RUNNER_MSG),
                 )
             )
@@ -462,7 +544,7 @@ class ChatSession:
         """The chat as failed, for a failure the registry has not recorded (yet)."""
         run = cpb.ChatRun()
         run.CopyFrom(self._run)
-        run.status = "failed"
+        run.status = ChatStatus.FAILED
         run.failed_at = int(time.time())
         run.last_error.code = code
         run.last_error.msg = msg
@@ -490,7 +572,7 @@ def answer_data(outcome: ChatOutcome) -> dict[str, Any]:
         **outcome.chat,
         "content": outcome.answer,
         "role": "assistant",
-        "type": "answer",
+        "type": MessageType.ANSWER,
         "content_type": "text",
     }
 

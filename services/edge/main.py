@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from services.edge.app import create_app
+from services.edge.http_server import edge_http_protocol
 from services.edge.middleware import LogIdFilter
 from services.edge.settings import EdgeSettings
 
@@ -36,6 +37,13 @@ def main() -> None:
         # RequestContextMiddleware writes the access log, with the log id.
         access_log=False,
         server_header=False,
+        # Slowloris and non-reading clients: see services/edge/http_server.py.
+        http=edge_http_protocol(
+            header_timeout_s=settings.http_header_timeout_s,
+            write_timeout_s=settings.http_write_timeout_s,
+        ),
+        timeout_keep_alive=settings.http_keep_alive_s,
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
     )
 
 

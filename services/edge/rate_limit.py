@@ -19,16 +19,17 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
 from nats.aio.client import Client as NATS
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from prometheus_client import Counter
+
+from cozeplus.nats_connection import NatsConnection, declare_key_value, declare_stream
 
 COUNTS_STREAM = "COZEPLUS_RATE_COUNTS"
 COUNTS_SUBJECT = "cozeplus.rate"
@@ -36,8 +37,6 @@ OVERRIDES_BUCKET = "cozeplus_rate_limits"
 STORE_TIMEOUT_S = 0.5
 STOP_TIMEOUT_S = 2.0
 COUNTS_MAX_AGE_S = 3600
-_RETRY_MIN_S = 0.5
-_RETRY_MAX_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,10 @@ class LimitClass(enum.StrEnum):
 
 
 def limit_class_for(path: str) -> LimitClass:
-    if path.startswith("/v3/chat") or path == "/api/conversation/chat":
+    if path.startswith("/v3/chat") or path in ("/api/conversation/chat", "/v1/chat/completions"):
         return LimitClass.CHAT
+    if path.startswith("/v1/bots/") and path.endswith("/unpublish"):
+        return LimitClass.BOT_MANAGEMENT
     # Plugins are bot configuration: creating one may also call out to an MCP server.
     if path.startswith(("/api/draftbot/", "/v1/plugins")) or path in (
         "/v1/bot/create",
@@ -90,9 +91,12 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, defaults: Mapping[LimitClass, int], window_s: int = 60) -> None:
+    def __init__(
+        self, defaults: Mapping[LimitClass, int], window_s: int = 60, replicas: int = 1
+    ) -> None:
         self.defaults = dict(defaults)
         self.window_s = window_s
+        self.replicas = replicas
         self._nc: NATS | None = None
         self._overrides: dict[int, dict[LimitClass, int]] = {}
         self._watch_task: asyncio.Task[None] | None = None
@@ -102,49 +106,63 @@ class RateLimiter:
         self._exhausted: dict[tuple[int, LimitClass], int] = {}
         self._last_error_window = -1
 
-    async def start(self, nc: NATS) -> None:
-        js = nc.jetstream()
-        try:
-            await js.stream_info(COUNTS_STREAM)
-        except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=COUNTS_STREAM,
-                    subjects=[f"{COUNTS_SUBJECT}.>"],
-                    allow_msg_counter=True,
-                    storage=StorageType.MEMORY,
-                    # Long enough for any sane window, and fixed: replicas with different
-                    # windows must not fight over the stream's configuration.
-                    max_age=COUNTS_MAX_AGE_S,
-                )
-            )
-        self._nc = nc
-        overrides = await _bucket(js, OVERRIDES_BUCKET, ttl_s=0)
-        self._watch_task = asyncio.create_task(self._watch_overrides(overrides))
+    async def declare(self, js: JetStreamContext) -> None:
+        """The counts stream and the overrides bucket, idempotently. Run on every (re)connect:
+        the counts live in memory, so a NATS restart loses the stream and, without this,
+        every request would fail open until the edge restarted."""
+        await declare_stream(
+            js,
+            StreamConfig(
+                name=COUNTS_STREAM,
+                subjects=[f"{COUNTS_SUBJECT}.>"],
+                allow_msg_counter=True,
+                storage=StorageType.MEMORY,
+                # Long enough for any sane window, and fixed: replicas with different
+                # windows must not fight over the stream's configuration.
+                max_age=COUNTS_MAX_AGE_S,
+                num_replicas=self.replicas,
+            ),
+        )
+        await declare_key_value(js, overrides_bucket_config(self.replicas))
 
-    async def start_when_connected(self, connect: Callable[[], Awaitable[NATS]]) -> None:
-        """Starts once `connect` yields a connection, retrying what fails after that (a
-        JetStream not ready yet); requests are let through, uncounted, until then."""
-        nc = await connect()
-        delay = _RETRY_MIN_S
-        while True:
-            try:
-                await self.start(nc)
-            except Exception as exc:
-                log.warning("cannot start the rate limiter (%r); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_S)
-                continue
-            log.info(
-                "rate limits counted in NATS: %s per %ds",
-                ", ".join(f"{c}={n}" for c, n in self.defaults.items()),
-                self.window_s,
-            )
+    async def start(self, nc: NATS) -> None:
+        """Declares what it needs and starts watching the overrides (one-shot; the edge uses
+        `attach` instead, which does this again after every reconnect)."""
+        await self.declare(nc.jetstream())
+        await self._use(nc)
+
+    def attach(self, link: NatsConnection) -> None:
+        """Counts on `link` once its declarations are in place, after every reconnect again;
+        requests are let through, uncounted (and counted as such), until then."""
+        link.declare("the rate-limit counters", self.declare)
+
+        async def declared() -> None:
+            assert link.nc is not None
+            await self._use(link.nc)
+
+        link.on_declared(declared)
+
+    async def _use(self, nc: NATS) -> None:
+        self._nc = nc
+        # A (re)declared bucket may be a new one: watch it afresh.
+        await self._stop_watch()
+        if self._stopping:
             return
+        overrides = await nc.jetstream().key_value(OVERRIDES_BUCKET)
+        self._watch_task = asyncio.create_task(self._watch_overrides(overrides))
+        log.info(
+            "rate limits counted in NATS: %s per %ds",
+            ", ".join(f"{c}={n}" for c, n in self.defaults.items()),
+            self.window_s,
+        )
 
     async def stop(self) -> None:
         self._stopping = True
+        await self._stop_watch()
+
+    async def _stop_watch(self) -> None:
         watcher, task = self._watcher, self._watch_task
+        self._watcher, self._watch_task = None, None
         if watcher is not None:
             # Ends the watch loop through the watcher's own stop (unsubscribe, then an end
             # marker in its queue). A bare cancel of a task parked in nats-py's watcher was
@@ -235,16 +253,14 @@ class RateLimiter:
             self._exhausted.pop((account_id, limit_class), None)
 
 
-async def _bucket(js: JetStreamContext, name: str, ttl_s: float) -> KeyValue:
-    try:
-        return await js.key_value(name)
-    except BucketNotFoundError:
-        return await js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl_s or None, history=1))
+def overrides_bucket_config(replicas: int = 1) -> KeyValueConfig:
+    return KeyValueConfig(bucket=OVERRIDES_BUCKET, history=1, replicas=replicas)
 
 
 async def set_override(js: JetStreamContext, account_id: int, limits: Mapping[str, int]) -> None:
     """Used by the operator CLI: per-account limits, picked up by every edge at once."""
-    bucket = await _bucket(js, OVERRIDES_BUCKET, ttl_s=0)
+    await declare_key_value(js, overrides_bucket_config())
+    bucket = await js.key_value(OVERRIDES_BUCKET)
     if limits:
         await bucket.put(str(account_id), orjson.dumps(dict(limits)))
     else:

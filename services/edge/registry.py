@@ -9,13 +9,23 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cozeplus.rpc.v1 import conversations_pb2_grpc, plugins_pb2_grpc, registry_pb2_grpc
+from cozeplus.rpc.v1 import (
+    conversations_pb2_grpc,
+    plugins_pb2_grpc,
+    registry_pb2_grpc,
+    user_state_pb2_grpc,
+)
 from services.edge.middleware import LOG_ID
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
     from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
+    from cozeplus.rpc.v1.user_state_pb2_grpc import (
+        BotPublishingAsyncStub,
+        MessageFeedbackAsyncStub,
+        VariablesAsyncStub,
+    )
 
 
 class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
@@ -52,6 +62,13 @@ class RegistryClient:
             self.channel
         )
         self.plugins: PluginsAsyncStub = plugins_pb2_grpc.PluginsStub(self.channel)
+        self.publishing: BotPublishingAsyncStub = user_state_pb2_grpc.BotPublishingStub(
+            self.channel
+        )
+        self.feedback: MessageFeedbackAsyncStub = user_state_pb2_grpc.MessageFeedbackStub(
+            self.channel
+        )
+        self.variables: VariablesAsyncStub = user_state_pb2_grpc.VariablesStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 
     async def is_serving(self, timeout_s: float = 1.0) -> bool:

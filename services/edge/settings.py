@@ -16,7 +16,10 @@ class EdgeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     registry_addr: str = "127.0.0.1:50051"
+    # One URL or a comma-separated list (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
+    # Replicas of the JetStream streams and buckets this service declares (3 on a cluster).
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     # Per-call deadline for registry RPCs, so a hung registry turns into a 503, not a hung client.
     registry_timeout_s: float = Field(default=10.0, gt=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
@@ -29,11 +32,25 @@ class EdgeSettings(BaseSettings):
     # A started chat whose runner sends neither an event nor a heartbeat for this long fails
     # with last_error 500 (runners heartbeat every few seconds while the model is quiet).
     chat_runner_lost_s: float = Field(default=15.0, gt=0)
+    # How long queueing a chat is retried while the work queue has no leader (a NATS node
+    # failover) before the chat fails with 503.
+    chat_publish_retry_s: float = Field(default=10.0, ge=0)
     # How long /v3/chat/cancel waits for the runner to confirm it stopped a running chat.
     chat_cancel_wait_s: float = Field(default=5.0, ge=0)
     # Node number for chat ids (0..63); None leases a free one from NATS.
     node_id: int | None = Field(default=None, ge=0, le=63)
     log_level: str = "INFO"
+
+    # --- HTTP connections (services/edge/http_server.py). A request's line and headers must
+    # arrive within this long (slowloris); 408 and close past it.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # A response the client reads none of for this long is aborted (a stalled reader). It
+    # never cuts a long SSE stream whose client keeps reading.
+    http_write_timeout_s: float = Field(default=30.0, gt=0)
+    # An idle keep-alive connection is closed after this long.
+    http_keep_alive_s: int = Field(default=5, ge=1)
+    # Largest request line plus headers; a bigger head is a 400.
+    http_max_header_bytes: int = Field(default=16_384, ge=1024)
 
     # --- rate limits (wire contract section 6): requests per account per window, counted
     # in NATS so every replica shares one count. Without NATS the edge serves unlimited

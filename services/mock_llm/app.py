@@ -14,7 +14,15 @@ For tests:
     GET  /mock/stats             {"started", "finished", "aborted", "failed", "in_flight"}:
                                  chat requests begun, answered to the end, abandoned by the
                                  client disconnecting, failed on purpose (status or mid-stream)
-    POST /mock/reset             forget recorded requests and zero the stats
+    POST /mock/scripts           {"key": K, "rounds": [R0, R1, ...]}: scripted tool calls for
+                                 every request whose system or user messages contain K. Round
+                                 n of a chat (n = assistant tool-call messages after the last
+                                 user message) plays R[n], the last one past the end (so a
+                                 one-round script calls tools forever). Each R is either
+                                 {"tool_calls": [{"name", "arguments": {...}}]} or
+                                 {"reply": "text"}, where "{tool_output}" stands for the last
+                                 tool message's content.
+    POST /mock/reset             forget recorded requests and scripts, zero the stats
     GET  /healthz
 
 Per-request overrides of the server settings, weakest first:
@@ -141,6 +149,20 @@ class Scenario:
         return dataclasses.replace(s, **changes)
 
 
+@dataclass(frozen=True)
+class ScriptedCall:
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ScriptRound:
+    """One round's scripted answer: tool calls, or a reply."""
+
+    tool_calls: tuple[ScriptedCall, ...] = ()
+    reply: str | None = None
+
+
 @dataclass
 class Stats:
     started: int = 0
@@ -155,7 +177,32 @@ class MockState:
         self.settings = settings
         self.stats = Stats()
         self.requests: deque[dict[str, Any]] = deque(maxlen=settings.max_recorded_requests)
+        self.scripts: dict[str, list[ScriptRound]] = {}
         self._seq = itertools.count(1)
+        self._call_ids = itertools.count(1)
+
+    def next_call_id(self) -> str:
+        return f"call_mock_{next(self._call_ids)}"
+
+    def scripted_round(self, messages: list[Any]) -> ScriptRound | None:
+        """The script round this prompt is at, if a script's key is in the prompt."""
+        texts = [
+            "\n".join(_message_texts(m)[0])
+            for m in messages
+            if isinstance(m, dict) and m.get("role") in ("system", "user")
+        ]
+        for key, rounds in self.scripts.items():
+            if rounds and any(key in text for text in texts):
+                round_index = 0
+                for message in messages:
+                    if not isinstance(message, dict):
+                        continue
+                    if message.get("role") == "user":
+                        round_index = 0
+                    elif message.get("role") == "assistant" and message.get("tool_calls"):
+                        round_index += 1
+                return rounds[min(round_index, len(rounds) - 1)]
+        return None
 
     def record(self, path: str, headers: Mapping[str, str], body: object) -> None:
         kept = {
@@ -166,6 +213,7 @@ class MockState:
     def reset(self) -> None:
         self.stats = Stats()
         self.requests.clear()
+        self.scripts.clear()
 
 
 def split_tokens(text: str) -> list[str]:
@@ -192,6 +240,13 @@ def _message_texts(message: Mapping[str, Any]) -> tuple[list[str], int]:
 def _last_user_text(messages: list[Any]) -> str:
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
+            return "\n".join(_message_texts(message)[0])
+    return ""
+
+
+def _last_tool_output(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "tool":
             return "\n".join(_message_texts(message)[0])
     return ""
 
@@ -231,13 +286,20 @@ class ScriptedResponse(Response):
     as soon as the client closes the connection."""
 
     def __init__(
-        self, state: MockState, scenario: Scenario, body: Mapping[str, Any], *, stream: bool
+        self,
+        state: MockState,
+        scenario: Scenario,
+        body: Mapping[str, Any],
+        *,
+        stream: bool,
+        tool_calls: tuple[ScriptedCall, ...] = (),
     ) -> None:
         super().__init__()
         self._state = state
         self._scenario = scenario
         self._body = body
         self._stream = stream
+        self._tool_calls = [(state.next_call_id(), call) for call in tool_calls]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stats = self._state.stats
@@ -286,6 +348,8 @@ class ScriptedResponse(Response):
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
 
+        if self._tool_calls:
+            return await self._play_tool_calls(send, chunk, usage)
         if not self._stream:
             await asyncio.sleep(sc.ttft_ms / 1000)
             if 0 <= sc.fail_after_tokens < len(tokens):
@@ -356,6 +420,69 @@ class ScriptedResponse(Response):
         await body(b"data: [DONE]\n\n", more=False)
         return "finished"
 
+    async def _play_tool_calls(
+        self,
+        send: Send,
+        chunk: Callable[[dict[str, Any], str | None], dict[str, Any]],
+        usage: dict[str, int],
+    ) -> str:
+        """The scripted calls as a real API sends them: streamed, each call's id and name
+        first, then its arguments in two fragments (so clients must join them)."""
+        usage["completion_tokens"] = sum(
+            len(split_tokens(c.arguments)) for _, c in self._tool_calls
+        )
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if not self._stream:
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for call_id, c in self._tool_calls
+                ],
+            }
+            completion = chunk({}, "tool_calls")
+            completion["object"] = "chat.completion"
+            completion["choices"] = [
+                {"index": 0, "message": message, "finish_reason": "tool_calls"}
+            ]
+            completion["usage"] = usage
+            await _send_json(send, 200, completion)
+            return "finished"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
+            }
+        )
+
+        async def body(data: bytes, more: bool = True) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+
+        await body(_sse(chunk({"role": "assistant", "content": None}, None)))
+        for index, (call_id, call) in enumerate(self._tool_calls):
+            head = {"index": index, "id": call_id, "type": "function"}
+            head["function"] = {"name": call.name, "arguments": ""}
+            await body(_sse(chunk({"tool_calls": [head]}, None)))
+            half = len(call.arguments) // 2
+            for piece in (call.arguments[:half], call.arguments[half:]):
+                fragment = {"index": index, "function": {"arguments": piece}}
+                await body(_sse(chunk({"tool_calls": [fragment]}, None)))
+        await body(_sse(chunk({}, "tool_calls")))
+        options = self._body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            usage_chunk = chunk({}, None)
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = usage
+            await body(_sse(usage_chunk))
+        await body(b"data: [DONE]\n\n", more=False)
+        return "finished"
+
     async def _fail(self, body: Callable[[bytes, bool], Awaitable[None]], sent: int) -> str:
         if self._scenario.fail_mode == "error":
             error = _error_body(500, f"mock failure after {sent} tokens", "mock_failure")
@@ -411,7 +538,17 @@ def create_app(settings: MockLLMSettings) -> FastAPI:
                 f"mock answers HTTP {scenario.http_status}",
                 f"mock_status_{scenario.http_status}",
             )
-        return ScriptedResponse(state, scenario, body, stream=body.get("stream") is True)
+        scripted = state.scripted_round(body["messages"])
+        if scripted is not None and scripted.reply is not None:
+            reply = scripted.reply.replace("{tool_output}", _last_tool_output(body["messages"]))
+            scenario = dataclasses.replace(scenario, reply=reply, echo=False)
+        return ScriptedResponse(
+            state,
+            scenario,
+            body,
+            stream=body.get("stream") is True,
+            tool_calls=scripted.tool_calls if scripted is not None else (),
+        )
 
     async def list_models() -> dict[str, Any]:
         return {
@@ -431,6 +568,28 @@ def create_app(settings: MockLLMSettings) -> FastAPI:
     @app.get("/mock/stats")
     async def stats() -> dict[str, int]:
         return dataclasses.asdict(state.stats)
+
+    @app.post("/mock/scripts")
+    async def set_script(request: Request) -> JSONResponse:
+        try:
+            spec = orjson.loads(await request.body())
+            key = spec["key"]
+            rounds = [
+                ScriptRound(
+                    tool_calls=tuple(
+                        ScriptedCall(c["name"], orjson.dumps(c.get("arguments", {})).decode())
+                        for c in r.get("tool_calls", ())
+                    ),
+                    reply=r.get("reply"),
+                )
+                for r in spec["rounds"]
+            ]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            return _error_response(400, f"bad script: {err!r}", "invalid_script")
+        if not isinstance(key, str) or not key or not rounds:
+            return _error_response(400, "bad script: key and rounds are required", "invalid_script")
+        state.scripts[key] = rounds
+        return JSONResponse({"ok": True})
 
     @app.post("/mock/reset")
     async def reset() -> dict[str, bool]:

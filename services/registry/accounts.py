@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import orjson
@@ -37,9 +37,12 @@ from services.registry.errors import (
     Unavailable,
 )
 from services.registry.paging import Page, PageRequest
-from services.registry.tables import ApiKeyRecord, SessionRecord, UserRecord
+from services.registry.tables import ApiKeyRecord, SessionRecord, UserEmailRecord, UserRecord
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,64}", re.ASCII)
+# Deliberately loose (one @, a dot in the domain, no spaces): mail servers are the judge.
+EMAIL_PATTERN = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+MAX_EMAIL_CHARS = 254
 MIN_PASSWORD_CHARS = 8
 # Bounds the work one login can cause; argon2 would happily hash megabytes.
 MAX_PASSWORD_CHARS = 1024
@@ -63,6 +66,8 @@ class UserView:
     username: str
     display_name: str
     created_at: int
+    # Filled in by create_user and login only: "" elsewhere.
+    email: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,25 +150,47 @@ class AccountService:
 
     # ------------------------------------------------------------------ users
 
-    async def create_user(self, *, username: str, password: str, display_name: str) -> UserView:
-        if not USERNAME_PATTERN.fullmatch(username):
+    async def create_user(
+        self, *, username: str, password: str, display_name: str, email: str = ""
+    ) -> UserView:
+        """By username, by email, or both. Without a username, the email's local part is the
+        username (with the new id's last digits when that is taken or unusable)."""
+        if not username and not email:
+            raise InvalidArgument("username or email is required")
+        if email and (len(email) > MAX_EMAIL_CHARS or not EMAIL_PATTERN.fullmatch(email)):
+            raise InvalidArgument("email must be an address like name@example.com")
+        if username and not USERNAME_PATTERN.fullmatch(username):
             raise InvalidArgument(
                 "username must be 3 to 64 characters of letters, digits, '_', '.' or '-'"
             )
         _validate_password(password)
+        user_id = self._ids.next_id()
+        derived = not username
+        if derived:
+            username = _username_from_email(email, user_id, with_suffix=False)
         display_name = display_name.strip() or username
         if len(display_name) > MAX_DISPLAY_NAME_CHARS:
             raise InvalidArgument(
                 f"display_name must be at most {MAX_DISPLAY_NAME_CHARS} characters"
             )
         password_hash = await asyncio.to_thread(self._hasher.hash, password)
-        user_id = self._ids.next_id()
 
         def work(session: Session) -> UserView:
+            nonlocal username
+            if email:
+                email_taken = session.exec(
+                    select(UserEmailRecord.user_id).where(
+                        UserEmailRecord.email_key == email.lower()
+                    )
+                ).first()
+                if email_taken is not None:
+                    raise AlreadyExists(f"email {email!r} is taken")
             taken = session.exec(
                 select(UserRecord.id).where(UserRecord.username_key == username.lower())
             ).first()
-            if taken is not None:
+            if taken is not None and derived:
+                username = _username_from_email(email, user_id, with_suffix=True)
+            elif taken is not None:
                 raise AlreadyExists(f"username {username!r} is taken")
             record = UserRecord(
                 id=user_id,
@@ -174,13 +201,17 @@ class AccountService:
                 created_at=int(time.time()),
             )
             session.add(record)
-            return _user_view(record)
+            if email:
+                # The user row first: the email row's foreign key points at it.
+                session.flush()
+                session.add(UserEmailRecord(user_id=user_id, email=email, email_key=email.lower()))
+            return replace(_user_view(record), email=email)
 
         try:
             return await self._db.write(work)
         except sa.exc.IntegrityError as exc:
             # Two registrations of one name raced past the check; the constraint decided.
-            raise AlreadyExists(f"username {username!r} is taken") from exc
+            raise AlreadyExists(f"username {username!r} or email {email!r} is taken") from exc
 
     async def get_user(self, *, user_id: int, username: str) -> UserView:
         """By id when given, else by username (case-insensitive)."""
@@ -241,12 +272,24 @@ class AccountService:
         if not username or not password or len(password) > MAX_PASSWORD_CHARS:
             raise Unauthenticated(INVALID_LOGIN)
 
-        def find_user(session: Session) -> UserRecord | None:
-            return session.exec(
+        def find_user(session: Session) -> tuple[UserRecord | None, str]:
+            if "@" in username:
+                # Usernames never contain @: this is the email the account registered with.
+                row = session.exec(
+                    select(UserRecord, UserEmailRecord)
+                    .join(UserEmailRecord, col(UserEmailRecord.user_id) == col(UserRecord.id))
+                    .where(UserEmailRecord.email_key == username.lower())
+                ).first()
+                return (row[0], row[1].email) if row is not None else (None, "")
+            record = session.exec(
                 select(UserRecord).where(UserRecord.username_key == username.lower())
             ).first()
+            if record is None:
+                return None, ""
+            email_row = session.get(UserEmailRecord, record.id)
+            return record, email_row.email if email_row is not None else ""
 
-        user = await self._db.read(find_user)
+        user, email = await self._db.read(find_user)
         if user is not None and user.deleted_at:
             # Refused like an unknown username, after the same amount of work.
             user = None
@@ -281,7 +324,7 @@ class AccountService:
                     record.password_hash = new_hash
 
         await self._db.write(work)
-        return LoginResult(session_key, _user_view(user), expires_at)
+        return LoginResult(session_key, replace(_user_view(user), email=email), expires_at)
 
     async def logout(self, *, session_key: str) -> None:
         """Idempotent: an unknown or already revoked session is not an error."""
@@ -506,6 +549,15 @@ def _load_api_key(session: Session, user_id: int, key_id: int) -> ApiKeyRecord:
     if record is None or record.user_id != user_id:
         raise NotFound(f"api key {key_id} not found")
     return record
+
+
+def _username_from_email(email: str, user_id: int, *, with_suffix: bool) -> str:
+    """The email's local part, kept to the username alphabet; with the id's last digits
+    when the plain form is taken or too short."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "", email.split("@", 1)[0])[:50]
+    if with_suffix or len(base) < 3:
+        return f"{base or 'user'}-{user_id % 1_000_000:06d}"
+    return base
 
 
 def _user_view(record: UserRecord) -> UserView:

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from cozeplus.ids import IdGenerator
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.vocabulary import ToolType
 from services.registry.database import Database
 from services.registry.errors import (
     FailedPrecondition,
@@ -27,7 +28,13 @@ from services.registry.errors import (
     PermissionDenied,
 )
 from services.registry.paging import Page, PageRequest
-from services.registry.tables import BotRecord, BotVersionRecord, PluginRecord, PluginToolRecord
+from services.registry.tables import (
+    BotRecord,
+    BotUnpublishedRecord,
+    BotVersionRecord,
+    PluginRecord,
+    PluginToolRecord,
+)
 
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 2000
@@ -36,11 +43,14 @@ MAX_PROMPT_CHARS = 100_000
 MAX_TEMPERATURE = 2.0
 MAX_MAX_TOKENS = 1_000_000
 MAX_HISTORY_ROUNDS = 100
+# The agent loop's round limit a bot may set (0 = the default, 8).
+MAX_TOOL_ROUNDS = 64
 DEFAULT_HISTORY_ROUNDS = 10
 MAX_VARIABLE_KEY_CHARS = 64
 MAX_PROLOGUE_CHARS = 10_000
 MAX_SUGGESTED_QUESTIONS = 10
-TOOL_TYPES = ("knowledge_base", "plugin")
+MAX_UNPUBLISH_REASON_CHARS = 1024
+TOOL_TYPES = tuple(ToolType)
 
 # The FieldMask paths UpdateConfig accepts (see registry.proto).
 CONFIG_PATHS = frozenset(
@@ -55,6 +65,7 @@ CONFIG_PATHS = frozenset(
         "onboarding",
         "variables",
         "tools",
+        "max_tool_rounds",
     }
 )
 
@@ -100,6 +111,8 @@ class BotConfig(_Frozen):
     onboarding: Onboarding = Onboarding()
     variables: tuple[Variable, ...] = ()
     tools: tuple[ToolRef, ...] = ()
+    # 0 = the runner's default (8).
+    max_tool_rounds: int = 0
 
 
 class VersionSnapshot(_Frozen):
@@ -348,6 +361,10 @@ class BotService:
             session.add(version)
             record.latest_version = version.version
             record.published_at = now
+            # Publishing brings an unpublished bot back online.
+            offline = session.get(BotUnpublishedRecord, record.id)
+            if offline is not None:
+                session.delete(offline)
             session.flush()
             return _version_from_records(record, version)
 
@@ -364,6 +381,8 @@ class BotService:
             record = _load_bot(session, owner_id, bot_id)
             if record.latest_version == 0:
                 raise NotFound("bot has not been published")
+            if version == 0 and session.get(BotUnpublishedRecord, record.id) is not None:
+                raise NotFound("bot has been unpublished")
             wanted = version or record.latest_version
             snapshot = session.get(BotVersionRecord, (record.id, wanted))
             if snapshot is None:
@@ -401,6 +420,7 @@ class BotService:
                 BotRecord.space_id == space_id,
                 BotRecord.deleted_at == 0,
                 col(BotRecord.latest_version) > 0,
+                ~sa.exists().where(col(BotUnpublishedRecord.bot_id) == col(BotRecord.id)),
             )
             total = session.exec(select(func.count()).select_from(BotRecord).where(*conditions))
             rows = session.exec(
@@ -421,6 +441,27 @@ class BotService:
 
         return await self._db.read(work)
 
+    async def unpublish(self, *, owner_id: int, bot_id: int, reason: str) -> int:
+        """Takes the bot offline until its next publish; returns when (Unix seconds)."""
+        _require_owner(owner_id)
+        _require_bot_id(bot_id)
+        if len(reason) > MAX_UNPUBLISH_REASON_CHARS:
+            raise InvalidArgument(
+                f"unpublish_reason must be at most {MAX_UNPUBLISH_REASON_CHARS} characters"
+            )
+
+        def work(session: Session) -> int:
+            record = _load_bot(session, owner_id, bot_id, for_update=True)
+            if record.latest_version == 0:
+                raise FailedPrecondition("bot has not been published")
+            if session.get(BotUnpublishedRecord, record.id) is not None:
+                raise FailedPrecondition("bot is unpublished already")
+            now = int(time.time())
+            session.add(BotUnpublishedRecord(bot_id=record.id, unpublished_at=now, reason=reason))
+            return now
+
+        return await self._db.write(work)
+
     def _validate_config(self, config: BotConfig) -> BotConfig:
         """Check every field; returns the config with the default model filled in."""
         if len(config.prompt) > MAX_PROMPT_CHARS:
@@ -437,6 +478,8 @@ class BotService:
             raise InvalidArgument("config.model.top_p must be greater than 0 and at most 1")
         if model.max_tokens is not None and not 1 <= model.max_tokens <= MAX_MAX_TOKENS:
             raise InvalidArgument(f"config.model.max_tokens must be between 1 and {MAX_MAX_TOKENS}")
+        if not 0 <= config.max_tool_rounds <= MAX_TOOL_ROUNDS:
+            raise InvalidArgument(f"config.max_tool_rounds must be between 0 and {MAX_TOOL_ROUNDS}")
         if not 0 <= config.history_rounds <= MAX_HISTORY_ROUNDS:
             raise InvalidArgument(
                 f"config.history_rounds must be between 0 and {MAX_HISTORY_ROUNDS}"
@@ -463,10 +506,10 @@ class BotService:
             seen_keys.add(variable.key)
         for index, tool in enumerate(config.tools):
             field = f"config.tools[{index}]"
-            if tool.type == "knowledge_base":
+            if tool.type == ToolType.KNOWLEDGE_BASE:
                 if tool.knowledge_id <= 0:
                     raise InvalidArgument(f"{field}.knowledge_id must be a positive id")
-            elif tool.type == "plugin":
+            elif tool.type == ToolType.PLUGIN:
                 if tool.plugin_id <= 0:
                     raise InvalidArgument(f"{field}.plugin_id must be a positive id")
             else:

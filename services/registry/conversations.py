@@ -7,10 +7,12 @@ different end user is not found either; a conversation created without an end us
 ("") is open to all of the owner's end users.
 
 A chat run moves created -> in_progress -> completed | failed | canceled, or from
-created straight to failed | canceled while still queued. Each transition is one
-conditional UPDATE on the current status, so an edge cancelling a queued chat and a
-runner starting it (or two runners given the same chat) cannot both win, on SQLite and
-on PostgreSQL alike.
+created straight to failed | canceled while still queued. A run that calls a client-side
+function pauses: in_progress -> requires_action; submitted tool outputs move it back to
+created, to be queued and resumed by any runner; unanswered, it fails at `paused_until`.
+Each transition is one conditional UPDATE on the current status, so an edge cancelling a
+queued chat and a runner starting it (or two runners given the same chat) cannot both win,
+on SQLite and on PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlmodel import Session, col, select
 
 from cozeplus.ids import IdGenerator
 from cozeplus.message_content import CONTENT_TYPES, ContentError, parse_content
+from cozeplus.vocabulary import ChatStatus, ContentType, MessageRole, MessageType
 from services.registry.bots import MAX_HISTORY_ROUNDS
 from services.registry.database import Database
 from services.registry.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -37,12 +40,20 @@ from services.registry.tables import (
     MessageRecord,
 )
 
-ROLES = ("user", "assistant")
-DEFAULT_TYPE_BY_ROLE = {"user": "question", "assistant": "answer"}
-# Types beyond question/answer (function_call, tool_output, ...) are stored as given,
-# but only question and answer messages are history.
+ROLES = tuple(MessageRole)
+DEFAULT_TYPE_BY_ROLE = {
+    MessageRole.USER: MessageType.QUESTION,
+    MessageRole.ASSISTANT: MessageType.ANSWER,
+}
+# Any lower-case type is stored as given; only the conversation and its tool traces are
+# history (wire contract section 7: the model sees earlier tool calls in later chats).
 TYPE_PATTERN = re.compile(r"[a-z][a-z_]{0,31}", re.ASCII)
-HISTORY_TYPES = ("question", "answer")
+HISTORY_TYPES = (
+    MessageType.QUESTION,
+    MessageType.ANSWER,
+    MessageType.FUNCTION_CALL,
+    MessageType.TOOL_RESPONSE,
+)
 MAX_CONTENT_CHARS = 100_000
 MAX_META_PAIRS = 16
 MAX_META_KEY_CHARS = 64
@@ -60,13 +71,30 @@ MAX_PAGE_SIZE = 50
 # A backstop under the round count: a window of a few rounds can still hold any number
 # of assistant messages, and a prompt must stay bounded. The newest ones are kept.
 MAX_HISTORY_MESSAGES = 1000
+# Default of the registry's COZEPLUS_REGISTRY_RUN_SILENCE_S (see run_liveness.py).
+RUN_SILENCE_S = 30.0
 
-CREATED = "created"
-IN_PROGRESS = "in_progress"
-ENDED_STATUSES = ("completed", "failed", "canceled")
-ABORT_STATUSES = ("failed", "canceled")
+CREATED = ChatStatus.CREATED
+IN_PROGRESS = ChatStatus.IN_PROGRESS
+REQUIRES_ACTION = ChatStatus.REQUIRES_ACTION
+# What a run may add to its chat while it runs.
+RUN_MESSAGE_TYPES = (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
+MAX_RUN_MESSAGES = 64
+MAX_PENDING_TOOL_CALLS = 64
+MAX_TOOL_CALL_ID_CHARS = 128
+PAUSE_EXPIRED_ERROR_CODE = 408
+# Paused chats failed per expiry pass (the next pass takes the rest).
+EXPIRE_BATCH = 500
+# The meta_data key of a tool_response message naming the call it answers.
+TOOL_CALL_ID_META = "tool_call_id"
+ENDED_STATUSES = (ChatStatus.COMPLETED, ChatStatus.FAILED, ChatStatus.CANCELED)
+ABORT_STATUSES = (ChatStatus.FAILED, ChatStatus.CANCELED)
 # The column each end status stamps with the time it was reached.
-ENDED_AT_COLUMN = {"completed": "completed_at", "failed": "failed_at", "canceled": "canceled_at"}
+ENDED_AT_COLUMN = {
+    ChatStatus.COMPLETED: "completed_at",
+    ChatStatus.FAILED: "failed_at",
+    ChatStatus.CANCELED: "canceled_at",
+}
 
 
 @dataclass(frozen=True)
@@ -142,6 +170,33 @@ class ChatRunView:
     duration_ms: int
     model_id: str
     auto_save_history: bool
+    pending_tool_calls: tuple[PendingToolCall, ...] = ()
+    paused_until: int = 0
+    custom_variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class RunMessage:
+    id: int
+    role: str
+    type: str
+    content: str
+    content_type: str = ""
+    # tool_response: the call it answers, kept in meta_data so later prompts can pair them.
+    tool_call_id: str = ""
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    tool_call_id: str
+    output: str
 
 
 @dataclass(frozen=True)
@@ -170,6 +225,8 @@ class StartedRun:
     run: ChatRunView
     history: list[MessageView]
     restarted: bool
+    # The chat's own messages so far (input, earlier rounds' tool messages).
+    chat_messages: list[MessageView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -188,9 +245,20 @@ class _CheckedMessage:
 
 
 class ConversationService:
-    def __init__(self, database: Database, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        database: Database,
+        ids: IdGenerator,
+        *,
+        tool_outputs_timeout_s: int = 600,
+        run_silence_s: float = RUN_SILENCE_S,
+    ) -> None:
         self._db = database
         self._ids = ids
+        self._tool_outputs_timeout_s = tool_outputs_timeout_s
+        # A run in progress whose runner has been silent this long is held by no runner:
+        # cancel ends it at once instead of asking a runner that is gone.
+        self._run_silence_s = run_silence_s
 
     # ----------------------------------------------------------- conversations
 
@@ -592,6 +660,7 @@ class ConversationService:
                 model_id=model_id,
                 status=CREATED,
                 created_at=now,
+                progress_at=now,
                 meta_data=meta_data,
                 auto_save_history=auto_save_history,
             )
@@ -623,7 +692,12 @@ class ConversationService:
             if run.status == CREATED and _transition(
                 session, run, CREATED, status=IN_PROGRESS, started_at=int(time.time())
             ):
-                return StartedRun(_run_view(run), _history(session, run, history_rounds), False)
+                return StartedRun(
+                    _run_view(run),
+                    _history(session, run, history_rounds),
+                    False,
+                    _chat_messages(session, run),
+                )
             if run.status == IN_PROGRESS:
                 return StartedRun(_run_view(run), [], True)
             raise FailedPrecondition(f"chat already {run.status}")
@@ -669,7 +743,7 @@ class ConversationService:
                 completion_tokens=usage.completion_tokens,
                 first_token_ms=first_token_ms,
                 duration_ms=duration_ms,
-                **{ENDED_AT_COLUMN[status]: now},
+                **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
             )
             if not finished:
                 if run.status == CREATED:
@@ -686,8 +760,8 @@ class ConversationService:
                         chat_id=run.id,
                         owner_id=run.owner_id,
                         bot_id=run.bot_id,
-                        role="assistant",
-                        type="answer",
+                        role=MessageRole.ASSISTANT,
+                        type=MessageType.ANSWER,
                         content=answer,
                         content_type="text",
                         reasoning_content=reasoning_content,
@@ -748,7 +822,7 @@ class ConversationService:
                     select(ChatRunRecord)
                     .where(
                         ChatRunRecord.conversation_id == conversation_id,
-                        col(ChatRunRecord.status).in_((CREATED, IN_PROGRESS)),
+                        col(ChatRunRecord.status).in_((CREATED, IN_PROGRESS, REQUIRES_ACTION)),
                     )
                     .order_by(col(ChatRunRecord.id).desc())
                     .limit(1)
@@ -756,11 +830,20 @@ class ConversationService:
                 if found is None:
                     raise FailedPrecondition("no chat is running in this conversation")
                 run = found
-            if run.status == CREATED and _transition(
-                session, run, CREATED, status="canceled", canceled_at=int(time.time())
-            ):
-                return CanceledChat(_run_view(run), running=False)
+            for waiting in (CREATED, REQUIRES_ACTION):
+                if run.status == waiting and _transition(
+                    session, run, waiting, status=ChatStatus.CANCELED, canceled_at=int(time.time())
+                ):
+                    return CanceledChat(_run_view(run), running=False)
             if run.status == IN_PROGRESS:
+                now = int(time.time())
+                if run.progress_at + self._run_silence_s <= now and _transition(
+                    session, run, IN_PROGRESS, status=ChatStatus.CANCELED, canceled_at=now
+                ):
+                    # No runner has shown progress for a whole silence window: nobody
+                    # would hear a cancel request. A runner that shows up later finds
+                    # the run ended (heartbeats and FinishRun say so).
+                    return CanceledChat(_run_view(run), running=False)
                 return CanceledChat(_run_view(run), running=True)
             raise FailedPrecondition(f"chat already {run.status}")
 
@@ -785,7 +868,7 @@ class ConversationService:
                 status=status,
                 last_error_code=last_error.code,
                 last_error_msg=last_error.msg,
-                **{ENDED_AT_COLUMN[status]: int(time.time())},
+                **{ENDED_AT_COLUMN[ChatStatus(status)]: int(time.time())},
             )
             if aborted:
                 return _run_view(run)
@@ -795,16 +878,248 @@ class ConversationService:
 
         return await self._db.write(work)
 
+    # ------------------------------------------------------------ agent loop
+
+    async def append_run_messages(
+        self, *, owner_id: int, chat_id: int, messages: Sequence[RunMessage]
+    ) -> list[MessageView]:
+        """Stores a running chat's function_call / tool_response messages.
+
+        They are stored whatever the chat's auto_save_history: a paused run resumes from them.
+        """
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+        if not messages or len(messages) > MAX_RUN_MESSAGES:
+            raise InvalidArgument(f"messages: between 1 and {MAX_RUN_MESSAGES} required")
+        for index, message in enumerate(messages):
+            _check_run_message(message, f"messages[{index}]")
+
+        def work(session: Session) -> list[MessageView]:
+            run = _load_run(session, owner_id, chat_id)
+            if run.status != IN_PROGRESS:
+                raise FailedPrecondition(f"chat is {run.status}, not in_progress")
+            records = _run_message_records(session, run, messages, int(time.time()))
+            return [_message_view(r) for r in records]
+
+        return await self._db.write(work)
+
+    async def pause_run(
+        self,
+        *,
+        owner_id: int,
+        chat_id: int,
+        tool_calls: Sequence[PendingToolCall],
+        usage: Usage,
+        custom_variables_json: str,
+        first_token_ms: int,
+        duration_ms: int,
+    ) -> ChatRunView:
+        """in_progress -> requires_action until the client submits the calls' outputs."""
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+        if not tool_calls or len(tool_calls) > MAX_PENDING_TOOL_CALLS:
+            raise InvalidArgument(f"tool_calls: between 1 and {MAX_PENDING_TOOL_CALLS} required")
+        ids = [c.id for c in tool_calls]
+        if len(set(ids)) != len(ids) or any(not 0 < len(i) <= MAX_TOOL_CALL_ID_CHARS for i in ids):
+            raise InvalidArgument("tool_calls need distinct, non-empty ids")
+        if min(usage.prompt_tokens, usage.completion_tokens, first_token_ms, duration_ms) < 0:
+            raise InvalidArgument("usage, first_token_ms and duration_ms must not be negative")
+        variables = _parse_meta_data(custom_variables_json, "custom_variables_json")
+        pending = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_calls]
+
+        def work(session: Session) -> ChatRunView:
+            run = _load_run(session, owner_id, chat_id)
+            paused = _transition(
+                session,
+                run,
+                IN_PROGRESS,
+                status=REQUIRES_ACTION,
+                pending_tool_calls=pending,
+                paused_until=int(time.time()) + self._tool_outputs_timeout_s,
+                custom_variables=variables,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                first_token_ms=first_token_ms,
+                duration_ms=duration_ms,
+            )
+            if not paused:
+                raise FailedPrecondition(f"chat is {run.status}, not in_progress")
+            return _run_view(run)
+
+        return await self._db.write(work)
+
+    async def submit_tool_outputs(
+        self,
+        *,
+        owner_id: int,
+        conversation_id: int,
+        chat_id: int,
+        tool_outputs: Sequence[ToolOutput],
+    ) -> ChatRunView:
+        """Stores a paused chat's tool outputs (one per pending call, in the calls' order) as
+        tool_response messages and moves it requires_action -> created, to be queued again.
+        Anything wrong changes nothing."""
+        _require_owner(owner_id)
+        _require_chat_id(chat_id)
+        if conversation_id <= 0:
+            raise InvalidArgument("conversation_id is required")
+        if not tool_outputs:
+            raise InvalidArgument("tool_outputs is required")
+        by_id: dict[str, str] = {}
+        for index, output in enumerate(tool_outputs):
+            if output.tool_call_id in by_id:
+                raise InvalidArgument(
+                    f"tool_outputs[{index}]: tool_call_id {output.tool_call_id!r} given twice"
+                )
+            if len(output.output) > MAX_CONTENT_CHARS:
+                raise InvalidArgument(
+                    f"tool_outputs[{index}].output must be at most {MAX_CONTENT_CHARS} characters"
+                )
+            by_id[output.tool_call_id] = output.output
+        message_ids = [self._ids.next_id() for _ in tool_outputs]
+
+        def work(session: Session) -> ChatRunView:
+            run = _load_run(session, owner_id, chat_id, conversation_id)
+            if run.status != REQUIRES_ACTION:
+                raise FailedPrecondition(
+                    f"chat is {run.status}: only a chat in requires_action takes tool outputs"
+                )
+            pending = [str(c.get("id", "")) for c in run.pending_tool_calls]
+            unknown = sorted(set(by_id) - set(pending))
+            if unknown:
+                raise InvalidArgument(f"unknown tool_call_id: {', '.join(unknown)}")
+            missing = [i for i in pending if i not in by_id]
+            if missing:
+                raise InvalidArgument(f"missing output for tool_call_id: {', '.join(missing)}")
+            resumed = _transition(
+                session,
+                run,
+                REQUIRES_ACTION,
+                status=CREATED,
+                paused_until=0,
+                pending_tool_calls=[],
+            )
+            if not resumed:
+                raise FailedPrecondition(f"chat is {run.status}, not requires_action")
+            messages = [
+                RunMessage(
+                    id=message_id,
+                    role=MessageRole.ASSISTANT,
+                    type=MessageType.TOOL_RESPONSE,
+                    content=by_id[call_id],
+                    tool_call_id=call_id,
+                )
+                for call_id, message_id in zip(pending, message_ids, strict=True)
+            ]
+            _run_message_records(session, run, messages, int(time.time()))
+            return _run_view(run)
+
+        return await self._db.write(work)
+
+    async def expire_paused_runs(self, now: int | None = None) -> list[ChatRunView]:
+        """Fails every chat still waiting for tool outputs past its deadline. One function so
+        a general run sweeper can call it."""
+        deadline = int(time.time()) if now is None else now
+        error = (
+            f"the chat waited in requires_action for the client's tool outputs longer than "
+            f"{self._tool_outputs_timeout_s}s; it was ended"
+        )
+
+        def work(session: Session) -> list[ChatRunView]:
+            expired = session.exec(
+                select(ChatRunRecord)
+                .where(
+                    ChatRunRecord.status == REQUIRES_ACTION,
+                    col(ChatRunRecord.paused_until) < deadline,
+                )
+                .limit(EXPIRE_BATCH)
+            ).all()
+            failed: list[ChatRunView] = []
+            for run in expired:
+                if _transition(
+                    session,
+                    run,
+                    REQUIRES_ACTION,
+                    status=ChatStatus.FAILED,
+                    failed_at=deadline,
+                    last_error_code=PAUSE_EXPIRED_ERROR_CODE,
+                    last_error_msg=error,
+                    pending_tool_calls=[],
+                ):
+                    failed.append(_run_view(run))
+            return failed
+
+        return await self._db.write(work)
+
 
 # ------------------------------------------------------------------ helpers
+
+
+def _check_run_message(message: RunMessage, field_name: str) -> None:
+    if message.id <= 0:
+        raise InvalidArgument(f"{field_name}.id must be a positive id")
+    if message.role != MessageRole.ASSISTANT:
+        raise InvalidArgument(f"{field_name}.role must be assistant")
+    if message.type not in RUN_MESSAGE_TYPES:
+        raise InvalidArgument(f"{field_name}.type must be one of {', '.join(RUN_MESSAGE_TYPES)}")
+    if len(message.content) > MAX_CONTENT_CHARS:
+        raise InvalidArgument(
+            f"{field_name}.content must be at most {MAX_CONTENT_CHARS} characters"
+        )
+    if message.content_type not in ("", ContentType.TEXT):
+        raise InvalidArgument(f"{field_name}.content_type must be text")
+
+
+def _run_message_records(
+    session: Session, run: ChatRunRecord, messages: Sequence[RunMessage], now: int
+) -> list[MessageRecord]:
+    records: list[MessageRecord] = []
+    for message in messages:
+        if session.get(MessageRecord, message.id) is not None:
+            raise AlreadyExists(f"message {message.id} already exists")
+        records.append(
+            MessageRecord(
+                id=message.id,
+                conversation_id=run.conversation_id,
+                section_id=run.section_id,
+                chat_id=run.id,
+                owner_id=run.owner_id,
+                bot_id=run.bot_id,
+                role=message.role,
+                type=message.type,
+                content=message.content,
+                content_type=ContentType.TEXT,
+                reasoning_content="",
+                meta_data={TOOL_CALL_ID_META: message.tool_call_id} if message.tool_call_id else {},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    session.add_all(records)
+    return records
+
+
+def _chat_messages(session: Session, run: ChatRunRecord) -> list[MessageView]:
+    records = session.exec(
+        select(MessageRecord)
+        .where(
+            MessageRecord.conversation_id == run.conversation_id,
+            MessageRecord.chat_id == run.id,
+        )
+        .order_by(col(MessageRecord.id).asc())
+        .limit(MAX_HISTORY_MESSAGES)
+    )
+    return [_message_view(r) for r in records]
 
 
 def _transition(session: Session, run: ChatRunRecord, expected: str, **values: Any) -> bool:
     """Applies `values` only if the run is still in status `expected`; True if it was.
 
     `run` is reloaded either way, so the caller sees what won: on PostgreSQL a
-    concurrent transition makes this UPDATE wait for it and then match no row.
+    concurrent transition makes this UPDATE wait for it and then match no row. Every
+    transition is progress: the run sweeper measures its deadlines from it.
     """
+    values.setdefault("progress_at", int(time.time()))
     result = session.execute(
         sa.update(ChatRunRecord)
         .where(col(ChatRunRecord.id) == run.id, col(ChatRunRecord.status) == expected)
@@ -908,7 +1223,7 @@ def _is_descending(order: str, field_name: str) -> bool:
 def _check_message(message: NewMessage, field_name: str) -> _CheckedMessage:
     if message.role not in ROLES:
         raise InvalidArgument(f"{field_name}.role must be user or assistant")
-    message_type = message.type or DEFAULT_TYPE_BY_ROLE[message.role]
+    message_type = message.type or DEFAULT_TYPE_BY_ROLE[MessageRole(message.role)]
     if not TYPE_PATTERN.fullmatch(message_type):
         raise InvalidArgument(
             f"{field_name}.type must be a lower-case word of at most 32 characters, "
@@ -1143,4 +1458,19 @@ def _run_view(record: ChatRunRecord) -> ChatRunView:
         duration_ms=record.duration_ms,
         model_id=record.model_id,
         auto_save_history=record.auto_save_history,
+        pending_tool_calls=tuple(
+            PendingToolCall(
+                id=str(c.get("id", "")),
+                name=str(c.get("name", "")),
+                arguments=str(c.get("arguments", "")),
+            )
+            for c in record.pending_tool_calls
+        ),
+        paused_until=record.paused_until,
+        custom_variables=dict(record.custom_variables),
     )
+
+
+def run_view(record: ChatRunRecord) -> ChatRunView:
+    """A run as callers see it (for the run sweeper, services/registry/run_liveness.py)."""
+    return _run_view(record)

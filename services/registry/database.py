@@ -26,6 +26,9 @@ DB_THREADS = 8
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # How long a SQLite writer waits for the file lock before giving up.
 SQLITE_LOCK_TIMEOUT_S = 30.0
+# PostgreSQL advisory lock held while migrating (migrations/env.py), so registry replicas
+# starting together migrate one after another. Any constant works if every replica uses it.
+MIGRATION_LOCK_KEY = 0x636F7A65706C7573  # "cozeplus"
 
 T = TypeVar("T")
 

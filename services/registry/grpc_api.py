@@ -187,6 +187,7 @@ def config_from_proto(message: pb.BotConfig) -> bots.BotConfig:
             top_p=model.top_p if model.HasField("top_p") else None,
         ),
         history_rounds=message.history_rounds,
+        max_tool_rounds=message.max_tool_rounds,
         onboarding=bots.Onboarding(
             prologue=message.onboarding.prologue,
             suggested_questions=tuple(message.onboarding.suggested_questions),
@@ -220,6 +221,7 @@ def config_to_proto(config: bots.BotConfig) -> pb.BotConfig:
         prompt=config.prompt,
         model=model,
         history_rounds=config.history_rounds,
+        max_tool_rounds=config.max_tool_rounds,
         onboarding=pb.Onboarding(
             prologue=config.onboarding.prologue,
             suggested_questions=config.onboarding.suggested_questions,
@@ -286,6 +288,7 @@ class AccountsServicer(pb_grpc.AccountsServicer):
             username=request.username,
             password=request.password,
             display_name=request.display_name,
+            email=request.email,
         )
         return user_to_proto(user)
 
@@ -369,6 +372,7 @@ def user_to_proto(user: accounts.UserView) -> pb.User:
         username=user.username,
         display_name=user.display_name,
         created_at=user.created_at,
+        email=user.email,
     )
 
 

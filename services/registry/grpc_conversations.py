@@ -182,6 +182,7 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             run=run_to_proto(started.run),
             history=[message_to_proto(m) for m in started.history],
             restarted=started.restarted,
+            chat_messages=[message_to_proto(m) for m in started.chat_messages],
         )
 
     @translate_errors
@@ -240,6 +241,60 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             chat_id=request.chat_id,
             status=request.status,
             last_error=conversations.ChatError(request.last_error.code, request.last_error.msg),
+        )
+        return run_to_proto(run)
+
+    # ------------------------------------------------------------ agent loop
+
+    @translate_errors
+    async def AppendRunMessages(
+        self, request: cpb.AppendRunMessagesRequest, context: Any
+    ) -> cpb.AppendRunMessagesResponse:
+        stored = await self._conversations.append_run_messages(
+            owner_id=request.owner_id,
+            chat_id=request.chat_id,
+            messages=[
+                conversations.RunMessage(
+                    id=m.id,
+                    role=m.role,
+                    type=m.type,
+                    content=m.content,
+                    content_type=m.content_type,
+                    tool_call_id=m.tool_call_id,
+                )
+                for m in request.messages
+            ],
+        )
+        return cpb.AppendRunMessagesResponse(messages=[message_to_proto(m) for m in stored])
+
+    @translate_errors
+    async def PauseRun(self, request: cpb.PauseRunRequest, context: Any) -> cpb.ChatRun:
+        run = await self._conversations.pause_run(
+            owner_id=request.owner_id,
+            chat_id=request.chat_id,
+            tool_calls=[
+                conversations.PendingToolCall(id=c.id, name=c.name, arguments=c.arguments)
+                for c in request.tool_calls
+            ],
+            usage=conversations.Usage(request.usage.prompt_tokens, request.usage.completion_tokens),
+            custom_variables_json=request.custom_variables_json,
+            first_token_ms=request.first_token_ms,
+            duration_ms=request.duration_ms,
+        )
+        return run_to_proto(run)
+
+    @translate_errors
+    async def SubmitToolOutputs(
+        self, request: cpb.SubmitToolOutputsRequest, context: Any
+    ) -> cpb.ChatRun:
+        run = await self._conversations.submit_tool_outputs(
+            owner_id=request.owner_id,
+            conversation_id=request.conversation_id,
+            chat_id=request.chat_id,
+            tool_outputs=[
+                conversations.ToolOutput(tool_call_id=o.tool_call_id, output=o.output)
+                for o in request.tool_outputs
+            ],
         )
         return run_to_proto(run)
 
@@ -322,4 +377,12 @@ def run_to_proto(run: conversations.ChatRunView) -> cpb.ChatRun:
         duration_ms=run.duration_ms,
         model_id=run.model_id,
         auto_save_history=run.auto_save_history,
+        pending_tool_calls=[
+            cpb.PendingToolCall(id=c.id, name=c.name, arguments=c.arguments)
+            for c in run.pending_tool_calls
+        ],
+        paused_until=run.paused_until,
+        custom_variables_json=orjson.dumps(run.custom_variables).decode()
+        if run.custom_variables
+        else "",
     )

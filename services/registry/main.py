@@ -16,37 +16,58 @@ import signal
 import socket
 
 import grpc
-import nats
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 
-from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.outbound import OutboundPolicy, parse_networks
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
+from cozeplus.rpc.v1 import liveness_pb2 as lpb
+from cozeplus.rpc.v1 import liveness_pb2_grpc as lpb_grpc
 from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import plugins_pb2_grpc as ppb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
+from cozeplus.rpc.v1 import user_state_pb2 as us
+from cozeplus.rpc.v1 import user_state_pb2_grpc as us_grpc
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.grpc_api import AccountsServicer, BotRegistryServicer
 from services.registry.grpc_conversations import ConversationsServicer
+from services.registry.grpc_liveness import RunLivenessServicer
 from services.registry.grpc_plugins import PluginsServicer
+from services.registry.grpc_user_state import (
+    BotPublishingServicer,
+    MessageFeedbackServicer,
+    VariablesServicer,
+)
 from services.registry.mcp_discovery import McpToolDiscovery
 from services.registry.plugins import PluginService
+from services.registry.run_events import NatsRunEndNotifier
+from services.registry.run_liveness import (
+    SWEEPER_LEASE,
+    DatabaseLease,
+    RunDeadlines,
+    RunLivenessService,
+    RunSweeper,
+)
 from services.registry.secret_box import SecretBox
 from services.registry.settings import RegistrySettings
+from services.registry.user_state import FeedbackService, VariableService
 
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
     pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
     cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
     ppb.DESCRIPTOR.services_by_name["Plugins"].full_name,
+    *(s.full_name for s in us.DESCRIPTOR.services_by_name.values()),
+    lpb.DESCRIPTOR.services_by_name["RunLiveness"].full_name,
 )
 
 log = logging.getLogger("services.registry")
@@ -64,14 +85,18 @@ async def serve(settings: RegistrySettings) -> None:
     try:
         log.info("migrating %s database to the latest schema", database.backend)
         await asyncio.to_thread(database.upgrade_to_head)
-        # Never give up reconnecting: without NATS, revocations cannot reach the edges.
-        nc = await nats.connect(
-            settings.nats_url, name="cozeplus-registry", max_reconnect_attempts=-1
+        # Never gives up reconnecting: without NATS, revocations cannot reach the edges.
+        link = NatsConnection(settings.nats_url, "cozeplus-registry", settings.nats_replicas)
+        link.declare(
+            "the node id bucket",
+            lambda js: declare_key_value(js, node_bucket_config(link.replicas)),
         )
+        await link.connect()
+        nc = await link.wait_declared()
         try:
             await _serve_with(settings, catalog, database, nc)
         finally:
-            await nc.close()
+            await link.close()
     finally:
         database.close()
 
@@ -86,7 +111,9 @@ async def _serve_with(
         node_id = settings.node_id
         if node_id is None:
             owner = f"registry@{socket.gethostname()}:{os.getpid()}"
-            node_id = await stack.enter_async_context(lease_node_id(nc, owner))
+            node_id = await stack.enter_async_context(
+                lease_node_id(nc, owner, settings.nats_replicas)
+            )
         ids = IdGenerator(node_id)
         bot_service = BotService(database, ids, catalog, settings.default_model)
         account_service = await asyncio.to_thread(
@@ -114,10 +141,43 @@ async def _serve_with(
         server = grpc.aio.server()
         pb_grpc.add_BotRegistryServicer_to_server(BotRegistryServicer(bot_service), server)
         pb_grpc.add_AccountsServicer_to_server(AccountsServicer(account_service), server)
-        cpb_grpc.add_ConversationsServicer_to_server(
-            ConversationsServicer(ConversationService(database, ids)), server
+        conversation_service = ConversationService(
+            database,
+            ids,
+            tool_outputs_timeout_s=settings.tool_outputs_timeout_s,
+            run_silence_s=settings.run_silence_s,
         )
         ppb_grpc.add_PluginsServicer_to_server(PluginsServicer(plugin_service), server)
+        notifier = NatsRunEndNotifier(nc)
+        lpb_grpc.add_RunLivenessServicer_to_server(
+            RunLivenessServicer(RunLivenessService(database, notifier)), server
+        )
+        sweeper = RunSweeper(
+            database,
+            notifier,
+            DatabaseLease(
+                database,
+                SWEEPER_LEASE,
+                f"registry@{socket.gethostname()}:{os.getpid()}",
+                ttl_s=3 * settings.run_sweep_interval_s,
+            ),
+            RunDeadlines(
+                created_s=settings.run_created_s,
+                in_progress_s=settings.run_silence_s,
+                requires_action_s=settings.run_requires_action_s,
+            ),
+            interval_s=settings.run_sweep_interval_s,
+        )
+        cpb_grpc.add_ConversationsServicer_to_server(
+            ConversationsServicer(conversation_service), server
+        )
+        us_grpc.add_MessageFeedbackServicer_to_server(
+            MessageFeedbackServicer(FeedbackService(database)), server
+        )
+        us_grpc.add_VariablesServicer_to_server(
+            VariablesServicer(VariableService(database, ids)), server
+        )
+        us_grpc.add_BotPublishingServicer_to_server(BotPublishingServicer(bot_service), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -133,16 +193,40 @@ async def _serve_with(
         # Exactly this line: launchers wait for it and read the bound port from it.
         log.info("registry listening on %s:%d", host, port)
 
+        sweeping = asyncio.create_task(sweeper.run(), name="run-sweeper")
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        expiry = asyncio.create_task(
+            _expire_paused_runs(conversation_service, settings.paused_check_interval_s, stop)
+        )
         await stop.wait()
+        await expiry
+
+        sweeper.stop()
+        await asyncio.wait({sweeping}, timeout=settings.grace_period_s)
 
         log.info("shutting down; in-flight calls get %.1fs", settings.grace_period_s)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_period_s)
     log.info("registry stopped")
+
+
+async def _expire_paused_runs(
+    service: ConversationService, interval_s: float, stop: asyncio.Event
+) -> None:
+    """Fails chats left in requires_action past their deadline (every replica may run it:
+    each expiry is a conditional UPDATE, so only one wins)."""
+    while not stop.is_set():
+        try:
+            for run in await service.expire_paused_runs():
+                log.info("chat %d: no tool outputs in time; failed", run.id)
+        except Exception:
+            log.exception("expiring paused chats failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 def main() -> None:

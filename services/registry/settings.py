@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,7 +14,10 @@ class RegistrySettings(BaseSettings):
     data_dir: Path = Path(".cozeplus")
     # Empty: a SQLite file under data_dir. postgresql://... uses psycopg 3.
     database_url: str = ""
+    # One URL or a comma-separated list (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
+    # Replicas of the JetStream streams and buckets this service declares (3 on a cluster).
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     # None: lease a free node number from NATS so replicas never mint the same id.
     node_id: int | None = None
     models_file: Path | None = None
@@ -22,6 +26,10 @@ class RegistrySettings(BaseSettings):
     # How long in-flight RPCs may run on after SIGTERM.
     grace_period_s: float = 5.0
     session_ttl_s: int = 7 * 24 * 3600
+    # How long a chat paused in requires_action waits for the client's tool outputs before
+    # it fails, and how often paused chats are checked for that.
+    tool_outputs_timeout_s: int = 600
+    paused_check_interval_s: float = 5.0
     log_level: str = "INFO"
     # Fernet key sealing plugin secrets at rest. Empty: generated once into
     # <data_dir>/secret.key. Replicas sharing a database must be given the same key.
@@ -32,6 +40,16 @@ class RegistrySettings(BaseSettings):
     # MCP discovery: the whole exchange, and the largest response accepted.
     plugin_timeout_s: float = 15.0
     plugin_max_response_bytes: int = 4_000_000
+
+    # --- run liveness (services/registry/run_liveness.py, docs/operations.md). A run that
+    # shows no progress for this long in a status is ended as failed by the run sweeper.
+    # created: longer than the edge's chat_queue_timeout_s, which normally fails it first.
+    run_created_s: float = Field(default=60.0, gt=0)
+    # in_progress: runners heartbeat every few seconds; also how long cancel trusts a silent
+    # runner to still hold the run.
+    run_silence_s: float = Field(default=30.0, gt=0)
+    run_requires_action_s: float = Field(default=600.0, gt=0)
+    run_sweep_interval_s: float = Field(default=5.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -198,6 +198,10 @@ class ChatRunRecord(RegistryTable, table=True):
     __table_args__ = (
         # CancelChat without a chat id looks for the newest unfinished chat.
         sa.Index("ix_chat_runs_conversation_id_id", "conversation_id", "id"),
+        # The expiry of paused (requires_action) runs looks for those past their deadline.
+        sa.Index("ix_chat_runs_status_paused_until", "status", "paused_until"),
+        # The run sweeper reads the few unfinished runs by status, oldest progress first.
+        sa.Index("ix_chat_runs_status_progress_at", "status", "progress_at"),
     )
 
     id: int = _id_column()
@@ -225,6 +229,111 @@ class ChatRunRecord(RegistryTable, table=True):
     first_token_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     duration_ms: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
     auto_save_history: bool = Field(sa_type=sa.Boolean, nullable=False)
+    # requires_action (migration 0005): the client-side tool calls the run waits for, as a
+    # JSON list of {id, name, arguments}; when the pause expires; the caller's
+    # custom_variables, so a resumed run renders the same prompt.
+    pending_tool_calls: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False, server_default="[]")
+    )
+    paused_until: int = _time_column(default=0)
+    custom_variables: dict[str, str] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False, server_default="{}")
+    )
+
+    # Last sign of life: set by every status change and by the runner's heartbeats. The run
+    # sweeper (services/registry/run_liveness.py) ends a run whose progress stops too long.
+    progress_at: int = _time_column(default=0)
+
+
+# ------------------------------------------------------- sdk surface (migration 0007)
+
+
+class UserEmailRecord(RegistryTable, table=True):
+    """The email an account registered with (Coze Studio registers by email); login accepts
+    it in place of the username."""
+
+    __tablename__ = "user_emails"
+    __table_args__ = (sa.UniqueConstraint("email_key", name="uq_user_emails_email_key"),)
+
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True, autoincrement=False
+        )
+    )
+    email: str = Field(sa_type=sa.String(254), nullable=False)
+    # Lower-cased: one mailbox, one account.
+    email_key: str = Field(sa_type=sa.String(254), nullable=False)
+
+
+class BotUnpublishedRecord(RegistryTable, table=True):
+    """A bot taken offline: its versions stay, but none is served until the next publish,
+    which deletes this row."""
+
+    __tablename__ = "bot_unpublished"
+
+    bot_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger, sa.ForeignKey("bots.id"), primary_key=True, autoincrement=False
+        )
+    )
+    unpublished_at: int = _time_column()
+    reason: str = Field(sa_type=sa.String(1024), nullable=False)
+
+
+class MessageFeedbackRecord(RegistryTable, table=True):
+    """An end user's like or unlike of one message; at most one per message."""
+
+    __tablename__ = "message_feedback"
+
+    message_id: int = _id_column()
+    conversation_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    feedback_type: str = Field(sa_type=sa.String(16), nullable=False)
+    reason_types: list[str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    comment: str = Field(sa_type=sa.Text, nullable=False)
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+
+
+class UserVariableRecord(RegistryTable, table=True):
+    """One variable value of one end user (connector_uid) of one bot or app of an account."""
+
+    __tablename__ = "user_variables"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "owner_id",
+            "bot_id",
+            "app_id",
+            "connector_uid",
+            "keyword",
+            name="uq_user_variables_scope_keyword",
+        ),
+    )
+
+    id: int = _id_column()
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    # Exactly one of bot_id and app_id is non-zero.
+    bot_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    app_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    connector_uid: str = Field(sa_type=sa.String(255), nullable=False)
+    keyword: str = Field(sa_type=sa.String(128), nullable=False)
+    value: str = Field(sa_type=sa.Text, nullable=False)
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+
+
+class LeaseRecord(RegistryTable, table=True):
+    """A named lease held by one registry replica at a time (the run sweeper's leadership).
+
+    Expiry is in milliseconds of the holder's clock: replicas are assumed NTP-synced, and
+    nothing unsafe follows from two holders anyway (every sweep is a conditional UPDATE).
+    """
+
+    __tablename__ = "registry_leases"
+
+    name: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    holder: str = Field(sa_type=sa.String(255), nullable=False)
+    expires_at_ms: int = _time_column()
 
 
 class PluginRecord(RegistryTable, table=True):

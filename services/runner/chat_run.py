@@ -1,4 +1,14 @@
-"""Run one chat: load the bot, call the model, stream events, persist the outcome."""
+"""Run one chat: the agent loop of wire contract section 7.
+
+Steps, each a method below: load the bot, start the run (or resume a paused one), load its
+tools, build the prompt, then rounds of call the model -> execute the tools it asked for ->
+hand the outputs back, until the model answers (finish), asks for a client-side function
+(pause in requires_action) or exceeds the bot's round limit (fail).
+
+Every function_call and tool_response is stored in the registry before its event is
+published, so what a client saw is always in the chat's message list, and a resumed run
+(on any runner) continues from the registry alone.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +16,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
-from nats.aio.client import Client as NATS
+import orjson
 
-from cozeplus.chat_protocol import (
-    CHAT_CANCELED,
-    CHAT_COMPLETED,
-    CHAT_CREATED,
-    CHAT_FAILED,
-    CHAT_IN_PROGRESS,
-    EVENT_HEADER,
-    HEARTBEAT_EVENT,
-    MESSAGE_COMPLETED,
-    MESSAGE_DELTA,
-    ChatRequest,
-)
-from cozeplus.chat_wire import MessageEvents, chat_event, chat_object
+from cozeplus.chat_protocol import ChatRequest
+from cozeplus.chat_wire import function_call_content, json_object
 from cozeplus.ids import IdGenerator
-from cozeplus.model_catalog import ModelCatalog
+from cozeplus.model_catalog import ModelCatalog, ModelSpec
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from cozeplus.subjects import chat_events
-from services.runner.prompt import build_prompt
-from services.runner.providers import provider_for
+from cozeplus.vocabulary import ChatStatus, MessageRole, MessageType, PluginType
+from services.runner.prompt import build_prompt, stored_messages
 from services.runner.providers.base import (
     Completion,
     CompletionRequest,
@@ -42,6 +40,8 @@ from services.runner.providers.base import (
     TextDelta,
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
+from services.runner.run_events import EventPublisher, RunEvents
+from services.runner.tools.base import Tool, ToolCall, ToolDefinition, ToolOutput, ToolSource
 
 if TYPE_CHECKING:
     # The async stub classes exist only in the generated type stubs.
@@ -53,20 +53,26 @@ log = logging.getLogger("cozeplus.runner.chat")
 LOST_RUNNER_ERROR = cpb.ChatError(
     code=500, msg="the runner running this chat was lost; please retry"
 )
+# A bot that sets no round limit gets this many rounds of tool calls per chat.
+DEFAULT_MAX_TOOL_ROUNDS = 8
+ROUND_LIMIT_CODE = 4008
 
 
 @dataclass
 class RunnerDeps:
-    """What every chat run needs from its runner process."""
+    """What every chat run needs from its runner process (fakes in the in-process tests)."""
 
-    nc: NATS
+    events: EventPublisher
     bots: BotRegistryAsyncStub
     conversations: ConversationsAsyncStub
     catalog: ModelCatalog
     ids: IdGenerator
     bot_configs: BotConfigCache
+    provider_for: Callable[[ModelSpec], ModelProvider]
+    tools: ToolSource
     model_timeout_s: float
     heartbeat_s: float
+    tool_timeout_s: float = 30.0
 
 
 class BotConfigCache:
@@ -94,8 +100,38 @@ class BotConfigCache:
         return config
 
 
+class RunFailed(Exception):
+    """Ends the chat as failed with this error (the round limit, unusable tools)."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.error = cpb.ChatError(code=code, msg=msg)
+
+
+@dataclass
+class ModelReply:
+    text: str
+    tool_calls: list[ToolCall]
+    completion: Completion
+
+
+@dataclass
+class RunState:
+    """What the loop has done so far."""
+
+    prompt: list[PromptMessage]
+    # Usage of every model call of the run (a resumed run starts from the stored sum).
+    usage: cpb.Usage = field(default_factory=cpb.Usage)
+    # Text the model streamed, across rounds: the answer.
+    answer: list[str] = field(default_factory=list)
+    # Rounds of tool calls so far (a resumed run counts the stored ones).
+    tool_rounds: int = 0
+    # Client-side calls to pause for.
+    pending: list[ToolCall] = field(default_factory=list)
+
+
 class ChatRun:
-    """One chat on this runner. `cancel()` stops the model call from outside."""
+    """One chat on this runner. `cancel()` stops it from outside, wherever it is."""
 
     def __init__(
         self, deps: RunnerDeps, request: ChatRequest, keepalive: Callable[[], Awaitable[None]]
@@ -103,19 +139,21 @@ class ChatRun:
         self.deps = deps
         self.request = request
         self._keepalive = keepalive
-        self._subject = chat_events(request.chat_id)
-        self._model_task: asyncio.Task[Completion] | None = None
+        self.events = RunEvents(
+            deps.events,
+            chat_id=request.chat_id,
+            bot_id=request.bot_id,
+            meta_data=request.meta_data,
+        )
+        self._loop_task: asyncio.Task[None] | None = None
         self._canceled = False
-        self._answer: list[str] = []
+        self._started_at = 0.0
         self._first_token_at = 0.0
 
     def cancel(self) -> None:
         self._canceled = True
-        if self._model_task is not None:
-            self._model_task.cancel()
-
-    async def _publish(self, event: str, data: bytes) -> None:
-        await self.deps.nc.publish(self._subject, data, headers={EVENT_HEADER: event})
+        if self._loop_task is not None:
+            self._loop_task.cancel()
 
     async def execute(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -131,161 +169,346 @@ class ChatRun:
             await asyncio.sleep(self.deps.heartbeat_s)
             with contextlib.suppress(Exception):
                 await self._keepalive()
-                await self._publish(HEARTBEAT_EVENT, b"{}")
+                await self.events.heartbeat()
+
+    # ------------------------------------------------------------------ the steps
 
     async def _execute(self) -> None:
-        request, deps = self.request, self.deps
-        started_at = time.monotonic()
+        self._started_at = time.monotonic()
+        config = await self._load_bot()
+        started = await self._start_run(config)
+        if started is None:
+            return
+        if started.restarted:
+            # Deltas its lost runner streamed can't be taken back: fail the chat
+            # rather than stream a second, different answer into the same message.
+            await self._finish(ChatStatus.FAILED, error=LOST_RUNNER_ERROR)
+            return
+        run = started.run
+        await self.events.started(run, resumed=self.request.resumes)
+        if config is None:
+            error = cpb.ChatError(code=404, msg="the bot no longer exists")
+            await self._finish(ChatStatus.FAILED, error=error)
+            return
+        spec = self.deps.catalog.get(config.model.model_id)
+        if spec is None:
+            msg = f"model {config.model.model_id!r} is not configured"
+            await self._finish(ChatStatus.FAILED, error=cpb.ChatError(code=500, msg=msg))
+            return
         try:
-            config = await deps.bot_configs.get(
+            tools = await self._load_tools(config)
+        except RunFailed as failed:
+            await self._finish(ChatStatus.FAILED, error=failed.error)
+            return
+        state = self._build_state(config, started)
+        answer_id = self.deps.ids.next_id()
+        self.events.open_answer(run, answer_id)
+        status, error = await self._run_loop(config, spec, tools, state)
+        if status == ChatStatus.REQUIRES_ACTION:
+            await self._pause(state)
+            return
+        answer = "".join(state.answer)
+        if status == ChatStatus.COMPLETED:
+            await self.events.answer_completed(answer)
+        await self._finish(
+            status, error=error, answer=answer, answer_id=answer_id, usage=state.usage
+        )
+
+    async def _load_bot(self) -> pb.BotConfig | None:
+        request = self.request
+        try:
+            return await self.deps.bot_configs.get(
                 request.owner_id, request.bot_id, request.bot_version
             )
-            history_rounds = config.history_rounds
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.NOT_FOUND:
                 raise
-            config, history_rounds = None, 0
+            return None
+
+    async def _start_run(self, config: pb.BotConfig | None) -> cpb.StartRunResponse | None:
+        """created -> in_progress; None when the chat already ended (canceled or failed while
+        queued: whoever ended it told the client)."""
         try:
-            started = await deps.conversations.StartRun(
+            return await self.deps.conversations.StartRun(
                 cpb.StartRunRequest(
-                    owner_id=request.owner_id,
-                    chat_id=request.chat_id,
-                    history_rounds=history_rounds,
+                    owner_id=self.request.owner_id,
+                    chat_id=self.request.chat_id,
+                    history_rounds=config.history_rounds if config is not None else 0,
                 )
             )
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                # Canceled or failed while queued; whoever ended it told the client.
-                log.info("chat %d already ended: %s", request.chat_id, err.details())
-                return
+                log.info("chat %d already ended: %s", self.request.chat_id, err.details())
+                return None
             raise
-        if started.restarted:
-            # Deltas its lost runner streamed can't be taken back: fail the chat
-            # rather than stream a second, different answer into the same message.
-            await self._finish("failed", error=LOST_RUNNER_ERROR)
-            return
 
-        chat = chat_object(started.run, request.meta_data)
-        await self._publish(CHAT_CREATED, chat_event(CHAT_CREATED, {**chat, "status": "created"}))
-        await self._publish(CHAT_IN_PROGRESS, chat_event(CHAT_IN_PROGRESS, chat))
-
-        if config is None:
-            error = cpb.ChatError(code=404, msg="the bot no longer exists")
-            await self._finish("failed", error=error)
-            return
-        model_id = config.model.model_id
-        spec = deps.catalog.get(model_id)
-        if spec is None:
-            error = cpb.ChatError(code=500, msg=f"model {model_id!r} is not configured")
-            await self._finish("failed", error=error)
-            return
-
-        prompt = build_prompt(config, started.history, request.messages, request.custom_variables)
-        answer_id = deps.ids.next_id()
-        now = int(time.time())
-        message: dict[str, Any] = {
-            "id": str(answer_id),
-            "conversation_id": str(request.conversation_id),
-            "section_id": str(started.run.section_id),
-            "bot_id": str(request.bot_id),
-            "chat_id": str(request.chat_id),
-            "role": "assistant",
-            "type": "answer",
-            "content": "",
-            "content_type": "text",
-            "reasoning_content": "",
-            "meta_data": {},
-            "created_at": now,
-            "updated_at": now,
-        }
-        events = MessageEvents(message)
-        model_request = CompletionRequest(
-            messages=prompt,
-            temperature=config.model.temperature if config.model.HasField("temperature") else None,
-            max_tokens=config.model.max_tokens if config.model.HasField("max_tokens") else None,
-            top_p=config.model.top_p if config.model.HasField("top_p") else None,
-            timeout_s=deps.model_timeout_s,
-        )
-        self._model_task = asyncio.create_task(
-            self._stream(provider_for(spec), model_request, events)
-        )
-        if self._canceled:
-            # Canceled between StartRun and here, before there was a model call to stop.
-            self._model_task.cancel()
-        status, error, usage = "completed", cpb.ChatError(), cpb.Usage()
+    async def _load_tools(self, config: pb.BotConfig) -> dict[str, Tool]:
+        request = self.request
         try:
-            completion = await self._model_task
-            usage = cpb.Usage(
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
+            tools = await self.deps.tools.tools_for(
+                owner_id=request.owner_id,
+                bot_id=request.bot_id,
+                bot_version=request.bot_version,
+                config=config,
             )
+        except grpc.aio.AioRpcError as err:
+            log.warning("chat %d: loading tools failed: %s", request.chat_id, err.details())
+            raise RunFailed(500, "the bot's tools could not be loaded; please retry") from err
+        return {tool.definition.name: tool for tool in tools}
+
+    def _build_state(self, config: pb.BotConfig, started: cpb.StartRunResponse) -> RunState:
+        request = self.request
+        if request.resumes:
+            variables = {
+                str(k): str(v) for k, v in json_object(started.run.custom_variables_json).items()
+            }
+            prompt = build_prompt(config, started.history, (), variables, started.chat_messages)
+        else:
+            prompt = build_prompt(
+                config, started.history, request.messages, request.custom_variables
+            )
+        usage = cpb.Usage()
+        usage.CopyFrom(started.run.usage)
+        # A resumed run has used the rounds its chat's stored calls show.
+        rounds = (
+            sum(1 for m in stored_messages(started.chat_messages) if m.tool_calls)
+            if request.resumes
+            else 0
+        )
+        return RunState(prompt=prompt, usage=usage, tool_rounds=rounds)
+
+    async def _run_loop(
+        self,
+        config: pb.BotConfig,
+        spec: ModelSpec,
+        tools: Mapping[str, Tool],
+        state: RunState,
+    ) -> tuple[ChatStatus, cpb.ChatError]:
+        """Runs the rounds as one task, so a cancel stops a model call or tool calls alike."""
+        self._loop_task = asyncio.create_task(self._rounds(config, spec, tools, state))
+        if self._canceled:
+            # Canceled between StartRun and here, before there was anything to stop.
+            self._loop_task.cancel()
+        try:
+            await self._loop_task
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if not self._canceled or (current is not None and current.cancelling()):
                 raise  # the runner itself is stopping
-            status, usage = "canceled", self._estimated_usage(prompt)
+            return ChatStatus.CANCELED, cpb.ChatError()
         except ProviderError as err:
-            log.warning("chat %d: model %s failed: %s", request.chat_id, model_id, err.msg)
-            status, usage = "failed", self._estimated_usage(prompt)
-            error = cpb.ChatError(code=err.code, msg=err.msg)
+            log.warning("chat %d: model %s failed: %s", self.request.chat_id, spec.id, err.msg)
+            return ChatStatus.FAILED, cpb.ChatError(code=err.code, msg=err.msg)
+        except RunFailed as failed:
+            return ChatStatus.FAILED, failed.error
+        if state.pending:
+            return ChatStatus.REQUIRES_ACTION, cpb.ChatError()
+        return ChatStatus.COMPLETED, cpb.ChatError()
 
-        answer = "".join(self._answer)
-        if status == "completed":
-            await self._publish(
-                MESSAGE_COMPLETED, events.encode(MESSAGE_COMPLETED, answer, int(time.time()))
-            )
-        await self._finish(
-            status,
-            error=error,
-            answer=answer,
-            answer_id=answer_id,
-            usage=usage,
-            duration_ms=int((time.monotonic() - started_at) * 1000),
-            first_token_ms=int((self._first_token_at - started_at) * 1000)
-            if self._first_token_at
-            else 0,
-        )
+    async def _rounds(
+        self,
+        config: pb.BotConfig,
+        spec: ModelSpec,
+        tools: Mapping[str, Tool],
+        state: RunState,
+    ) -> None:
+        limit = config.max_tool_rounds or DEFAULT_MAX_TOOL_ROUNDS
+        provider = self.deps.provider_for(spec)
+        definitions = [tool.definition for tool in tools.values()]
+        while True:
+            reply = await self._call_model(provider, config, definitions, state)
+            if not reply.tool_calls:
+                return
+            if state.tool_rounds >= limit:
+                raise RunFailed(
+                    ROUND_LIMIT_CODE,
+                    f"the model asked for tools more than the bot's limit of {limit} rounds "
+                    "(max_tool_rounds) in one chat",
+                )
+            state.tool_rounds += 1
+            state.prompt.append(PromptMessage("assistant", (), tool_calls=tuple(reply.tool_calls)))
+            await self._execute_tools(tools, reply.tool_calls, state)
+            if state.pending:
+                return
 
-    async def _stream(
+    async def _call_model(
         self,
         provider: ModelProvider,
-        model_request: CompletionRequest,
-        events: MessageEvents,
-    ) -> Completion:
+        config: pb.BotConfig,
+        definitions: Sequence[ToolDefinition],
+        state: RunState,
+    ) -> ModelReply:
+        model = config.model
+        request = CompletionRequest(
+            messages=list(state.prompt),
+            tools=definitions,
+            temperature=model.temperature if model.HasField("temperature") else None,
+            max_tokens=model.max_tokens if model.HasField("max_tokens") else None,
+            top_p=model.top_p if model.HasField("top_p") else None,
+            timeout_s=self.deps.model_timeout_s,
+        )
+        text: list[str] = []
+        calls: list[ToolCall] = []
         completion: Completion | None = None
-        async with contextlib.aclosing(provider.stream(model_request)) as items:
-            async for item in items:
-                if isinstance(item, TextDelta):
-                    if not item.text:
-                        continue
-                    if not self._first_token_at:
-                        self._first_token_at = time.monotonic()
-                    self._answer.append(item.text)
-                    await self._publish(MESSAGE_DELTA, events.encode(MESSAGE_DELTA, item.text))
-                else:
-                    completion = item
+        try:
+            async with contextlib.aclosing(provider.stream(request)) as items:
+                async for item in items:
+                    if isinstance(item, TextDelta):
+                        if not item.text:
+                            continue
+                        if not self._first_token_at:
+                            self._first_token_at = time.monotonic()
+                        text.append(item.text)
+                        state.answer.append(item.text)
+                        await self.events.answer_delta(item.text)
+                    elif isinstance(item, ToolCall):
+                        calls.append(item)
+                    else:
+                        completion = item
+        except BaseException:
+            # Ended early: count what this call spent, as the provider will not say.
+            _add_usage(
+                state.usage,
+                count_prompt_tokens(request.messages),
+                count_text_tokens("".join(text)),
+            )
+            raise
         if completion is None:
             raise ProviderError(500, "the model ended its answer without finishing it")
-        return completion
+        _add_usage(state.usage, completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        return ModelReply("".join(text), calls, completion)
 
-    def _estimated_usage(self, prompt: list[PromptMessage]) -> cpb.Usage:
-        """A run that ended early gets no usage from its provider: count what was spent."""
-        return cpb.Usage(
-            prompt_tokens=count_prompt_tokens(prompt),
-            completion_tokens=count_text_tokens("".join(self._answer)),
+    async def _execute_tools(
+        self, tools: Mapping[str, Tool], calls: Sequence[ToolCall], state: RunState
+    ) -> None:
+        """Stores and announces the calls, runs the server-side ones concurrently (each with
+        a timeout), stores and announces their outputs, and hands them to the model. Calls of
+        client-side functions are left pending: the run pauses for them."""
+        await self._store_and_publish(
+            [
+                (
+                    MessageType.FUNCTION_CALL,
+                    self._function_call_content(tools.get(call.name), call),
+                    "",
+                )
+                for call in calls
+            ]
         )
+        server_calls: list[ToolCall] = []
+        for call in calls:
+            tool = tools.get(call.name)
+            if tool is not None and tool.plugin_type == PluginType.LOCAL:
+                state.pending.append(call)
+            else:
+                server_calls.append(call)
+        outputs = await asyncio.gather(
+            *(self._call_tool(tools.get(call.name), call) for call in server_calls)
+        )
+        if server_calls:
+            await self._store_and_publish(
+                [
+                    (MessageType.TOOL_RESPONSE, output.content, call.id)
+                    for call, output in zip(server_calls, outputs, strict=True)
+                ]
+            )
+        for call, output in zip(server_calls, outputs, strict=True):
+            state.prompt.append(PromptMessage.tool(call.id, output.content))
+
+    async def _call_tool(self, tool: Tool | None, call: ToolCall) -> ToolOutput:
+        """Never raises for the tool's own failures: the model reads what happened."""
+        if tool is None:
+            return ToolOutput(f"error: the bot has no tool named {call.name!r}", is_error=True)
+        try:
+            arguments = orjson.loads(call.arguments) if call.arguments.strip() else {}
+        except orjson.JSONDecodeError as err:
+            return ToolOutput(f"error: the arguments are not valid JSON ({err})", is_error=True)
+        if not isinstance(arguments, dict):
+            return ToolOutput("error: the arguments must be a JSON object", is_error=True)
+        timeout_s = self.deps.tool_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await tool.call(arguments)
+        except TimeoutError:
+            msg = f"error: {call.name} did not answer within {timeout_s:g}s"
+            return ToolOutput(msg, is_error=True)
+        except Exception as err:
+            log.warning("chat %d: tool %s raised", self.request.chat_id, call.name, exc_info=True)
+            return ToolOutput(f"error: {call.name} failed ({type(err).__name__})", is_error=True)
+
+    def _function_call_content(self, tool: Tool | None, call: ToolCall) -> str:
+        return function_call_content(
+            name=call.name,
+            arguments=call.arguments,
+            plugin_id=tool.plugin_id if tool is not None else 0,
+            api_id=tool.api_id if tool is not None else 0,
+            tool_call_id=call.id,
+        )
+
+    async def _store_and_publish(self, messages: Sequence[tuple[str, str, str]]) -> None:
+        """(type, content, tool_call_id) messages: stored first, then their events."""
+        stored = await self.deps.conversations.AppendRunMessages(
+            cpb.AppendRunMessagesRequest(
+                owner_id=self.request.owner_id,
+                chat_id=self.request.chat_id,
+                messages=[
+                    cpb.RunMessage(
+                        id=self.deps.ids.next_id(),
+                        role=MessageRole.ASSISTANT,
+                        type=kind,
+                        content=content,
+                        tool_call_id=call_id,
+                    )
+                    for kind, content, call_id in messages
+                ],
+            )
+        )
+        for message in stored.messages:
+            await self.events.message_completed(message)
+
+    # ------------------------------------------------------------------ endings
+
+    def _timings(self) -> tuple[int, int]:
+        first_token_ms = (
+            int((self._first_token_at - self._started_at) * 1000) if self._first_token_at else 0
+        )
+        return first_token_ms, int((time.monotonic() - self._started_at) * 1000)
+
+    async def _pause(self, state: RunState) -> None:
+        first_token_ms, duration_ms = self._timings()
+        try:
+            paused = await self.deps.conversations.PauseRun(
+                cpb.PauseRunRequest(
+                    owner_id=self.request.owner_id,
+                    chat_id=self.request.chat_id,
+                    tool_calls=[
+                        cpb.PendingToolCall(id=c.id, name=c.name, arguments=c.arguments)
+                        for c in state.pending
+                    ],
+                    usage=state.usage,
+                    custom_variables_json=orjson.dumps(self.request.custom_variables).decode()
+                    if self.request.custom_variables
+                    else "",
+                    first_token_ms=first_token_ms,
+                    duration_ms=duration_ms,
+                )
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                raise
+            log.info("chat %d ended elsewhere: %s", self.request.chat_id, err.details())
+            return
+        await self.events.ended(paused)
 
     async def _finish(
         self,
-        status: str,
+        status: ChatStatus,
         *,
         error: cpb.ChatError | None = None,
         answer: str = "",
         answer_id: int = 0,
         usage: cpb.Usage | None = None,
-        duration_ms: int = 0,
-        first_token_ms: int = 0,
     ) -> None:
+        first_token_ms, duration_ms = self._timings()
         try:
             finished = await self.deps.conversations.FinishRun(
                 cpb.FinishRunRequest(
@@ -306,7 +529,9 @@ class ChatRun:
                 raise
             log.info("chat %d ended elsewhere: %s", self.request.chat_id, err.details())
             return
-        event = {"completed": CHAT_COMPLETED, "failed": CHAT_FAILED, "canceled": CHAT_CANCELED}[
-            status
-        ]
-        await self._publish(event, chat_event(event, chat_object(finished, self.request.meta_data)))
+        await self.events.ended(finished)
+
+
+def _add_usage(usage: cpb.Usage, prompt_tokens: int, completion_tokens: int) -> None:
+    usage.prompt_tokens += prompt_tokens
+    usage.completion_tokens += completion_tokens

@@ -1,10 +1,5 @@
-"""Runner entry point: a member of the worker pool that runs chats from the work queue.
-
-Runners share one durable pull consumer, so each queued chat goes to exactly one of
-them. A runner acks a chat only when its outcome is persisted; while it runs, in-progress
-acks keep JetStream from handing it to another runner. If the runner dies, the chat is
-redelivered after the ack wait and the next runner ends it as failed (see ChatRun).
-"""
+"""Runner entry point: connects to NATS and the registry and runs a worker pool
+(services/runner/pool.py) of chats from the work queue."""
 
 from __future__ import annotations
 
@@ -16,16 +11,19 @@ import signal
 import socket
 
 import grpc
-import nats
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.client import JetStreamContext
 
-from cozeplus.chat_protocol import ChatRequest
-from cozeplus.chat_queue import ACK_WAIT_S, ensure_chat_stream, runner_consumer_config
-from cozeplus.ids import IdGenerator, lease_node_id
+from cozeplus.chat_queue import (
+    ACK_WAIT_S,
+    ensure_chat_stream,
+    ensure_runner_consumer,
+    runner_consumer_config,
+)
+from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
+from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
+from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.subjects import (
     CHAT_CANCEL_ALL,
@@ -33,102 +31,15 @@ from cozeplus.subjects import (
     CHAT_REQUEST_SUBJECT,
     CHAT_RUNNER_CONSUMER,
 )
-from services.runner.chat_run import BotConfigCache, ChatRun, RunnerDeps
+from services.runner.chat_run import BotConfigCache, RunnerDeps
 from services.runner.health import health_server
-from services.runner.metrics import CHATS_RUNNING, CHATS_TOTAL
-from services.runner.providers import close_providers
+from services.runner.pool import RunnerPool
+from services.runner.providers import close_providers, provider_for
 from services.runner.settings import RunnerSettings
+from services.runner.tools.outbound_policy import plugin_policy
+from services.runner.tools.registry_source import RegistryToolSource
 
 log = logging.getLogger("cozeplus.runner")
-
-
-class RunnerPool:
-    """Pulls chats while it has free slots and runs each as its own task."""
-
-    def __init__(self, deps: RunnerDeps, concurrency: int) -> None:
-        self.deps = deps
-        self.concurrency = concurrency
-        self.running: dict[int, ChatRun] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
-
-    async def consume(
-        self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event
-    ) -> None:
-        """Fetch while not stopping. Stopping is a flag checked between fetches, not a task
-        cancellation: on Python 3.11 nats-py's fetch (asyncio.wait_for) can swallow one."""
-        while not stop.is_set():
-            free = self.concurrency - len(self._tasks)
-            if free <= 0:
-                self._slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
-                continue
-            try:
-                messages = await subscription.fetch(min(free, 16), timeout=1.0)
-            except NatsTimeoutError:
-                continue
-            except Exception:
-                log.exception("fetching chats failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if stop.is_set():
-                # Fetched as we stop: hand them straight back to the other runners.
-                for msg in messages:
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
-                return
-            for msg in messages:
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slot_freed.set()
-
-    async def _handle(self, msg: Msg) -> None:
-        try:
-            request = ChatRequest.decode(msg.data)
-        except ValueError:
-            log.error("dropping a malformed chat request: %r", msg.data[:200])
-            await msg.term()
-            return
-        run = ChatRun(self.deps, request, keepalive=msg.in_progress)
-        self.running[request.chat_id] = run
-        CHATS_RUNNING.inc()
-        try:
-            await run.execute()
-            await msg.ack()
-            CHATS_TOTAL.labels(outcome="ended").inc()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Left unacked, it is redelivered and the next runner ends it properly.
-            log.exception("chat %d crashed its run", request.chat_id)
-            CHATS_TOTAL.labels(outcome="crashed").inc()
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=1.0)
-        finally:
-            CHATS_RUNNING.dec()
-            self.running.pop(request.chat_id, None)
-
-    def cancel(self, chat_id: int) -> bool:
-        run = self.running.get(chat_id)
-        if run is None:
-            return False
-        run.cancel()
-        return True
-
-    async def drain(self, grace_s: float) -> None:
-        """Let running chats finish; the rest are redelivered to other runners."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=5)
 
 
 async def serve(settings: RunnerSettings) -> None:
@@ -137,24 +48,38 @@ async def serve(settings: RunnerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    nc = await nats.connect(settings.nats_url, name="cozeplus-runner", max_reconnect_attempts=-1)
+    link = NatsConnection(settings.nats_url, "cozeplus-runner", settings.nats_replicas)
+    link.declare("the chat work queue", lambda js: ensure_chat_stream(js, link.replicas))
+    link.declare("the runners' consumer", ensure_runner_consumer)
+    link.declare(
+        "the node id bucket", lambda js: declare_key_value(js, node_bucket_config(link.replicas))
+    )
+    await link.connect()
+    nc = await link.wait_declared()
     js = nc.jetstream()
-    await ensure_chat_stream(js)
     channel = grpc.aio.insecure_channel(settings.registry_addr)
+    plugins_channel = (
+        grpc.aio.insecure_channel(settings.plugins_addr) if settings.plugins_addr else channel
+    )
     owner = f"runner@{socket.gethostname()}:{os.getpid()}"
     async with contextlib.AsyncExitStack() as stack:
         node_id = settings.node_id
         if node_id is None:
-            node_id = await stack.enter_async_context(lease_node_id(nc, owner))
+            node_id = await stack.enter_async_context(
+                lease_node_id(nc, owner, settings.nats_replicas)
+            )
         bots = BotRegistryStub(channel)
         deps = RunnerDeps(
-            nc=nc,
+            events=nc,
             bots=bots,
             conversations=ConversationsStub(channel),
             catalog=ModelCatalog.load(settings.models_file),
             ids=IdGenerator(node_id),
             bot_configs=BotConfigCache(bots),
+            provider_for=provider_for,
+            tools=RegistryToolSource(PluginsStub(plugins_channel), plugin_policy(settings)),
             model_timeout_s=settings.model_timeout_s,
+            tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
         )
         pool = RunnerPool(deps, settings.concurrency)
@@ -193,7 +118,9 @@ async def serve(settings: RunnerSettings) -> None:
             health.should_exit = True
             await health_task
     await channel.close()
-    await nc.drain()
+    if plugins_channel is not channel:
+        await plugins_channel.close()
+    await link.close()
 
 
 def main() -> None:

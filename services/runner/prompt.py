@@ -1,14 +1,24 @@
-"""Turn a bot, the conversation's history and the new messages into a model prompt."""
+"""Turn a bot, the conversation's history and the new messages into a model prompt.
+
+Stored tool traces become the model's native format: a run of function_call messages is one
+assistant message with tool_calls, each tool_response a `tool` message naming its call
+(wire contract section 7). The API refuses unanswered calls and orphan outputs, so a call
+left without an output (a chat that ended mid-round) gets a note, and an output whose call
+is not in the window is dropped.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
 
+import orjson
+
 from cozeplus.chat_protocol import InputMessage
 from cozeplus.message_content import ContentError, ContentPart, parse_content
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.vocabulary import MessageType
 from services.runner.providers.base import (
     ChatPart,
     FilePart,
@@ -17,11 +27,13 @@ from services.runner.providers.base import (
     Role,
     TextPart,
 )
+from services.runner.tools.base import ToolCall
 
 # Coze's variable syntax in prompts: {{name}}.
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
-# Only the conversation itself goes to the model, not tool traces or suggestions.
-_CONVERSATION_TYPES = frozenset({"question", "answer", ""})
+# Only the conversation and its tool traces go to the model, not suggestions or verbose notes.
+_CONVERSATION_TYPES = frozenset({MessageType.QUESTION, MessageType.ANSWER, ""})
+NO_TOOL_OUTPUT = "(no output: the chat ended before this tool answered)"
 
 
 def render_system_prompt(
@@ -61,22 +73,83 @@ def _role(role: str) -> Role:
     return "assistant" if role == "assistant" else "user"
 
 
+def tool_call_of(message: cpb.Message) -> ToolCall | None:
+    """The call a stored function_call message records (its content is section 7's JSON)."""
+    try:
+        content = orjson.loads(message.content)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(content, dict) or not content.get("name"):
+        return None
+    arguments = content.get("arguments", {})
+    return ToolCall(
+        id=str(content.get("tool_call_id") or f"call_{message.id}"),
+        name=str(content["name"]),
+        arguments=arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
+    )
+
+
+def _answered_call_id(message: cpb.Message) -> str:
+    try:
+        meta = orjson.loads(message.meta_data_json) if message.meta_data_json else {}
+    except orjson.JSONDecodeError:
+        return ""
+    return str(meta.get("tool_call_id", "")) if isinstance(meta, dict) else ""
+
+
+def stored_messages(stored: Iterable[cpb.Message]) -> list[PromptMessage]:
+    """Stored messages (history, or a resumed chat's own) as prompt messages."""
+    out: list[PromptMessage] = []
+    calls: list[ToolCall] = []
+    outputs: dict[str, str] = {}
+
+    def close_round() -> None:
+        if not calls:
+            return
+        out.append(PromptMessage("assistant", (), tool_calls=tuple(calls)))
+        for call in calls:
+            out.append(PromptMessage.tool(call.id, outputs.get(call.id, NO_TOOL_OUTPUT)))
+        calls.clear()
+        outputs.clear()
+
+    for message in stored:
+        if message.type == MessageType.FUNCTION_CALL:
+            if outputs:
+                close_round()  # a new round of calls after the last one's outputs
+            call = tool_call_of(message)
+            if call is not None:
+                calls.append(call)
+        elif message.type == MessageType.TOOL_RESPONSE:
+            call_id = _answered_call_id(message)
+            if any(c.id == call_id for c in calls):
+                outputs[call_id] = message.content
+        elif message.type in _CONVERSATION_TYPES and message.content:
+            close_round()
+            out.append(
+                PromptMessage(
+                    _role(message.role),
+                    _parts(message.content, message.content_type, message.type),
+                )
+            )
+    close_round()
+    return out
+
+
 def build_prompt(
     config: pb.BotConfig,
     history: Iterable[cpb.Message],
     new_messages: Iterable[InputMessage],
     custom_variables: Mapping[str, str],
+    chat_messages: Iterable[cpb.Message] = (),
 ) -> list[PromptMessage]:
+    """`new_messages` for a new chat; a resumed one passes its stored `chat_messages`."""
     messages: list[PromptMessage] = []
     system = render_system_prompt(config.prompt, config.variables, custom_variables)
     if system:
         messages.append(PromptMessage.text("system", system))
-    for old in history:
-        if old.type in _CONVERSATION_TYPES and old.content:
-            messages.append(
-                PromptMessage(_role(old.role), _parts(old.content, old.content_type, old.type))
-            )
+    messages.extend(stored_messages(history))
     for new in new_messages:
         parts = _parts(new.content, new.content_type, new.type)
         messages.append(PromptMessage(_role(new.role), parts))
+    messages.extend(stored_messages(chat_messages))
     return messages

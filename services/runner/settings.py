@@ -2,14 +2,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RunnerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COZEPLUS_RUNNER_")
 
+    # One URL or a comma-separated list (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
+    # Replicas of the JetStream streams and buckets this service declares (3 on a cluster).
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     registry_addr: str = "127.0.0.1:50051"
+    # Where the Plugins service (tool resolution) is served; empty: the registry.
+    plugins_addr: str = ""
     # /healthz and /metrics; 0 disables the endpoint.
     health_port: int = 9100
     health_host: str = "127.0.0.1"
@@ -18,6 +24,8 @@ class RunnerSettings(BaseSettings):
     models_file: Path | None = None
     # Longest wait for the model's next token (the first included) before the chat fails.
     model_timeout_s: float = 60.0
+    # Longest a server-side tool call may take before the model is told it timed out.
+    tool_timeout_s: float = 30.0
     # How often a running chat tells JetStream and the edge that its runner is alive.
     heartbeat_s: float = 2.0
     # On SIGTERM, how long running chats may take to finish before they are left to

@@ -64,7 +64,7 @@ def test_stream_follows_the_framing_rules_byte_for_byte(
     )
     assert chat["run_record_item"]["usage"]["total_tokens"] == chat["usage"]["token_count"]
     assert events[-2].data == {"event": "conversation.stream.done"}
-    assert events[-1].raw == b'event: done\ndata: "[DONE]"\n\n'
+    assert events[-1].raw == b'event: done\ndata: {"event":"done"}\n\n'
 
 
 def test_non_stream_returns_chat_merged_with_answer(
@@ -425,7 +425,7 @@ def test_cancel_with_only_conversation_id_as_the_product_document_sends(
             assert canceled.status_code == 200, canceled.text
             rest = "\n".join(lines)
         assert "event: conversation.chat.canceled" in rest
-        assert rest.rstrip().endswith('event: done\ndata: "[DONE]"')
+        assert rest.rstrip().endswith('event: done\ndata: {"event":"done"}')
 
 
 def test_non_stream_model_failure_is_a_failed_chat_not_an_http_error(

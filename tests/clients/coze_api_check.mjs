@@ -212,6 +212,79 @@ const scenarios = {
     return { conversationId: conversation.id, created, pages, retrieved, updated, deleted, afterDelete, remaining };
   },
 
+  // ARG: a published mock-echo bot whose prompt reads {{city}}. Finds the space through
+  // workspaces.list, creates a bot there, reads users.me, then sets and reads variables of
+  // one end user and chats as that user.
+  async surface(botId) {
+    const workspaces = await client.workspaces.list({ page_num: 1, page_size: 10 });
+    const spaceId = workspaces.workspaces[0].id;
+    const created = await client.bots.create({ space_id: spaceId, name: 'made in my workspace' });
+    const listed = await client.bots.listNew({ workspace_id: spaceId, publish_status: 'all' });
+    const me = await client.users.me();
+    const uid = 'js-end-user';
+    const updated = await client.variables.update({
+      bot_id: botId,
+      connector_uid: uid,
+      data: [{ keyword: 'city', value: 'Osaka' }, { keyword: 'unused', value: 'x' }],
+    });
+    const one = await client.variables.retrieve({ bot_id: botId, connector_uid: uid, keywords: ['city'] });
+    const all = await client.variables.retrieve({ bot_id: botId, connector_uid: uid });
+    const badUpdate = (await caught(() => client.variables.update({ bot_id: botId, connector_uid: uid, data: [{ keyword: '1bad', value: 'x' }] }))).threw ?? null;
+    const poll = await client.chat.createAndPoll({ bot_id: botId, user_id: uid, additional_messages: question('hi') });
+    return {
+      workspaces,
+      createdId: created.bot_id,
+      listedIds: listed.items.map((b) => b.id),
+      me,
+      updated: updated ?? null,
+      one,
+      all,
+      badUpdate,
+      chatStatus: poll.chat.status,
+    };
+  },
+
+  // ARG: a published bot whose model calls the client-side function get_location, then
+  // answers with its output. Streams into requires_action, retrieves, resumes streaming; then
+  // createAndPoll into requires_action and a non-streaming submit.
+  async tools(botId) {
+    const streamed = [];
+    for await (const part of client.chat.stream({ bot_id: botId, additional_messages: question('where am I?') })) {
+      streamed.push(part);
+    }
+    const paused = streamed.find((p) => p.event === ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION)?.data ?? null;
+    const out = { events: streamed.map((p) => p.event), paused };
+    if (!paused) return out;
+    const call = paused.required_action.submit_tool_outputs.tool_calls[0];
+    out.functionCall = streamed.find((p) => p.data?.type === 'function_call')?.data ?? null;
+    out.retrieved = await client.chat.retrieve(paused.conversation_id, paused.id);
+    const resumed = [];
+    for await (const part of client.chat.submitToolOutputs({
+      conversation_id: paused.conversation_id,
+      chat_id: paused.id,
+      tool_outputs: [{ tool_call_id: call.id, output: 'Paris' }],
+      stream: true,
+    })) {
+      resumed.push(part);
+    }
+    out.resumed = resumed.map((p) => ({ event: p.event, type: p.data?.type ?? null, content: p.data?.content ?? null }));
+    out.messages = (await client.chat.messages.list(paused.conversation_id, paused.id)).map((m) => ({ type: m.type, content: m.content }));
+
+    const poll = await client.chat.createAndPoll({ bot_id: botId, additional_messages: question('and here?') });
+    out.poll = { status: poll.chat.status, required_action: poll.chat.required_action ?? null };
+    // 1.3.9 declares submitToolOutputs as an async generator even without streaming: the
+    // Chat is the generator's return value.
+    const pollCall = poll.chat.required_action.submit_tool_outputs.tool_calls[0];
+    const { value } = await client.chat.submitToolOutputs({
+      conversation_id: poll.chat.conversation_id,
+      chat_id: poll.chat.id,
+      tool_outputs: [{ tool_call_id: pollCall.id, output: 'Lyon' }],
+      stream: false,
+    }).next();
+    out.submitted = value;
+    return out;
+  },
+
   // ARG: a published bot whose scripted model calls a plugin tool, then answers. Output: the
   // bot's plugin_info_list, a stream's completed messages and answer, a createAndPoll's messages.
   async tools(botId) {

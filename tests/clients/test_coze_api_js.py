@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.chat.plugin_bots import PluginServers, needs_agent_loop
@@ -128,6 +129,8 @@ def test_coze_api_chat_on_a_failing_model(
     # top-level code/msg.
     assert error == {"event": "conversation.error", **last_error, "error": last_error}
     assert stream_done == {"event": "conversation.stream.done"}
+    # @coze/api does not read done's data: it reports its own "[DONE]" whatever we send
+    # (we send {"event":"done"}).
     assert done == "[DONE]"
 
     # createAndPoll stops polling on status `failed` and returns the failed chat.
@@ -313,6 +316,46 @@ def test_coze_api_messages_create_list_retrieve_update_delete(
     assert_api_error(out["afterDelete"], "NotFoundError", 404)
     remaining = out["remaining"]["data"]
     assert [m["content"] for m in remaining] == ["m1", "m2", "m3", "m4"]
+
+
+def test_coze_api_workspaces_users_and_variables(
+    run_scenario: Callable[[str, str], dict[str, Any]],
+    make_bot: Callable[..., str],
+    account: Account,
+    mock_llm: str,
+) -> None:
+    bot_id = make_bot(model="mock-echo", prompt="Weather in {{city}}.")
+    out = run_scenario("surface", bot_id)
+
+    assert out["workspaces"] == {
+        "total_count": 1,
+        "workspaces": [
+            {
+                "id": str(account.user_id),
+                "name": "Personal",
+                "icon_url": "",
+                "role_type": "owner",
+                "workspace_type": "personal",
+                "enterprise_id": "",
+            }
+        ],
+    }
+    # bots.create in the space workspaces.list gave, and listNew finds it there.
+    assert out["createdId"] in out["listedIds"]
+    assert out["me"] == {
+        "user_id": str(account.user_id),
+        "user_name": account.username,
+        "nick_name": account.username,
+        "avatar_url": "",
+    }
+    assert out["updated"] is None  # variables.update resolves to undefined
+    # axios sends keywords[]=city: only that one comes back.
+    assert [(v["keyword"], v["value"]) for v in out["one"]["items"]] == [("city", "Osaka")]
+    assert sorted(v["keyword"] for v in out["all"]["items"]) == ["city", "unused"]
+    assert_api_error(out["badUpdate"], "BadRequestError", 400)
+    assert out["chatStatus"] == "completed"
+    system = httpx.get(f"{mock_llm}/mock/requests").json()[-1]["messages"][0]
+    assert system == {"role": "system", "content": "Weather in Osaka."}
 
 
 @needs_agent_loop

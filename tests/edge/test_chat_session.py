@@ -254,6 +254,9 @@ async def test_outcome_merges_the_answer_into_the_chat(edge_nc: NATS, runner_nc:
     await publish(runner_nc, session, CHAT_CREATED, b'{"event":"conversation.chat.created"}')
     await publish(runner_nc, session, MESSAGE_DELTA, b'{"content":"the "}')
     await publish(runner_nc, session, MESSAGE_COMPLETED, b'{"content":"the answer"}')
+    # Tool messages complete too, even after the answer; they are not the chat's content.
+    call = b'{"type":"function_call","content":"{\\"name\\":\\"f\\"}"}'
+    await publish(runner_nc, session, MESSAGE_COMPLETED, call)
     await publish(runner_nc, session, CHAT_COMPLETED, chat_payload(CHAT_COMPLETED, "completed"))
     outcome = await asyncio.wait_for(waiter, 5)
     data = answer_data(outcome)

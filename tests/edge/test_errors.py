@@ -213,6 +213,10 @@ def test_bodyless_post_where_no_body_is_needed(client: httpx.Client) -> None:
 def test_unreachable_registry_and_nats_are_503(lonely_edge_url: str) -> None:
     with httpx.Client(base_url=lonely_edge_url, timeout=30) as http:
         assert_error(http.get("/healthz"), 503, "registry", "nats")
+        # Liveness does not follow the dependencies: an orchestrator must not restart it.
+        live = http.get("/livez")
+        assert live.status_code == 200
+        assert live.json() == {"code": 0, "msg": "success", "data": {"status": "ok"}}
         unavailable = assert_error(
             http.get("/v1/bots", headers={"Authorization": "Bearer pat_whatever"}), 503
         )

@@ -113,6 +113,8 @@ def make_real_ids(base_url: str, account: Account) -> RealIds:
             "ConversationID": int(conversation["id"]),
             "chat_id": int(chat["id"]),
             "message_id": message_id,
+            # The OpenAI-compatible routes' name for a bot id (see use_real_ids).
+            "model": bot_id,
             "before_id": message_id,
             "after_id": message_id,
             # Only ever the spare key: the fuzzer deleting its own key would end the run.
@@ -127,6 +129,9 @@ def use_real_ids(case: Any, ids: RealIds) -> None:
         if not isinstance(container, dict):
             continue
         for name, real in ids.by_field.items():
+            # Elsewhere `model` is a model id (echo, ...), not a bot.
+            if name == "model" and case.path not in OPENAI_PATHS:
+                continue
             if name in container and isinstance(container[name], str | int):
                 if isinstance(container[name], bool):
                     continue
@@ -152,6 +157,36 @@ def header(response: Any, name: str) -> str:
     return next((v[0] for k, v in response.headers.items() if k.lower() == name), "")
 
 
+OPENAI_PATHS = {"/v1/models", "/v1/models/{model}", "/v1/chat/completions"}
+
+
+def openai_problems(response: Any, content_type: str) -> list[str]:
+    """The OpenAI-compatible routes answer in OpenAI's formats, not the envelope."""
+    status = response.status_code
+    if status == 413:
+        return []  # the edge's body limit answers before any route: the envelope
+    if content_type.startswith("application/json"):
+        body = response.json()
+        if status >= 400:
+            error = body.get("error") if isinstance(body, dict) else None
+            if (
+                set(body) != {"error"}
+                or not isinstance(error, dict)
+                or set(error) != {"message", "type", "param", "code"}
+                or not error["message"]
+            ):
+                return [f"not OpenAI's error shape: {response.text[:200]}"]
+        return []
+    if content_type.startswith("text/event-stream") and status == 200:
+        events = response.content.decode().split("\n\n")
+        if events[-2:] != ["data: [DONE]", ""] or not all(
+            e.startswith("data: ") and "\n" not in e for e in events[:-1]
+        ):
+            return [f"not OpenAI's SSE: {response.content[:300]!r}"]
+        return []
+    return [f"unexpected content type {content_type!r}"]
+
+
 def contract_problems(path: str, response: Any) -> list[str]:
     """What is wrong with one answer, per the wire contract (empty when nothing)."""
     problems = []
@@ -164,6 +199,8 @@ def contract_problems(path: str, response: Any) -> list[str]:
         problems.append("no log id headers")
     if status == 200 and path not in UNAUTHENTICATED_PATHS and "x-ratelimit-limit" not in headers:
         problems.append("no X-RateLimit-* headers on an authenticated answer")
+    if path in OPENAI_PATHS:
+        return problems + openai_problems(response, content_type)
     if content_type.startswith("application/json"):
         body = response.json()
         if not isinstance(body, dict) or not {"code", "msg", "data"} <= set(body):

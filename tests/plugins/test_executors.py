@@ -226,7 +226,7 @@ async def test_mcp_tools(tools: dict[str, Tool]) -> None:
 
 async def test_local_functions_are_not_run_by_the_runner(tools: dict[str, Tool]) -> None:
     output = await tools["get_location"].call({})
-    assert output.is_error and "client-side" in output.content
+    assert output.is_error and "runs on the client" in output.content
 
 
 async def test_no_plugins_means_no_registry_call() -> None:

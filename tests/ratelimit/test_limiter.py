@@ -55,6 +55,10 @@ async def _limiter(nc: NATS, window_s: int = 60) -> RateLimiter:
         ("/v1/bots/123", LimitClass.BOT_INFO),
         ("/v1/bots", LimitClass.BOT_INFO),
         ("/v1/conversation/create", LimitClass.OTHER),
+        ("/v1/chat/completions", LimitClass.CHAT),
+        ("/v1/bots/123/unpublish", LimitClass.BOT_MANAGEMENT),
+        ("/v1/models", LimitClass.OTHER),
+        ("/v1/workspaces", LimitClass.OTHER),
     ],
 )
 def test_routes_map_to_the_contract_classes(path: str, expected: LimitClass) -> None:

@@ -771,6 +771,7 @@ async def test_history_window_of_a_thousand_message_conversation(f: Fixture) -> 
 async def test_history_leaves_out_the_chat_itself_later_messages_and_other_types(
     f: Fixture,
 ) -> None:
+    # Tool traces are history (the model sees them in later chats); verbose messages are not.
     conversation = await f.conversation(
         user("q1"),
         assistant("a1"),
@@ -787,8 +788,8 @@ async def test_history_leaves_out_the_chat_itself_later_messages_and_other_types
 
     started = await f.start(chat.id, history_rounds=10)
 
-    assert [m.content for m in started.history] == ["q1", "a1", "q2"]
-    assert [m.chat_id for m in started.history] == [0, 0, earlier.id]
+    assert [m.content for m in started.history] == ["q1", "a1", '{"name": "tool"}', "q2"]
+    assert [m.chat_id for m in started.history] == [0, 0, 0, earlier.id]
 
 
 # ----------------------------------------------------------------- tenancy

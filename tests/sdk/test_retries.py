@@ -57,7 +57,7 @@ SUCCESS_STREAM = (
         {**CHAT, "status": "completed", "usage": {"token_count": 3, "total_tokens": 3}},
     )
     + sse("conversation.stream.done", {"event": "conversation.stream.done"})
-    + b'event: done\ndata: "[DONE]"\n\n'
+    + b'event: done\ndata: {"event":"done"}\n\n'
 )
 
 

@@ -16,7 +16,7 @@ from coze._stream import ChatEventTranslator
 def test_events_split_anywhere_even_inside_a_character() -> None:
     data = (
         'event: conversation.message.delta\ndata: {"content":"你好"}\n\n'
-        'event: done\ndata: "[DONE]"\n\n'
+        'event: done\ndata: {"event":"done"}\n\n'
     ).encode()
     for cut in range(1, len(data)):
         decoder = SSEDecoder()
@@ -24,7 +24,7 @@ def test_events_split_anywhere_even_inside_a_character() -> None:
         decoder.close()
         assert events == [
             SSEEvent("conversation.message.delta", {"content": "你好"}),
-            SSEEvent("done", "[DONE]"),
+            SSEEvent("done", {"event": "done"}),
         ]
 
 
@@ -70,7 +70,7 @@ def test_a_failure_announced_twice_is_one_error_event() -> None:
     error = {"event": "conversation.error", "code": 5001, "msg": "model down"}
     assert feed(translator, "error", error) == []
     assert feed(translator, "conversation.stream.done", {}) == []
-    assert feed(translator, "done", "[DONE]") == []
+    assert feed(translator, "done", {"event": "done"}) == []
     assert translator.finished
 
 
@@ -81,6 +81,7 @@ def test_a_product_document_shaped_stream_is_understood() -> None:
     assert feed(translator, "conversation.message.delta", {"message_item": item}) == ["message"]
     record = {"conversation_id": "c1", "usage": {"prompt_tokens": 10, "total_tokens": 30}}
     assert feed(translator, "conversation.chat.completed", {"run_record_item": record}) == []
+    # Coze cloud's done marker, the string "[DONE]", is understood as well as ours.
     [done] = translator.feed(SSEEvent("done", "[DONE]"))
     assert isinstance(done, DoneEvent)
     assert (done.conversation_id, done.content, done.usage.total_tokens) == ("c1", "你好", 30)
@@ -89,3 +90,5 @@ def test_a_product_document_shaped_stream_is_understood() -> None:
 def test_done_must_carry_the_done_marker() -> None:
     with pytest.raises(CozeStreamError):
         ChatEventTranslator().feed(SSEEvent("done", json.loads('"DONE"')))
+    with pytest.raises(CozeStreamError):
+        ChatEventTranslator().feed(SSEEvent("done", {"event": "conversation.stream.done"}))

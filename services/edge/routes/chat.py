@@ -14,6 +14,7 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from services.edge import chat_gateway
 from services.edge.auth import CurrentUser, Principal
 from services.edge.chat_gateway import ChatSession
+from services.edge.chat_variables import with_stored_variables
 from services.edge.responses import EventStreamResponse, envelope_json
 from services.edge.runtime import EdgeRuntime, Runtime
 from services.edge.schemas.chat import (
@@ -26,6 +27,7 @@ from services.edge.schemas.chat import (
     InternalChatBody,
     MessageView,
     OptionalId,
+    SubmitToolOutputsBody,
 )
 from services.edge.schemas.common import ERROR_RESPONSES, Envelope, Id
 
@@ -70,6 +72,9 @@ async def chat_v3(
     runtime.limits.chat(body, body.query)
     messages = chat_gateway.input_messages(body.additional_messages, body.query)
     target = await chat_gateway.published_target(runtime, user.user_id, body.bot_id)
+    options = await with_stored_variables(
+        runtime, owner_id=user.user_id, bot_id=body.bot_id, user_id=body.user_id, options=body
+    )
     session = await chat_gateway.start_chat(
         runtime,
         owner_id=user.user_id,
@@ -77,7 +82,7 @@ async def chat_v3(
         target=target,
         conversation_id=conversation_id or body.conversation_id,
         messages=messages,
-        options=body,
+        options=options,
     )
     return await _respond(session, body.stream)
 
@@ -95,16 +100,49 @@ async def internal_chat(body: InternalChatBody, user: CurrentUser, runtime: Runt
     runtime.limits.chat(body, body.query)
     messages = chat_gateway.input_messages(body.additional_messages, body.query)
     target = await chat_gateway.draft_target(runtime, user.user_id, body.agent_id)
+    end_user = body.user_id or str(user.user_id)
+    options = await with_stored_variables(
+        runtime, owner_id=user.user_id, bot_id=body.agent_id, user_id=end_user, options=body
+    )
     session = await chat_gateway.start_chat(
         runtime,
         owner_id=user.user_id,
-        user_id=body.user_id or str(user.user_id),
+        user_id=end_user,
         target=target,
         conversation_id=body.conversation_id,
         messages=messages,
-        options=body,
+        options=options,
     )
     return await _respond(session, body.stream, ids_as_numbers=True)
+
+
+@router.post(
+    "/v3/chat/submit_tool_outputs",
+    summary="Resume a chat waiting in requires_action with the client's tool outputs",
+    description="Gives a chat paused for client-side functions (status `requires_action`) "
+    "one output per pending tool call; the same chat then continues on whichever runner "
+    "takes it. With `stream: true` the answer is the continued run's event stream (from "
+    "`conversation.chat.in_progress` on); otherwise the call waits and returns the Chat as "
+    "the run ends. A chat not in `requires_action`, or missing or unknown `tool_call_id`s, "
+    "are a 400 and change nothing.",
+    response_model=Envelope[ChatAnswerView],
+    responses=STREAM_RESPONSE,
+)
+async def submit_tool_outputs(
+    body: SubmitToolOutputsBody,
+    conversation_id: ConversationIdQuery,
+    chat_id: ChatIdQuery,
+    user: CurrentUser,
+    runtime: Runtime,
+) -> Response:
+    session = await chat_gateway.resume_chat(
+        runtime,
+        owner_id=user.user_id,
+        conversation_id=conversation_id,
+        chat_id=chat_id,
+        outputs=[(o.tool_call_id, o.output) for o in body.tool_outputs],
+    )
+    return await _respond(session, body.stream)
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""Liveness for load balancers and the test harness, and metrics for Prometheus."""
+"""Readiness (/healthz: the edge's dependencies answer) and liveness (/livez: the process
+serves HTTP) for load balancers, orchestrators and the test harness; metrics for Prometheus."""
 
 from __future__ import annotations
 
@@ -32,6 +33,16 @@ async def healthz(runtime: Runtime) -> Envelope[HealthView]:
         missing.append("chat queue")
     if missing:
         raise ApiError(503, f"not ready: {', '.join(missing)} unavailable")
+    return ok(HealthView(status="ok"))
+
+
+@router.get(
+    "/livez",
+    summary="200 while the process serves HTTP, whatever its dependencies do",
+)
+async def livez() -> Envelope[HealthView]:
+    # Liveness must not follow the registry or NATS: restarting every edge because the
+    # registry is down would turn one outage into two. Readiness (/healthz) covers them.
     return ok(HealthView(status="ok"))
 
 

@@ -14,20 +14,21 @@ from services.edge.schemas.accounts import (
     LoginRequest,
     MeView,
     RegisterRequest,
+    SessionUserView,
     SessionView,
-    UserView,
 )
 from services.edge.schemas.common import ERROR_RESPONSES, EmptyData, Envelope, ok
 
 router = APIRouter(prefix="/api/passport", tags=["passport"], responses=ERROR_RESPONSES)
 
 
-def _user_view(user: pb.User) -> UserView:
-    return UserView(
+def _user_view(user: pb.User) -> SessionUserView:
+    return SessionUserView(
         user_id=user.id,
         username=user.username,
         display_name=user.display_name,
         created_at=user.created_at,
+        email=user.email,
     )
 
 
@@ -56,17 +57,20 @@ async def _log_in(
 async def register(
     body: RegisterRequest, response: Response, runtime: Runtime
 ) -> Envelope[SessionView]:
-    await runtime.registry.accounts.CreateUser(
+    user = await runtime.registry.accounts.CreateUser(
         pb.CreateUserRequest(
-            username=body.username, password=body.password, display_name=body.display_name
+            username=body.username or "",
+            email=body.email or "",
+            password=body.password,
+            display_name=body.display_name,
         )
     )
-    return ok(await _log_in(runtime, response, body.username, body.password))
+    return ok(await _log_in(runtime, response, user.username, body.password))
 
 
 @router.post("/login", dependencies=[SameOrigin], summary="Log in; sets the session_key cookie")
 async def login(body: LoginRequest, response: Response, runtime: Runtime) -> Envelope[SessionView]:
-    return ok(await _log_in(runtime, response, body.username, body.password))
+    return ok(await _log_in(runtime, response, body.login_name, body.password))
 
 
 @router.post("/logout", summary="End the current session")

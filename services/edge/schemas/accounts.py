@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from services.edge.schemas.common import (
     INT32_MAX,
@@ -19,14 +20,46 @@ from services.edge.schemas.common import (
 
 
 class RegisterRequest(RequestModel):
-    username: NonEmptyStr = Field(max_length=64)
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["username"]}, {"required": ["email"]}]}
+    )
+
+    username: NonEmptyStr | None = Field(
+        default=None, max_length=64, description="Absent: made from the email."
+    )
+    email: NonEmptyStr | None = Field(
+        default=None, max_length=254, description="Log in with it as well as the username."
+    )
     password: NonEmptyStr = Field(max_length=1024)
     display_name: str = Field(default="", max_length=128)
 
+    @model_validator(mode="after")
+    def _username_or_email(self) -> RegisterRequest:
+        if self.username is None and self.email is None:
+            raise PydanticCustomError("username_or_email", "username or email is required")
+        return self
+
 
 class LoginRequest(RequestModel):
-    username: NonEmptyStr = Field(max_length=64)
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["username"]}, {"required": ["email"]}]}
+    )
+
+    username: NonEmptyStr | None = Field(default=None, max_length=254)
+    email: NonEmptyStr | None = Field(
+        default=None, max_length=254, description="Instead of the username."
+    )
     password: NonEmptyStr = Field(max_length=1024)
+
+    @model_validator(mode="after")
+    def _username_or_email(self) -> LoginRequest:
+        if self.username is None and self.email is None:
+            raise PydanticCustomError("username_or_email", "username or email is required")
+        return self
+
+    @property
+    def login_name(self) -> str:
+        return self.username or self.email or ""
 
 
 class UserView(ResponseModel):
@@ -36,8 +69,12 @@ class UserView(ResponseModel):
     created_at: int
 
 
+class SessionUserView(UserView):
+    email: str = Field(description="The email the account registered with, or empty.")
+
+
 class SessionView(ResponseModel):
-    user: UserView
+    user: SessionUserView
     expires_at: int = Field(description="When the session cookie stops working (Unix seconds).")
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from cozeplus.vocabulary import ToolType
 from services.edge.schemas.common import INT32_MAX, Id, NonEmptyStr, RequestModel, ResponseModel
 
 # ------------------------------------------------------------------------------ requests
@@ -47,7 +48,7 @@ class VariableIn(RequestModel):
 
 
 class ToolIn(RequestModel):
-    type: Literal["knowledge_base", "plugin"]
+    type: ToolType
     knowledge_id: Id | None = None
     plugin_id: Id | None = None
     api_name: str | None = Field(
@@ -56,9 +57,9 @@ class ToolIn(RequestModel):
 
     @model_validator(mode="after")
     def _id_for_type(self) -> ToolIn:
-        if self.type == "knowledge_base" and self.knowledge_id is None:
+        if self.type == ToolType.KNOWLEDGE_BASE and self.knowledge_id is None:
             raise PydanticCustomError("tool_id", "a knowledge_base tool needs knowledge_id")
-        if self.type == "plugin" and self.plugin_id is None:
+        if self.type == ToolType.PLUGIN and self.plugin_id is None:
             raise PydanticCustomError("tool_id", "a plugin tool needs plugin_id")
         return self
 
@@ -85,6 +86,12 @@ class BotConfigIn(RequestModel):
     model: str | None = Field(default=None, description="Model id, e.g. `echo`.")
     model_info_config: ModelInfoConfigIn | None = None
     history_rounds: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    max_tool_rounds: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Rounds of tool calls one chat may make before it fails (default 8).",
+    )
     onboarding_info: OnboardingInfoIn | None = None
     variables: list[VariableIn] | None = None
     tools: list[ToolIn] | None = None
@@ -145,12 +152,12 @@ class ApiBotPublished(ResponseModel):
 
 
 class KnowledgeTool(ResponseModel):
-    type: Literal["knowledge_base"] = "knowledge_base"
+    type: Literal[ToolType.KNOWLEDGE_BASE] = ToolType.KNOWLEDGE_BASE
     knowledge_id: str
 
 
 class PluginTool(ResponseModel):
-    type: Literal["plugin"] = "plugin"
+    type: Literal[ToolType.PLUGIN] = ToolType.PLUGIN
     plugin_id: str
     api_name: str | None = Field(
         default=None,
@@ -224,6 +231,9 @@ class V1Bot(ResponseModel):
     prompt: str
     tools: list[KnowledgeTool | PluginTool]
     history_rounds: int
+    max_tool_rounds: int = Field(
+        description="Rounds of tool calls one chat may make before it fails."
+    )
     created_at: int
     updated_at: int
     owner_user_id: str

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from cozeplus.message_content import ContentError, parse_content
+from cozeplus.vocabulary import ChatStatus, MessageRole, MessageType
 from services.edge.schemas.common import (
     MAX_ID,
     Id,
@@ -39,7 +40,10 @@ from services.edge.schemas.common import (
 )
 
 MAX_USER_ID_CHARS = 255
-DEFAULT_TYPE_BY_ROLE = {"user": "question", "assistant": "answer"}
+DEFAULT_TYPE_BY_ROLE = {
+    MessageRole.USER: MessageType.QUESTION,
+    MessageRole.ASSISTANT: MessageType.ANSWER,
+}
 # Message types as Coze names them: lower-case words (question, answer, function_call, ...).
 _MESSAGE_TYPE = re.compile(r"[a-z][a-z_]{0,31}", re.ASCII)
 
@@ -146,7 +150,7 @@ class ChatMessageIn(RequestModel):
             self.content_type = "image" if self.type == "image" else "file"
             self.type = ""
         if not self.type:
-            self.type = DEFAULT_TYPE_BY_ROLE[self.role]
+            self.type = DEFAULT_TYPE_BY_ROLE[MessageRole(self.role)]
         elif not _MESSAGE_TYPE.fullmatch(self.type):
             raise PydanticCustomError(
                 "message_type", "type must be a lower-case word like question or answer"
@@ -224,6 +228,21 @@ class InternalChatBody(ChatOptions):
     )
 
 
+class ToolOutputIn(RequestModel):
+    tool_call_id: NonEmptyStr = Field(max_length=128, description="A call of required_action.")
+    output: str = Field(max_length=100_000, description="What the function returned, as text.")
+
+
+class SubmitToolOutputsBody(RequestModel):
+    tool_outputs: list[ToolOutputIn] = Field(
+        min_length=1, max_length=64, description="One output for every pending tool call."
+    )
+    stream: bool = Field(
+        default=False,
+        description="true: the continued run's events from conversation.chat.in_progress on.",
+    )
+
+
 class CancelChatBody(RequestModel):
     conversation_id: Id
     chat_id: OptionalId = Field(
@@ -255,13 +274,36 @@ class ChatView(ResponseModel):
     conversation_id: str
     bot_id: str
     section_id: str
-    status: Literal["created", "in_progress", "completed", "failed", "requires_action", "canceled"]
+    status: ChatStatus
     created_at: int
     completed_at: int
     failed_at: int
     meta_data: dict[str, str]
     last_error: ChatErrorView
     usage: UsageView
+    required_action: RequiredActionView | None = Field(
+        default=None, description="Only while `status` is `requires_action`."
+    )
+
+
+class ToolCallFunctionView(ResponseModel):
+    name: str
+    arguments: str = Field(description="JSON text.")
+
+
+class ToolCallView(ResponseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunctionView
+
+
+class SubmitToolOutputsView(ResponseModel):
+    tool_calls: list[ToolCallView]
+
+
+class RequiredActionView(ResponseModel):
+    type: Literal["submit_tool_outputs"] = "submit_tool_outputs"
+    submit_tool_outputs: SubmitToolOutputsView
 
 
 class ChatAnswerView(ChatView):
@@ -269,7 +311,7 @@ class ChatAnswerView(ChatView):
 
     content: str = Field(description="The answer; empty unless the chat completed.")
     role: Literal["assistant"] = "assistant"
-    type: Literal["answer"] = "answer"
+    type: Literal[MessageType.ANSWER] = MessageType.ANSWER
     content_type: str = "text"
 
 
@@ -287,9 +329,10 @@ class ApiChatAnswerView(ResponseModel):
     meta_data: dict[str, str]
     last_error: ChatErrorView
     usage: UsageView
+    required_action: RequiredActionView | None = None
     content: str
     role: Literal["assistant"] = "assistant"
-    type: Literal["answer"] = "answer"
+    type: Literal[MessageType.ANSWER] = MessageType.ANSWER
     content_type: str = "text"
 
 

@@ -9,11 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from services.registry.database import create_database_engine
+from services.registry.database import MIGRATION_LOCK_KEY, create_database_engine
 from services.registry.tables import metadata
-
-# Any constant works; it only has to be the same for every registry replica.
-MIGRATION_LOCK_KEY = 0x636F7A65706C7573  # "cozeplus"
 
 
 def run_migrations(connection: sa.Connection) -> None:

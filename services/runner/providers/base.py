@@ -1,9 +1,10 @@
 """What the runner asks of a model, and what a model answers.
 
 The runner turns a chat (bot prompt, history, the new message) into a `CompletionRequest`
-and consumes `ModelProvider.stream()`: zero or more `TextDelta`s, then exactly one
-`Completion` as the last item. Anything that goes wrong surfaces as a `ProviderError`
-subclass whose message can be shown to the end user as is.
+and consumes `ModelProvider.stream()`: zero or more `TextDelta`s, then the `ToolCall`s the
+model asked for (each assembled from its streamed fragments; only when the request offered
+tools), then exactly one `Completion` as the last item. Anything that goes wrong surfaces as
+a `ProviderError` subclass whose message can be shown to the end user as is.
 
 Cancellation: the stream is an async generator. Cancelling the task that awaits it aborts
 the underlying HTTP request; a consumer that may stop iterating between items (e.g. on a
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
 from cozeplus.model_catalog import ModelSpec
+from services.runner.tools.base import ToolCall, ToolDefinition
 
-Role: TypeAlias = Literal["system", "user", "assistant"]
+Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 FinishReason: TypeAlias = Literal["stop", "length", "content_filter", "tool_calls", "other"]
 
 # Defaults for a request that does not say; long enough for a slow first token from a busy
@@ -51,12 +53,21 @@ ChatPart: TypeAlias = TextPart | ImagePart | FilePart
 
 @dataclass(frozen=True, slots=True)
 class PromptMessage:
+    """One prompt message. An assistant message may carry the tool calls the model made; a
+    `tool` message is one call's output, naming the call in `tool_call_id`."""
+
     role: Role
     parts: Sequence[ChatPart]
+    tool_calls: Sequence[ToolCall] = ()
+    tool_call_id: str = ""
 
     @classmethod
     def text(cls, role: Role, text: str) -> PromptMessage:
         return cls(role=role, parts=(TextPart(text),))
+
+    @classmethod
+    def tool(cls, tool_call_id: str, output: str) -> PromptMessage:
+        return cls(role="tool", parts=(TextPart(output),), tool_call_id=tool_call_id)
 
     @property
     def text_content(self) -> str:
@@ -70,6 +81,8 @@ class CompletionRequest:
     defaults, and if those are unset too they are not sent (the provider's own default)."""
 
     messages: Sequence[PromptMessage]
+    # Functions the model may call (native tool calling); empty: none.
+    tools: Sequence[ToolDefinition] = ()
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
@@ -102,7 +115,7 @@ class Completion:
     usage_estimated: bool = False
 
 
-StreamItem: TypeAlias = TextDelta | Completion
+StreamItem: TypeAlias = TextDelta | ToolCall | Completion
 
 
 class ProviderError(Exception):
@@ -165,8 +178,8 @@ class ModelProvider(Protocol):
     def spec(self) -> ModelSpec: ...
 
     def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
-        """Yields TextDelta items then exactly one Completion (always the last item), or
-        raises ProviderError (possibly after some deltas)."""
+        """Yields TextDelta items, then ToolCall items, then exactly one Completion (always
+        the last item), or raises ProviderError (possibly after some deltas)."""
         ...
 
     async def aclose(self) -> None:
@@ -182,7 +195,7 @@ async def collect(provider: ModelProvider, request: CompletionRequest) -> tuple[
         async for item in items:
             if isinstance(item, TextDelta):
                 parts.append(item.text)
-            else:
+            elif isinstance(item, Completion):
                 completion = item
     if completion is None:
         raise ProviderError(500, f"model {provider.spec.id!r} ended without a completion")

@@ -14,6 +14,10 @@ Decisions worth knowing:
   and it travels in a per-request header rather than living on the shared client.
 - No SDK retries: the runner decides about retrying, and a retry would double the time to
   the first token the user waits for.
+- Tools use the API's native tool calling: the request's tools become `tools` function
+  definitions; streamed `tool_calls` fragments are joined per index and yielded as whole
+  `ToolCall`s once the stream ends; assistant messages carry their `tool_calls` and tool
+  outputs go back as `tool` messages.
 - Errors are mapped to ProviderTimeout / ProviderUnavailable / ProviderRejected with a
   short message safe for end users: the provider's own message, with anything that looks
   like a key removed, and never the base URL (it can reveal internal hosts).
@@ -34,6 +38,8 @@ from openai.types.chat import (
     ChatCompletionChunk,
     ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
+    ChatCompletionMessageToolCallParam,
+    ChatCompletionToolParam,
 )
 
 from cozeplus.model_catalog import ModelSpec
@@ -54,6 +60,7 @@ from services.runner.providers.base import (
     part_as_text,
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
+from services.runner.tools.base import ToolCall, ToolDefinition
 
 # Local servers (Ollama, vLLM without --api-key) need no key, but the SDK insists on an
 # Authorization header: they ignore this one.
@@ -92,11 +99,59 @@ def to_openai_messages(
         )
         if message.role == "system":
             out.append({"role": "system", "content": text})
+        elif message.role == "tool":
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": text})
+        elif message.role == "assistant" and message.tool_calls:
+            calls: list[ChatCompletionMessageToolCallParam] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ]
+            out.append({"role": "assistant", "content": text or None, "tool_calls": calls})
         elif message.role == "assistant":
             out.append({"role": "assistant", "content": text})
         else:
             out.append({"role": "user", "content": text})
     return out
+
+
+def to_openai_tools(tools: Iterable[ToolDefinition]) -> list[ChatCompletionToolParam]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": dict(tool.parameters),
+            },
+        }
+        for tool in tools
+    ]
+
+
+class _ToolCallFragments:
+    """Joins the streamed pieces of each tool call (keyed by index) into whole calls."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}
+
+    def add(self, index: int, call_id: str | None, name: str | None, arguments: str | None) -> None:
+        entry = self._calls.setdefault(index, ["", "", ""])
+        if call_id:
+            entry[0] = call_id
+        if name:
+            entry[1] += name
+        if arguments:
+            entry[2] += arguments
+
+    def calls(self) -> list[ToolCall]:
+        return [
+            ToolCall(id=cid or f"call_{index}", name=name, arguments=arguments or "{}")
+            for index, (cid, name, arguments) in sorted(self._calls.items())
+        ]
 
 
 class OpenAICompatProvider:
@@ -144,6 +199,7 @@ class OpenAICompatProvider:
         # pushed back by every chunk after that.
         deadline = loop.time() + timeout_s
         parts: list[str] = []
+        fragments = _ToolCallFragments()
         usage: Usage | None = None
         finish: FinishReason | None = None
         # Past the response headers: a broken connection now is a failure mid-answer.
@@ -160,6 +216,7 @@ class OpenAICompatProvider:
                     temperature=temperature if temperature is not None else omit,
                     max_tokens=max_tokens if max_tokens is not None else omit,
                     top_p=top_p if top_p is not None else omit,
+                    tools=to_openai_tools(request.tools) if request.tools else omit,
                     extra_headers={"Authorization": f"Bearer {key}"},
                     # Backstop only: the asyncio deadlines above and below are what fire;
                     # this bounds a connect or write the loop could not see stalling.
@@ -185,10 +242,19 @@ class OpenAICompatProvider:
                             continue
                         if choice.finish_reason is not None:
                             finish = _FINISH_REASONS.get(choice.finish_reason, "other")
-                        text = choice.delta.content if choice.delta is not None else None
+                        delta = choice.delta
+                        text = delta.content if delta is not None else None
                         if text:
                             parts.append(text)
                             yield TextDelta(text)
+                        for fragment in (delta.tool_calls if delta is not None else None) or ():
+                            function = fragment.function
+                            fragments.add(
+                                fragment.index,
+                                fragment.id,
+                                function.name if function is not None else None,
+                                function.arguments if function is not None else None,
+                            )
         except TimeoutError as err:
             what = "stopped streaming" if parts else "did not start answering"
             raise ProviderTimeout(f"model {spec.id!r} {what} within {timeout_s:g}s") from err
@@ -199,11 +265,15 @@ class OpenAICompatProvider:
             # between us) cut the answer short: report it rather than pass a truncated
             # answer off as complete.
             raise ProviderUnavailable(f"model {spec.id!r} ended its answer prematurely")
+        calls = fragments.calls()
+        for call in calls:
+            yield call
         estimated = usage is None
         if usage is None:
             usage = Usage(
                 prompt_tokens=count_prompt_tokens(request.messages, vision=spec.vision),
-                completion_tokens=count_text_tokens("".join(parts)),
+                completion_tokens=count_text_tokens("".join(parts))
+                + sum(count_text_tokens(c.name + c.arguments) for c in calls),
             )
         yield Completion(usage=usage, finish_reason=finish, usage_estimated=estimated)
 

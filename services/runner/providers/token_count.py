@@ -58,4 +58,6 @@ def count_prompt_tokens(messages: Iterable[PromptMessage], *, vision: bool = Tru
                 tokens += TOKENS_PER_IMAGE
             else:
                 tokens += count_text_tokens(part_as_text(part))
+        for call in message.tool_calls:
+            tokens += count_text_tokens(call.name) + count_text_tokens(call.arguments)
     return tokens

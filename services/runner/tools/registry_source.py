@@ -15,9 +15,9 @@ from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import PluginType, ToolType
 from services.runner.tools.base import Tool
+from services.runner.tools.local import LocalTool
 from services.runner.tools.mcp import McpTool
 from services.runner.tools.openapi import OpenApiTool
-from services.runner.tools.resolved import LocalFunction
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
@@ -54,4 +54,4 @@ class RegistryToolSource:
             return OpenApiTool(resolved, self._policy)
         if kind == PluginType.MCP:
             return McpTool(resolved, self._policy)
-        return LocalFunction(resolved)
+        return LocalTool.from_resolved(resolved)

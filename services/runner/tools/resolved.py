@@ -1,4 +1,4 @@
-"""What every plugin tool knows from its `ResolvedTool` (the registry's answer to
+"""What every server-side plugin tool knows from its `ResolvedTool` (the registry's answer to
 ResolveTools): its definition for the model and its ids for the function_call message."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.vocabulary import PluginType
-from services.runner.tools.base import ToolDefinition, ToolOutput
+from services.runner.tools.base import ToolDefinition
 
 
 class ResolvedPluginTool:
@@ -46,18 +46,6 @@ class ResolvedPluginTool:
     @property
     def operation_name(self) -> str:
         return self._resolved.operation_name
-
-
-class LocalFunction(ResolvedPluginTool):
-    """A `local` plugin function: the client runs it (the loop pauses in requires_action),
-    so the runner never calls it; if something does, the model is told so."""
-
-    async def call(self, arguments: Mapping[str, Any]) -> ToolOutput:
-        return ToolOutput(
-            f"{self.definition.name} is a client-side function; its output comes from "
-            "submit_tool_outputs",
-            is_error=True,
-        )
 
 
 def cut_note(limit: int) -> str:

@@ -195,6 +195,9 @@ class ChatRun(_message.Message):
     DURATION_MS_FIELD_NUMBER: _builtins.int
     MODEL_ID_FIELD_NUMBER: _builtins.int
     AUTO_SAVE_HISTORY_FIELD_NUMBER: _builtins.int
+    PENDING_TOOL_CALLS_FIELD_NUMBER: _builtins.int
+    PAUSED_UNTIL_FIELD_NUMBER: _builtins.int
+    CUSTOM_VARIABLES_JSON_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     conversation_id: _builtins.int
     section_id: _builtins.int
@@ -216,10 +219,20 @@ class ChatRun(_message.Message):
     duration_ms: _builtins.int
     model_id: _builtins.str
     auto_save_history: _builtins.bool
+    paused_until: _builtins.int
+    """requires_action: when the chat fails unless outputs were submitted (unix seconds)."""
+    custom_variables_json: _builtins.str
+    """The caller's custom_variables (JSON object), kept while paused so a resumed run renders
+    the same prompt.
+    """
     @_builtins.property
     def last_error(self) -> Global___ChatError: ...
     @_builtins.property
     def usage(self) -> Global___Usage: ...
+    @_builtins.property
+    def pending_tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingToolCall]:
+        """requires_action: the client-side tool calls the run waits for (wire contract section 7)."""
+
     def __init__(
         self,
         *,
@@ -243,14 +256,45 @@ class ChatRun(_message.Message):
         duration_ms: _builtins.int = ...,
         model_id: _builtins.str = ...,
         auto_save_history: _builtins.bool = ...,
+        pending_tool_calls: _abc.Iterable[Global___PendingToolCall] | None = ...,
+        paused_until: _builtins.int = ...,
+        custom_variables_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_error", b"last_error", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_save_history", b"auto_save_history", "bot_id", b"bot_id", "bot_version", b"bot_version", "canceled_at", b"canceled_at", "completed_at", b"completed_at", "conversation_id", b"conversation_id", "created_at", b"created_at", "duration_ms", b"duration_ms", "failed_at", b"failed_at", "first_token_ms", b"first_token_ms", "id", b"id", "last_error", b"last_error", "meta_data_json", b"meta_data_json", "model_id", b"model_id", "owner_id", b"owner_id", "section_id", b"section_id", "started_at", b"started_at", "status", b"status", "usage", b"usage", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_save_history", b"auto_save_history", "bot_id", b"bot_id", "bot_version", b"bot_version", "canceled_at", b"canceled_at", "completed_at", b"completed_at", "conversation_id", b"conversation_id", "created_at", b"created_at", "custom_variables_json", b"custom_variables_json", "duration_ms", b"duration_ms", "failed_at", b"failed_at", "first_token_ms", b"first_token_ms", "id", b"id", "last_error", b"last_error", "meta_data_json", b"meta_data_json", "model_id", b"model_id", "owner_id", b"owner_id", "paused_until", b"paused_until", "pending_tool_calls", b"pending_tool_calls", "section_id", b"section_id", "started_at", b"started_at", "status", b"status", "usage", b"usage", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChatRun: _TypeAlias = ChatRun  # noqa: Y015
+
+@_typing.final
+class PendingToolCall(_message.Message):
+    """A call of a client-side function the run waits for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    arguments: _builtins.str
+    """JSON text, as the model wrote it."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        arguments: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "id", b"id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingToolCall: _TypeAlias = PendingToolCall  # noqa: Y015
 
 @_typing.final
 class NewMessage(_message.Message):
@@ -743,6 +787,7 @@ class StartRunResponse(_message.Message):
     RUN_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     RESTARTED_FIELD_NUMBER: _builtins.int
+    CHAT_MESSAGES_FIELD_NUMBER: _builtins.int
     restarted: _builtins.bool
     """True when this run had been started before (its runner was lost)."""
     @_builtins.property
@@ -751,20 +796,204 @@ class StartRunResponse(_message.Message):
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
         """The current section's messages before this chat, oldest first, at most history_rounds rounds."""
 
+    @_builtins.property
+    def chat_messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """This chat's own stored messages so far, oldest first: its input (when saved) and the
+        function_call / tool_response messages of earlier rounds (a resumed run continues from
+        them).
+        """
+
     def __init__(
         self,
         *,
         run: Global___ChatRun | None = ...,
         history: _abc.Iterable[Global___Message] | None = ...,
         restarted: _builtins.bool = ...,
+        chat_messages: _abc.Iterable[Global___Message] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "restarted", b"restarted", "run", b"run"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "history", b"history", "restarted", b"restarted", "run", b"run"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StartRunResponse: _TypeAlias = StartRunResponse  # noqa: Y015
+
+@_typing.final
+class RunMessage(_message.Message):
+    """A message a run adds to its chat while it runs (function_call, tool_response)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """Minted by the runner, so the event it publishes carries the stored id."""
+    role: _builtins.str
+    type: _builtins.str
+    content: _builtins.str
+    content_type: _builtins.str
+    tool_call_id: _builtins.str
+    """tool_response: the call it answers; stored in the message's meta_data."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        role: _builtins.str = ...,
+        type: _builtins.str = ...,
+        content: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        tool_call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "id", b"id", "role", b"role", "tool_call_id", b"tool_call_id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunMessage: _TypeAlias = RunMessage  # noqa: Y015
+
+@_typing.final
+class AppendRunMessagesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.int
+    chat_id: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunMessage]: ...
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.int = ...,
+        chat_id: _builtins.int = ...,
+        messages: _abc.Iterable[Global___RunMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "messages", b"messages", "owner_id", b"owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendRunMessagesRequest: _TypeAlias = AppendRunMessagesRequest  # noqa: Y015
+
+@_typing.final
+class AppendRunMessagesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___Message] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendRunMessagesResponse: _TypeAlias = AppendRunMessagesResponse  # noqa: Y015
+
+@_typing.final
+class PauseRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    TOOL_CALLS_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    CUSTOM_VARIABLES_JSON_FIELD_NUMBER: _builtins.int
+    FIRST_TOKEN_MS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.int
+    chat_id: _builtins.int
+    custom_variables_json: _builtins.str
+    first_token_ms: _builtins.int
+    duration_ms: _builtins.int
+    @_builtins.property
+    def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingToolCall]: ...
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """The run's usage so far; a resumed run adds to it."""
+
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.int = ...,
+        chat_id: _builtins.int = ...,
+        tool_calls: _abc.Iterable[Global___PendingToolCall] | None = ...,
+        usage: Global___Usage | None = ...,
+        custom_variables_json: _builtins.str = ...,
+        first_token_ms: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "custom_variables_json", b"custom_variables_json", "duration_ms", b"duration_ms", "first_token_ms", b"first_token_ms", "owner_id", b"owner_id", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseRunRequest: _TypeAlias = PauseRunRequest  # noqa: Y015
+
+@_typing.final
+class ToolOutput(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    tool_call_id: _builtins.str
+    output: _builtins.str
+    def __init__(
+        self,
+        *,
+        tool_call_id: _builtins.str = ...,
+        output: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["output", b"output", "tool_call_id", b"tool_call_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolOutput: _TypeAlias = ToolOutput  # noqa: Y015
+
+@_typing.final
+class SubmitToolOutputsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    TOOL_OUTPUTS_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.int
+    conversation_id: _builtins.int
+    chat_id: _builtins.int
+    @_builtins.property
+    def tool_outputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolOutput]: ...
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.int = ...,
+        conversation_id: _builtins.int = ...,
+        chat_id: _builtins.int = ...,
+        tool_outputs: _abc.Iterable[Global___ToolOutput] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "conversation_id", b"conversation_id", "owner_id", b"owner_id", "tool_outputs", b"tool_outputs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitToolOutputsRequest: _TypeAlias = SubmitToolOutputsRequest  # noqa: Y015
 
 @_typing.final
 class FinishRunRequest(_message.Message):

@@ -124,6 +124,21 @@ class ConversationsStub:
                 request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AbortQueuedChatRequest.SerializeToString,
                 response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
                 _registered_method=True)
+        self.AppendRunMessages = channel.unary_unary(
+                '/cozeplus.rpc.v1.Conversations/AppendRunMessages',
+                request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AppendRunMessagesRequest.SerializeToString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AppendRunMessagesResponse.FromString,
+                _registered_method=True)
+        self.PauseRun = channel.unary_unary(
+                '/cozeplus.rpc.v1.Conversations/PauseRun',
+                request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.PauseRunRequest.SerializeToString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
+                _registered_method=True)
+        self.SubmitToolOutputs = channel.unary_unary(
+                '/cozeplus.rpc.v1.Conversations/SubmitToolOutputs',
+                request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.SubmitToolOutputsRequest.SerializeToString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
+                _registered_method=True)
 
 
 class ConversationsServicer:
@@ -248,6 +263,32 @@ class ConversationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendRunMessages(self, request, context):
+        """Called by a runner: stores function_call / tool_response messages of a running chat.
+        FAILED_PRECONDITION when the chat is not in_progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseRun(self, request, context):
+        """Called by a runner: in_progress -> requires_action, waiting for client-side tool
+        outputs until paused_until. FAILED_PRECONDITION when the chat is not in_progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitToolOutputs(self, request, context):
+        """Called by the edge: stores the outputs as tool_response messages and moves the chat
+        requires_action -> created, for the caller to queue its resumption. FAILED_PRECONDITION
+        when the chat is not requires_action, INVALID_ARGUMENT for missing or unknown
+        tool_call_ids; nothing changes then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -339,6 +380,21 @@ def add_ConversationsServicer_to_server(servicer, server):
             'AbortQueuedChat': grpc.unary_unary_rpc_method_handler(
                     servicer.AbortQueuedChat,
                     request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AbortQueuedChatRequest.FromString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.SerializeToString,
+            ),
+            'AppendRunMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendRunMessages,
+                    request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AppendRunMessagesRequest.FromString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AppendRunMessagesResponse.SerializeToString,
+            ),
+            'PauseRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseRun,
+                    request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.PauseRunRequest.FromString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.SerializeToString,
+            ),
+            'SubmitToolOutputs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitToolOutputs,
+                    request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.SubmitToolOutputsRequest.FromString,
                     response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.SerializeToString,
             ),
     }
@@ -827,6 +883,87 @@ class Conversations:
             target,
             '/cozeplus.rpc.v1.Conversations/AbortQueuedChat',
             cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AbortQueuedChatRequest.SerializeToString,
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendRunMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cozeplus.rpc.v1.Conversations/AppendRunMessages',
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AppendRunMessagesRequest.SerializeToString,
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.AppendRunMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cozeplus.rpc.v1.Conversations/PauseRun',
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.PauseRunRequest.SerializeToString,
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitToolOutputs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cozeplus.rpc.v1.Conversations/SubmitToolOutputs',
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.SubmitToolOutputsRequest.SerializeToString,
             cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
             options,
             channel_credentials,

@@ -71,6 +71,20 @@ class ConversationsStub:
     """created -> failed/canceled, only while no runner has started it. FAILED_PRECONDITION
     when a runner already has it.
     """
+    AppendRunMessages: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.AppendRunMessagesRequest, _conversations_pb2.AppendRunMessagesResponse]
+    """Called by a runner: stores function_call / tool_response messages of a running chat.
+    FAILED_PRECONDITION when the chat is not in_progress.
+    """
+    PauseRun: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.PauseRunRequest, _conversations_pb2.ChatRun]
+    """Called by a runner: in_progress -> requires_action, waiting for client-side tool
+    outputs until paused_until. FAILED_PRECONDITION when the chat is not in_progress.
+    """
+    SubmitToolOutputs: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.SubmitToolOutputsRequest, _conversations_pb2.ChatRun]
+    """Called by the edge: stores the outputs as tool_response messages and moves the chat
+    requires_action -> created, for the caller to queue its resumption. FAILED_PRECONDITION
+    when the chat is not requires_action, INVALID_ARGUMENT for missing or unknown
+    tool_call_ids; nothing changes then.
+    """
 
 @_typing.type_check_only
 class ConversationsAsyncStub(ConversationsStub):
@@ -108,6 +122,20 @@ class ConversationsAsyncStub(ConversationsStub):
     AbortQueuedChat: _aio.UnaryUnaryMultiCallable[_conversations_pb2.AbortQueuedChatRequest, _conversations_pb2.ChatRun]  # type: ignore[assignment]
     """created -> failed/canceled, only while no runner has started it. FAILED_PRECONDITION
     when a runner already has it.
+    """
+    AppendRunMessages: _aio.UnaryUnaryMultiCallable[_conversations_pb2.AppendRunMessagesRequest, _conversations_pb2.AppendRunMessagesResponse]  # type: ignore[assignment]
+    """Called by a runner: stores function_call / tool_response messages of a running chat.
+    FAILED_PRECONDITION when the chat is not in_progress.
+    """
+    PauseRun: _aio.UnaryUnaryMultiCallable[_conversations_pb2.PauseRunRequest, _conversations_pb2.ChatRun]  # type: ignore[assignment]
+    """Called by a runner: in_progress -> requires_action, waiting for client-side tool
+    outputs until paused_until. FAILED_PRECONDITION when the chat is not in_progress.
+    """
+    SubmitToolOutputs: _aio.UnaryUnaryMultiCallable[_conversations_pb2.SubmitToolOutputsRequest, _conversations_pb2.ChatRun]  # type: ignore[assignment]
+    """Called by the edge: stores the outputs as tool_response messages and moves the chat
+    requires_action -> created, for the caller to queue its resumption. FAILED_PRECONDITION
+    when the chat is not requires_action, INVALID_ARGUMENT for missing or unknown
+    tool_call_ids; nothing changes then.
     """
 
 class ConversationsServicer(metaclass=_abc_1.ABCMeta):
@@ -251,6 +279,38 @@ class ConversationsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_conversations_pb2.ChatRun, _abc.Awaitable[_conversations_pb2.ChatRun]]:
         """created -> failed/canceled, only while no runner has started it. FAILED_PRECONDITION
         when a runner already has it.
+        """
+
+    @_abc_1.abstractmethod
+    def AppendRunMessages(
+        self,
+        request: _conversations_pb2.AppendRunMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.AppendRunMessagesResponse, _abc.Awaitable[_conversations_pb2.AppendRunMessagesResponse]]:
+        """Called by a runner: stores function_call / tool_response messages of a running chat.
+        FAILED_PRECONDITION when the chat is not in_progress.
+        """
+
+    @_abc_1.abstractmethod
+    def PauseRun(
+        self,
+        request: _conversations_pb2.PauseRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.ChatRun, _abc.Awaitable[_conversations_pb2.ChatRun]]:
+        """Called by a runner: in_progress -> requires_action, waiting for client-side tool
+        outputs until paused_until. FAILED_PRECONDITION when the chat is not in_progress.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitToolOutputs(
+        self,
+        request: _conversations_pb2.SubmitToolOutputsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.ChatRun, _abc.Awaitable[_conversations_pb2.ChatRun]]:
+        """Called by the edge: stores the outputs as tool_response messages and moves the chat
+        requires_action -> created, for the caller to queue its resumption. FAILED_PRECONDITION
+        when the chat is not requires_action, INVALID_ARGUMENT for missing or unknown
+        tool_call_ids; nothing changes then.
         """
 
 def add_ConversationsServicer_to_server(servicer: ConversationsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

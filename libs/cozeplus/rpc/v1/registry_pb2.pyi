@@ -162,9 +162,14 @@ class BotConfig(_message.Message):
     ONBOARDING_FIELD_NUMBER: _builtins.int
     VARIABLES_FIELD_NUMBER: _builtins.int
     TOOLS_FIELD_NUMBER: _builtins.int
+    MAX_TOOL_ROUNDS_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     history_rounds: _builtins.int
     """Rounds (user question + answers) of conversation history sent to the model."""
+    max_tool_rounds: _builtins.int
+    """Model calls that may ask for tools in one chat before it fails (the agent loop's
+    round limit); 0 = the default, 8.
+    """
     @_builtins.property
     def model(self) -> Global___ModelSettings: ...
     @_builtins.property
@@ -182,10 +187,11 @@ class BotConfig(_message.Message):
         onboarding: Global___Onboarding | None = ...,
         variables: _abc.Iterable[Global___Variable] | None = ...,
         tools: _abc.Iterable[Global___ToolRef] | None = ...,
+        max_tool_rounds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "onboarding", b"onboarding"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_rounds", b"history_rounds", "model", b"model", "onboarding", b"onboarding", "prompt", b"prompt", "tools", b"tools", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history_rounds", b"history_rounds", "max_tool_rounds", b"max_tool_rounds", "model", b"model", "onboarding", b"onboarding", "prompt", b"prompt", "tools", b"tools", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -390,7 +396,7 @@ class UpdateConfigRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Paths of BotConfig to replace: prompt, model, model.model_id, model.temperature,
-        model.max_tokens, model.top_p, history_rounds, onboarding, variables, tools.
+        model.max_tokens, model.top_p, history_rounds, onboarding, variables, tools, max_tool_rounds.
         """
 
     def __init__(
@@ -606,10 +612,13 @@ class User(_message.Message):
     USERNAME_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     username: _builtins.str
     display_name: _builtins.str
     created_at: _builtins.int
+    email: _builtins.str
+    """"" when the account registered without one."""
     def __init__(
         self,
         *,
@@ -617,10 +626,11 @@ class User(_message.Message):
         username: _builtins.str = ...,
         display_name: _builtins.str = ...,
         created_at: _builtins.int = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "display_name", b"display_name", "id", b"id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "display_name", b"display_name", "email", b"email", "id", b"id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -633,19 +643,23 @@ class CreateUserRequest(_message.Message):
     USERNAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     username: _builtins.str
+    """Either may be empty, not both. Without a username one is made from the email."""
     password: _builtins.str
     display_name: _builtins.str
+    email: _builtins.str
     def __init__(
         self,
         *,
         username: _builtins.str = ...,
         password: _builtins.str = ...,
         display_name: _builtins.str = ...,
+        email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "password", b"password", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "email", b"email", "password", b"password", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -658,6 +672,7 @@ class LoginRequest(_message.Message):
     USERNAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     username: _builtins.str
+    """A username, or the email the account registered with."""
     password: _builtins.str
     def __init__(
         self,

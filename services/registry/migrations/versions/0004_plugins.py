@@ -1,7 +1,7 @@
 """Plugins and their tools.
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0008 (written after 0003; placed after the migrations merged first)
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0003"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

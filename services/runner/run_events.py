@@ -1,0 +1,113 @@
+"""The events one chat run publishes on its NATS subject, built with cozeplus.chat_wire.
+
+Each event is one NATS message: the SSE event name in a header, the payload already encoded
+as the wire's one-line JSON (the edge writes the bytes as they are).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from cozeplus.chat_protocol import (
+    CHAT_CANCELED,
+    CHAT_COMPLETED,
+    CHAT_CREATED,
+    CHAT_FAILED,
+    CHAT_IN_PROGRESS,
+    CHAT_REQUIRES_ACTION,
+    EVENT_HEADER,
+    HEARTBEAT_EVENT,
+    MESSAGE_COMPLETED,
+    MESSAGE_DELTA,
+)
+from cozeplus.chat_wire import (
+    MessageEvents,
+    answer_message,
+    chat_event,
+    chat_object,
+    message_event,
+)
+from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from cozeplus.subjects import chat_events
+from cozeplus.vocabulary import ChatStatus
+
+# The event that tells clients a run ended in this status.
+END_EVENTS = {
+    ChatStatus.COMPLETED: CHAT_COMPLETED,
+    ChatStatus.FAILED: CHAT_FAILED,
+    ChatStatus.CANCELED: CHAT_CANCELED,
+    ChatStatus.REQUIRES_ACTION: CHAT_REQUIRES_ACTION,
+}
+
+
+class EventPublisher(Protocol):
+    """What RunEvents needs of a NATS client (a fake in the in-process tests)."""
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None: ...
+
+
+class RunEvents:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        *,
+        chat_id: int,
+        bot_id: int,
+        meta_data: dict[str, str],
+    ) -> None:
+        self._publisher = publisher
+        self._subject = chat_events(chat_id)
+        self._chat_id = chat_id
+        self._bot_id = bot_id
+        self._meta_data = meta_data
+        self._answer: MessageEvents | None = None
+
+    async def _publish(self, event: str, data: bytes) -> None:
+        await self._publisher.publish(self._subject, data, headers={EVENT_HEADER: event})
+
+    async def heartbeat(self) -> None:
+        await self._publish(HEARTBEAT_EVENT, b"{}")
+
+    async def started(self, run: cpb.ChatRun, *, resumed: bool) -> None:
+        """created (not for a resumed chat: its client saw it) and in_progress."""
+        chat = chat_object(run, self._meta_data)
+        if not resumed:
+            created = {**chat, "status": ChatStatus.CREATED}
+            await self._publish(CHAT_CREATED, chat_event(CHAT_CREATED, created))
+        await self._publish(CHAT_IN_PROGRESS, chat_event(CHAT_IN_PROGRESS, chat))
+
+    def open_answer(self, run: cpb.ChatRun, answer_id: int) -> None:
+        self._answer = MessageEvents(
+            answer_message(
+                message_id=answer_id,
+                run=run,
+                chat_id=self._chat_id,
+                bot_id=self._bot_id,
+                now=int(time.time()),
+            )
+        )
+
+    async def answer_delta(self, text: str) -> None:
+        assert self._answer is not None, "open_answer() first"
+        await self._publish(MESSAGE_DELTA, self._answer.encode(MESSAGE_DELTA, text))
+
+    async def answer_completed(self, text: str) -> None:
+        assert self._answer is not None, "open_answer() first"
+        data = self._answer.encode(MESSAGE_COMPLETED, text, int(time.time()))
+        await self._publish(MESSAGE_COMPLETED, data)
+
+    async def message_completed(self, message: cpb.Message) -> None:
+        """A stored function_call or tool_response message."""
+        await self._publish(MESSAGE_COMPLETED, message_event(MESSAGE_COMPLETED, message))
+
+    async def ended(self, run: cpb.ChatRun) -> None:
+        """completed, failed, canceled or requires_action, as the registry recorded it."""
+        event = END_EVENTS[ChatStatus(run.status)]
+        await self._publish(event, chat_event(event, chat_object(run, self._meta_data)))

@@ -1,0 +1,330 @@
+"""In-process fakes for the agent loop's fast tier: the registry's Conversations RPCs as an
+in-memory store, a NATS publisher that records events, scripted model providers and tools."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import orjson
+
+from cozeplus.chat_protocol import EVENT_HEADER, HEARTBEAT_EVENT, ChatRequest, InputMessage
+from cozeplus.ids import IdGenerator
+from cozeplus.model_catalog import ModelCatalog, ModelSpec
+from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.vocabulary import ChatStatus, PluginType
+from services.runner.chat_run import ChatRun, RunnerDeps
+from services.runner.providers.base import (
+    Completion,
+    CompletionRequest,
+    ProviderUnavailable,
+    StreamItem,
+    TextDelta,
+    Usage,
+)
+from services.runner.tools.base import ToolCall, ToolDefinition, ToolOutput
+
+OWNER, BOT, CONVERSATION = 7, 70, 700
+
+
+class FakeRpcError(grpc.aio.AioRpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+class Events:
+    """Records what a run publishes: (event name, decoded payload)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Any]] = []
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        name = (headers or {}).get(EVENT_HEADER, "")
+        if name != HEARTBEAT_EVENT:
+            self.items.append((name, orjson.loads(payload)))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.items]
+
+    def messages(self, kind: str) -> list[Any]:
+        return [
+            p for n, p in self.items if n.startswith("conversation.message") and p["type"] == kind
+        ]
+
+
+class Conversations:
+    """The Conversations RPCs a run calls, on an in-memory chat (one conversation)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[int, cpb.ChatRun] = {}
+        self.messages: list[cpb.Message] = []
+        self.ids = itertools.count(10_000)
+
+    def create(self, chat_id: int, question: str) -> None:
+        self.runs[chat_id] = cpb.ChatRun(
+            id=chat_id,
+            conversation_id=CONVERSATION,
+            section_id=CONVERSATION,
+            owner_id=OWNER,
+            bot_id=BOT,
+            status=ChatStatus.CREATED,
+            auto_save_history=True,
+        )
+        self._add(chat_id, "user", "question", question)
+
+    def _add(
+        self, chat_id: int, role: str, kind: str, content: str, message_id: int = 0, meta: str = ""
+    ) -> cpb.Message:
+        message = cpb.Message(
+            id=message_id or next(self.ids),
+            conversation_id=CONVERSATION,
+            section_id=CONVERSATION,
+            chat_id=chat_id,
+            bot_id=BOT,
+            role=role,
+            type=kind,
+            content=content,
+            content_type="text",
+            meta_data_json=meta or "{}",
+        )
+        self.messages.append(message)
+        return message
+
+    def chat_messages(self, chat_id: int) -> list[cpb.Message]:
+        return [m for m in self.messages if m.chat_id == chat_id]
+
+    async def StartRun(self, request: cpb.StartRunRequest) -> cpb.StartRunResponse:
+        run = self.runs[request.chat_id]
+        if run.status == ChatStatus.IN_PROGRESS:
+            return cpb.StartRunResponse(run=run, restarted=True)
+        if run.status != ChatStatus.CREATED:
+            raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, f"chat already {run.status}")
+        run.status = ChatStatus.IN_PROGRESS
+        history = [m for m in self.messages if m.chat_id != run.id]
+        return cpb.StartRunResponse(
+            run=run, history=history, chat_messages=self.chat_messages(run.id)
+        )
+
+    async def AppendRunMessages(
+        self, request: cpb.AppendRunMessagesRequest
+    ) -> cpb.AppendRunMessagesResponse:
+        run = self.runs[request.chat_id]
+        if run.status != ChatStatus.IN_PROGRESS:
+            raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "not in_progress")
+        stored = [
+            self._add(
+                run.id,
+                m.role,
+                m.type,
+                m.content,
+                m.id,
+                orjson.dumps({"tool_call_id": m.tool_call_id}).decode() if m.tool_call_id else "",
+            )
+            for m in request.messages
+        ]
+        return cpb.AppendRunMessagesResponse(messages=stored)
+
+    async def PauseRun(self, request: cpb.PauseRunRequest) -> cpb.ChatRun:
+        run = self.runs[request.chat_id]
+        assert run.status == ChatStatus.IN_PROGRESS
+        run.status = ChatStatus.REQUIRES_ACTION
+        del run.pending_tool_calls[:]
+        run.pending_tool_calls.extend(request.tool_calls)
+        run.usage.CopyFrom(request.usage)
+        run.custom_variables_json = request.custom_variables_json
+        return run
+
+    def submit(self, chat_id: int, outputs: Mapping[str, str]) -> None:
+        run = self.runs[chat_id]
+        assert run.status == ChatStatus.REQUIRES_ACTION
+        for call in run.pending_tool_calls:
+            self._add(
+                chat_id,
+                "assistant",
+                "tool_response",
+                outputs[call.id],
+                meta=orjson.dumps({"tool_call_id": call.id}).decode(),
+            )
+        del run.pending_tool_calls[:]
+        run.status = ChatStatus.CREATED
+
+    async def FinishRun(self, request: cpb.FinishRunRequest) -> cpb.ChatRun:
+        run = self.runs[request.chat_id]
+        if run.status != ChatStatus.IN_PROGRESS:
+            raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, f"chat already {run.status}")
+        run.status = request.status
+        run.usage.CopyFrom(request.usage)
+        run.last_error.CopyFrom(request.last_error)
+        if request.answer:
+            self._add(run.id, "assistant", "answer", request.answer, request.answer_message_id)
+        return run
+
+
+class BotConfigs:
+    def __init__(self, config: pb.BotConfig) -> None:
+        self.config = config
+
+    async def get(self, owner_id: int, bot_id: int, version: int) -> pb.BotConfig:
+        return self.config
+
+
+# A model round: text to stream and/or tool calls ((name, arguments) pairs).
+@dataclass
+class Round:
+    text: str = ""
+    calls: Sequence[tuple[str, Mapping[str, Any]]] = ()
+    usage: tuple[int, int] = (10, 5)
+    fail: bool = False
+
+
+@dataclass
+class ScriptedProvider:
+    """Plays one Round per model call (the last one again past the end); records requests."""
+
+    rounds: list[Round]
+    requests: list[CompletionRequest] = field(default_factory=list)
+    spec: ModelSpec = field(default_factory=lambda: ModelSpec(id="fake", provider="echo"))
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
+        plan = self.rounds[min(len(self.requests), len(self.rounds) - 1)]
+        self.requests.append(request)
+        await asyncio.sleep(0)
+        if plan.fail:
+            raise ProviderUnavailable("model 'fake' failed (HTTP 500)")
+        if plan.text:
+            yield TextDelta(plan.text)
+        for name, arguments in plan.calls:
+            yield ToolCall(
+                id=f"call_{next(self._ids)}", name=name, arguments=orjson.dumps(arguments).decode()
+            )
+        yield Completion(Usage(*plan.usage), finish_reason="tool_calls" if plan.calls else "stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class FakeTool:
+    """A server-side (or, with plugin_type LOCAL, client-side) tool with a scripted body."""
+
+    name: str
+    result: str = "ok"
+    plugin_type: PluginType = PluginType.OPENAPI
+    delay: asyncio.Event | None = None
+    raises: bool = False
+    hangs: bool = False
+    calls: list[Mapping[str, Any]] = field(default_factory=list)
+    running: list[int] = field(default_factory=lambda: [0, 0])  # now, most at once
+    plugin_id: int = 7401
+    api_id: int = 7402
+    # Set when the tool is called.
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def definition(self) -> ToolDefinition:
+        return ToolDefinition(self.name, f"the {self.name} tool", {"type": "object"})
+
+    async def call(self, arguments: Mapping[str, Any]) -> ToolOutput:
+        self.calls.append(arguments)
+        self.entered.set()
+        self.running[0] += 1
+        self.running[1] = max(self.running)
+        try:
+            if self.hangs:
+                await asyncio.Event().wait()
+            if self.delay is not None:
+                await self.delay.wait()
+            if self.raises:
+                raise RuntimeError("boom")
+            return ToolOutput(self.result)
+        finally:
+            self.running[0] -= 1
+
+
+@dataclass
+class Tools:
+    tools: list[FakeTool]
+
+    async def tools_for(
+        self, *, owner_id: int, bot_id: int, bot_version: int, config: pb.BotConfig
+    ) -> Sequence[FakeTool]:
+        return self.tools
+
+
+@dataclass
+class Harness:
+    conversations: Conversations
+    events: Events
+    provider: ScriptedProvider
+    deps: RunnerDeps
+
+    async def run(
+        self,
+        chat_id: int,
+        question: str = "",
+        *,
+        resume: bool = False,
+        custom_variables: dict[str, str] | None = None,
+    ) -> ChatRun:
+        if not resume:
+            self.conversations.create(chat_id, question)
+        request = ChatRequest(
+            chat_id=chat_id,
+            conversation_id=CONVERSATION,
+            section_id=CONVERSATION,
+            owner_id=OWNER,
+            user_id="u",
+            bot_id=BOT,
+            bot_version=1,
+            messages=[] if resume else [InputMessage(role="user", content=question)],
+            custom_variables=custom_variables or {},
+            created_at=0,
+            resume_id=1 if resume else 0,
+        )
+
+        async def keepalive() -> None:
+            return None
+
+        run = ChatRun(self.deps, request, keepalive)
+        await run.execute()
+        return run
+
+
+def harness(
+    rounds: list[Round],
+    tools: list[FakeTool],
+    *,
+    max_tool_rounds: int = 0,
+    tool_timeout_s: float = 5.0,
+    prompt: str = "You help. {{city}}",
+) -> Harness:
+    conversations, events = Conversations(), Events()
+    provider = ScriptedProvider(rounds)
+    config = pb.BotConfig(prompt=prompt, history_rounds=10, max_tool_rounds=max_tool_rounds)
+    config.model.model_id = "fake"
+    deps = RunnerDeps(
+        events=events,
+        bots=None,  # type: ignore[arg-type]
+        conversations=conversations,  # type: ignore[arg-type]
+        catalog=ModelCatalog([provider.spec]),
+        ids=IdGenerator(1),
+        bot_configs=BotConfigs(config),  # type: ignore[arg-type]
+        provider_for=lambda spec: provider,
+        tools=Tools(tools),
+        model_timeout_s=5.0,
+        heartbeat_s=60.0,
+        tool_timeout_s=tool_timeout_s,
+    )
+    return Harness(conversations, events, provider, deps)

@@ -1,0 +1,261 @@
+"""The agent loop in process: a scripted model, fake tools, an in-memory registry.
+
+End-to-end versions over real processes are in tests/chat/test_tools.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from cozeplus.vocabulary import ChatStatus, PluginType
+from services.runner.chat_run import ROUND_LIMIT_CODE
+from services.runner.prompt import NO_TOOL_OUTPUT
+from tests.runner.fakes import FakeTool, Round, harness
+
+
+async def test_a_tool_round_then_the_answer() -> None:
+    weather = FakeTool("get_weather", result='{"temp": 21}')
+    h = harness(
+        [Round(calls=[("get_weather", {"city": "Paris"})]), Round(text="It is 21.")], [weather]
+    )
+
+    await h.run(1, "weather in Paris?")
+
+    assert weather.calls == [{"city": "Paris"}]
+    names = h.events.names()
+    assert names == [
+        "conversation.chat.created",
+        "conversation.chat.in_progress",
+        "conversation.message.completed",
+        "conversation.message.completed",
+        "conversation.message.delta",
+        "conversation.message.completed",
+        "conversation.chat.completed",
+    ]
+    call = h.events.messages("function_call")[0]
+    assert orjson.loads(call["content"]) == {
+        "name": "get_weather",
+        "arguments": {"city": "Paris"},
+        "plugin_id": "7401",
+        "api_id": "7402",
+        "tool_call_id": "call_1",
+    }
+    assert h.events.messages("tool_response")[0]["content"] == '{"temp": 21}'
+    # Stored, in order, with the ids the events carried.
+    stored = h.conversations.chat_messages(1)
+    assert [m.type for m in stored] == ["question", "function_call", "tool_response", "answer"]
+    assert str(stored[1].id) == call["id"]
+    # The second model call saw the call and its output in native form.
+    second = h.provider.requests[1]
+    assert [m.role for m in second.messages][-2:] == ["assistant", "tool"]
+    assert second.messages[-2].tool_calls[0].name == "get_weather"
+    assert second.messages[-1].tool_call_id == "call_1"
+    assert [t.name for t in second.tools] == ["get_weather"]
+    run = h.conversations.runs[1]
+    assert run.status == ChatStatus.COMPLETED
+    # Usage sums both model calls.
+    assert (run.usage.prompt_tokens, run.usage.completion_tokens) == (20, 10)
+    completed = h.events.items[-1][1]
+    assert completed["usage"]["total_tokens"] == 30
+
+
+async def test_several_calls_of_a_round_run_concurrently() -> None:
+    release = asyncio.Event()
+    a = FakeTool("a", result="A", delay=release)
+    b = FakeTool("b", result="B", delay=release)
+    shared = [0, 0]
+    a.running = b.running = shared
+    h = harness([Round(calls=[("a", {}), ("b", {})]), Round(text="done")], [a, b])
+
+    task = asyncio.create_task(h.run(1, "go"))
+    await asyncio.gather(a.entered.wait(), b.entered.wait())
+    release.set()
+    await task
+
+    assert shared[1] == 2, "both calls were running at once"
+    assert [m["content"] for m in h.events.messages("tool_response")] == ["A", "B"]
+    assert h.conversations.runs[1].status == ChatStatus.COMPLETED
+
+
+async def test_tool_errors_timeouts_and_unknown_tools_go_back_to_the_model() -> None:
+    broken = FakeTool("broken", raises=True)
+    stuck = FakeTool("stuck", hangs=True)
+    h = harness(
+        [
+            Round(calls=[("broken", {}), ("stuck", {}), ("missing", {}), ("broken", "[1]")]),
+            Round(text="sorry"),
+        ],
+        [broken, stuck],
+        tool_timeout_s=0.05,
+    )
+
+    await h.run(1, "try")
+
+    outputs = [m["content"] for m in h.events.messages("tool_response")]
+    assert outputs[0] == "error: broken failed (RuntimeError)"
+    assert outputs[1] == "error: stuck did not answer within 0.05s"
+    assert outputs[2] == "error: the bot has no tool named 'missing'"
+    assert outputs[3] == "error: the arguments must be a JSON object"
+    assert h.conversations.runs[1].status == ChatStatus.COMPLETED
+    assert h.provider.requests[1].messages[-4].text_content.startswith("error: broken")
+
+
+async def test_a_model_that_calls_tools_forever_fails_at_the_round_limit() -> None:
+    loop = FakeTool("again")
+    h = harness([Round(calls=[("again", {})])], [loop], max_tool_rounds=3)
+
+    await h.run(1, "loop")
+
+    run = h.conversations.runs[1]
+    assert run.status == ChatStatus.FAILED
+    assert run.last_error.code == ROUND_LIMIT_CODE
+    assert "limit of 3 rounds" in run.last_error.msg
+    assert len(loop.calls) == 3
+    assert len(h.provider.requests) == 4
+    assert run.usage.prompt_tokens == 40, "every model call counted, the refused one too"
+    assert h.events.names()[-1] == "conversation.chat.failed"
+
+
+async def test_the_default_round_limit_is_eight() -> None:
+    loop = FakeTool("again")
+    h = harness([Round(calls=[("again", {})])], [loop])
+
+    await h.run(1, "loop")
+
+    assert len(loop.calls) == 8
+    assert h.conversations.runs[1].status == ChatStatus.FAILED
+
+
+async def test_a_model_failure_after_a_tool_round_fails_the_chat_with_summed_usage() -> None:
+    h = harness([Round(calls=[("t", {})]), Round(fail=True)], [FakeTool("t")])
+
+    await h.run(1, "x")
+
+    run = h.conversations.runs[1]
+    assert run.status == ChatStatus.FAILED
+    assert "HTTP 500" in run.last_error.msg
+    assert run.usage.prompt_tokens > 10, "the first call's usage plus the failed call's estimate"
+
+
+async def test_a_local_function_pauses_and_a_resumed_run_continues_from_the_registry() -> None:
+    where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
+    weather = FakeTool("get_weather", result="sunny")
+    h = harness(
+        [
+            Round(calls=[("get_weather", {"city": "x"}), ("get_location", {"precision": "city"})]),
+            Round(text="In Paris it is sunny."),
+        ],
+        [where, weather],
+    )
+
+    await h.run(1, "weather here?", custom_variables={"city": "Lyon"})
+
+    run = h.conversations.runs[1]
+    assert run.status == ChatStatus.REQUIRES_ACTION
+    assert [(c.id, c.name, c.arguments) for c in run.pending_tool_calls] == [
+        ("call_2", "get_location", '{"precision":"city"}')
+    ]
+    assert where.calls == [], "a client-side function is never called by the runner"
+    assert h.events.names()[-1] == "conversation.chat.requires_action"
+    paused = h.events.items[-1][1]
+    assert paused["required_action"] == {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {
+            "tool_calls": [
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "get_location", "arguments": '{"precision":"city"}'},
+                }
+            ]
+        },
+    }
+    assert paused["usage"]["prompt_tokens"] == 10
+
+    # The client answers; a fresh run (any runner) resumes from the stored state alone.
+    h.conversations.submit(1, {"call_2": "Paris"})
+    h.events.items.clear()
+    await h.run(1, resume=True)
+
+    assert h.events.names()[0] == "conversation.chat.in_progress", "no second created"
+    assert h.events.names()[-1] == "conversation.chat.completed"
+    resumed = h.provider.requests[-1]
+    assert resumed.messages[0].text_content == "You help. Lyon", "custom variables kept"
+    tools_seen = {m.tool_call_id: m.text_content for m in resumed.messages if m.role == "tool"}
+    assert tools_seen == {"call_1": "sunny", "call_2": "Paris"}
+    run = h.conversations.runs[1]
+    assert run.status == ChatStatus.COMPLETED
+    assert run.usage.prompt_tokens == 20, "usage sums the calls before and after the pause"
+    assert [m.type for m in h.conversations.chat_messages(1)] == [
+        "question",
+        "function_call",
+        "function_call",
+        "tool_response",
+        "tool_response",
+        "answer",
+    ]
+
+
+async def test_a_later_chat_sees_earlier_tool_messages_and_unanswered_calls_get_a_note() -> None:
+    h = harness([Round(calls=[("t", {"n": 1})]), Round(text="one")], [FakeTool("t", result="T")])
+    await h.run(1, "first")
+    # A chat that ended while a call was unanswered (e.g. canceled): its call is history too.
+    h.conversations._add(2, "user", "question", "second")
+    h.conversations._add(
+        2, "assistant", "function_call", '{"name":"t","arguments":{},"tool_call_id":"c9"}'
+    )
+
+    h.provider.rounds = [Round(text="ok")]
+    await h.run(3, "third")
+
+    prompt = h.provider.requests[-1].messages
+    roles = [m.role for m in prompt]
+    assert roles == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+        "assistant",
+        "tool",
+        "user",
+    ]
+    assert prompt[3].text_content == "T"
+    assert prompt[7].tool_call_id == "c9" and prompt[7].text_content == NO_TOOL_OUTPUT
+
+
+async def test_cancel_during_a_tool_call_ends_the_chat_canceled() -> None:
+    stuck = FakeTool("stuck", hangs=True)
+    h = harness([Round(calls=[("stuck", {})])], [stuck])
+    h.conversations.create(1, "x")
+    from cozeplus.chat_protocol import ChatRequest, InputMessage
+    from services.runner.chat_run import ChatRun
+
+    async def keepalive() -> None:
+        return None
+
+    run = ChatRun(
+        h.deps,
+        ChatRequest(
+            chat_id=1,
+            conversation_id=700,
+            section_id=700,
+            owner_id=7,
+            user_id="u",
+            bot_id=70,
+            bot_version=1,
+            messages=[InputMessage(role="user", content="x")],
+            created_at=0,
+        ),
+        keepalive,
+    )
+    task = asyncio.create_task(run.execute())
+    await stuck.entered.wait()
+    run.cancel()
+    await task
+
+    assert h.conversations.runs[1].status == ChatStatus.CANCELED
+    assert h.events.names()[-1] == "conversation.chat.canceled"
