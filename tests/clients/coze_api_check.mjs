@@ -287,7 +287,7 @@ const scenarios = {
 
   // ARG: a published bot whose scripted model calls a plugin tool, then answers. Output: the
   // bot's plugin_info_list, a stream's completed messages and answer, a createAndPoll's messages.
-  async tools(botId) {
+  async pluginTools(botId) {
     const bot = await client.bots.retrieveNew(botId);
     const completed = [];
     let answer = '';

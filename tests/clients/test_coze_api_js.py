@@ -371,7 +371,7 @@ def test_coze_api_chat_with_an_openapi_plugin_tool(
         ]
     )
     before = len(plugin_servers.calls.requests)
-    out = run_scenario("tools", bot_id)
+    out = run_scenario("pluginTools", bot_id)
 
     assert [p["plugin_id"] for p in out["pluginInfoList"]] == [
         plugin_ids["weather"],
