@@ -5,7 +5,6 @@ through the mock LLM's /mock/scripts."""
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import socket
 from collections.abc import Callable, Iterator
@@ -23,13 +22,6 @@ from tests.plugins.servers import (
     serve_in_thread,
     weather_api,
     weather_openapi,
-)
-
-# The chat loop that runs tools is built on the agent-loop branch (issue 8); until it is
-# merged, runners ignore tools and these tests cannot pass.
-needs_agent_loop = pytest.mark.skipif(
-    importlib.util.find_spec("services.runner.run_events") is None,
-    reason="needs the agent loop (services/runner/run_events.py, issue 8)",
 )
 
 API_SECRET = "chat-SECRET-key-1123581321"

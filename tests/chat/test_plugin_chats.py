@@ -12,10 +12,8 @@ from typing import Any
 from cozepy import ChatEventType, ChatStatus, Coze, Message, MessageType, TokenAuth
 
 from services.cli.system import ServiceProcess
-from tests.chat.plugin_bots import API_SECRET, PluginServers, needs_agent_loop
+from tests.chat.plugin_bots import API_SECRET, PluginServers
 from tests.conftest import Account
-
-pytestmark = needs_agent_loop
 
 MakeBot = Callable[[list[dict[str, Any]]], tuple[str, dict[str, str]]]
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chat.plugin_bots import PluginServers, needs_agent_loop
+from tests.chat.plugin_bots import PluginServers
 from tests.conftest import Account
 
 COZE_API_VERSION = "1.3.9"
@@ -358,7 +358,6 @@ def test_coze_api_workspaces_users_and_variables(
     assert system == {"role": "system", "content": "Weather in Osaka."}
 
 
-@needs_agent_loop
 def test_coze_api_chat_with_an_openapi_plugin_tool(
     run_scenario: Callable[[str, str], dict[str, Any]],
     make_plugin_bot: Callable[[list[dict[str, Any]]], tuple[str, dict[str, str]]],
