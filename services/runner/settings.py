@@ -39,8 +39,9 @@ class RunnerSettings(BaseSettings):
     # public addresses only, so by default a plugin reaches neither the registry, NATS,
     # loopback nor cloud metadata.
     plugin_allowed_networks: str = ""
-    # One tool call, connect to last byte.
-    plugin_timeout_s: float = 30.0
+    # One plugin call, connect to last byte. Below tool_timeout_s (the loop's own bound), so
+    # the model reads the executor's precise message ("GET /x timed out after 25s").
+    plugin_timeout_s: float = 25.0
     # Larger tool outputs are cut to this many bytes, with a note saying so. Below the
     # registry's 100,000-character limit on a stored message, and a fair share of a
     # model's context.
