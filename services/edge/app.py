@@ -33,6 +33,7 @@ from services.edge.routes import (
     openai_compat,
     passport,
     pat,
+    plugins,
     user_state,
     workspaces,
 )
@@ -117,6 +118,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         bots.router,
         chat.router,
         conversations.router,
+        plugins.router,
         workspaces.router,
         user_state.router,
         openai_compat.router,
