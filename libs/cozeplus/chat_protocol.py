@@ -21,6 +21,15 @@ EVENT_HEADER = "Cozeplus-Event"
 # a slow model from a lost runner. Never forwarded to clients.
 HEARTBEAT_EVENT = "cozeplus.heartbeat"
 
+# Per-chat event sequence numbers (docs/operations.md): a runner numbers the events it
+# publishes for a chat 1, 2, 3, ... in SEQ_HEADER, names itself in PUBLISHER_HEADER (a
+# redelivered chat's next runner numbers from 1 again), and its heartbeats carry the last
+# number sent in SEQ_SENT_HEADER, so the edge can tell a lost event even at a stream's tail.
+# Headers, so the payload bytes stay exactly what the edge forwards.
+SEQ_HEADER = "Cozeplus-Seq"
+SEQ_SENT_HEADER = "Cozeplus-Seq-Sent"
+PUBLISHER_HEADER = "Cozeplus-Publisher"
+
 CHAT_CREATED = "conversation.chat.created"
 CHAT_IN_PROGRESS = "conversation.chat.in_progress"
 CHAT_COMPLETED = "conversation.chat.completed"

@@ -72,6 +72,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
                 cancel_wait_s=settings.chat_cancel_wait_s,
             ),
             variables=StoredVariables(registry.variables),
+            liveness=registry.liveness,
         )
         app.state.runtime = EdgeRuntime(
             settings=settings,

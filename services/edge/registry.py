@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from cozeplus.rpc.v1 import (
     conversations_pb2_grpc,
     knowledge_pb2_grpc,
+    liveness_pb2_grpc,
     plugins_pb2_grpc,
     registry_pb2_grpc,
     user_state_pb2_grpc,
@@ -22,6 +23,7 @@ from services.edge.log_id import LOG_ID
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
     from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeAsyncStub
+    from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessAsyncStub
     from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
     from cozeplus.rpc.v1.user_state_pb2_grpc import (
@@ -72,6 +74,8 @@ class RegistryClient:
             self.channel
         )
         self.variables: VariablesAsyncStub = user_state_pb2_grpc.VariablesStub(self.channel)
+        # EndRun: a cancel no runner confirmed.
+        self.liveness: RunLivenessAsyncStub = liveness_pb2_grpc.RunLivenessStub(self.channel)
         self.knowledge: KnowledgeAsyncStub = knowledge_pb2_grpc.KnowledgeStub(self.channel)
         self._health: Any = health_pb2_grpc.HealthStub(self.channel)
 

@@ -82,9 +82,6 @@ RUN_MESSAGE_TYPES = (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
 MAX_RUN_MESSAGES = 64
 MAX_PENDING_TOOL_CALLS = 64
 MAX_TOOL_CALL_ID_CHARS = 128
-PAUSE_EXPIRED_ERROR_CODE = 408
-# Paused chats failed per expiry pass (the next pass takes the rest).
-EXPIRE_BATCH = 500
 # The meta_data key of a tool_response message naming the call it answers.
 TOOL_CALL_ID_META = "tool_call_id"
 ENDED_STATUSES = (ChatStatus.COMPLETED, ChatStatus.FAILED, ChatStatus.CANCELED)
@@ -679,8 +676,9 @@ class ConversationService:
         """created -> in_progress, with the history window for the prompt.
 
         A run already in progress is returned unchanged with `restarted`: its runner
-        was lost and another was given the chat. Its history is not read, since the
-        only sensible thing to do with such a run is to end it.
+        was lost and another was given the chat, or this is the retry of a StartRun whose
+        reply was lost (so the history comes along: the runner that knows it retried
+        runs the chat).
         """
         _require_owner(owner_id)
         _require_chat_id(chat_id)
@@ -699,7 +697,12 @@ class ConversationService:
                     _chat_messages(session, run),
                 )
             if run.status == IN_PROGRESS:
-                return StartedRun(_run_view(run), [], True)
+                return StartedRun(
+                    _run_view(run),
+                    _history(session, run, history_rounds),
+                    True,
+                    _chat_messages(session, run),
+                )
             raise FailedPrecondition(f"chat already {run.status}")
 
         return await self._db.write(work)
@@ -746,6 +749,9 @@ class ConversationService:
                 **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
             )
             if not finished:
+                if _finished_alike(session, run, status, last_error, answer, answer_message_id):
+                    # The retry of a FinishRun that landed but whose reply was lost.
+                    return _run_view(run)
                 if run.status == CREATED:
                     raise FailedPrecondition("chat has not been started")
                 raise FailedPrecondition(f"chat already {run.status}")
@@ -898,6 +904,10 @@ class ConversationService:
             run = _load_run(session, owner_id, chat_id)
             if run.status != IN_PROGRESS:
                 raise FailedPrecondition(f"chat is {run.status}, not in_progress")
+            stored = _stored_alike(session, run, messages)
+            if stored is not None:
+                # The retry of an append that landed but whose reply was lost.
+                return [_message_view(r) for r in stored]
             records = _run_message_records(session, run, messages, int(time.time()))
             return [_message_view(r) for r in records]
 
@@ -943,6 +953,12 @@ class ConversationService:
                 duration_ms=duration_ms,
             )
             if not paused:
+                if (
+                    run.status == REQUIRES_ACTION
+                    and [str(c.get("id", "")) for c in run.pending_tool_calls] == ids
+                ):
+                    # The retry of a pause that landed but whose reply was lost.
+                    return _run_view(run)
                 raise FailedPrecondition(f"chat is {run.status}, not in_progress")
             return _run_view(run)
 
@@ -1016,41 +1032,6 @@ class ConversationService:
 
         return await self._db.write(work)
 
-    async def expire_paused_runs(self, now: int | None = None) -> list[ChatRunView]:
-        """Fails every chat still waiting for tool outputs past its deadline. One function so
-        a general run sweeper can call it."""
-        deadline = int(time.time()) if now is None else now
-        error = (
-            f"the chat waited in requires_action for the client's tool outputs longer than "
-            f"{self._tool_outputs_timeout_s}s; it was ended"
-        )
-
-        def work(session: Session) -> list[ChatRunView]:
-            expired = session.exec(
-                select(ChatRunRecord)
-                .where(
-                    ChatRunRecord.status == REQUIRES_ACTION,
-                    col(ChatRunRecord.paused_until) < deadline,
-                )
-                .limit(EXPIRE_BATCH)
-            ).all()
-            failed: list[ChatRunView] = []
-            for run in expired:
-                if _transition(
-                    session,
-                    run,
-                    REQUIRES_ACTION,
-                    status=ChatStatus.FAILED,
-                    failed_at=deadline,
-                    last_error_code=PAUSE_EXPIRED_ERROR_CODE,
-                    last_error_msg=error,
-                    pending_tool_calls=[],
-                ):
-                    failed.append(_run_view(run))
-            return failed
-
-        return await self._db.write(work)
-
 
 # ------------------------------------------------------------------ helpers
 
@@ -1097,6 +1078,51 @@ def _run_message_records(
         )
     session.add_all(records)
     return records
+
+
+def _finished_alike(
+    session: Session,
+    run: ChatRunRecord,
+    status: str,
+    last_error: ChatError,
+    answer: str,
+    answer_message_id: int,
+) -> bool:
+    """Whether the run already ended exactly as this FinishRun asks (an identical retry)."""
+    if (run.status, run.last_error_code, run.last_error_msg) != (
+        status,
+        last_error.code,
+        last_error.msg,
+    ):
+        return False
+    if not run.auto_save_history:
+        return True
+    stored = session.exec(
+        select(MessageRecord).where(
+            MessageRecord.chat_id == run.id, MessageRecord.type == MessageType.ANSWER
+        )
+    ).first()
+    if not answer:
+        return stored is None
+    return stored is not None and stored.content == answer and answer_message_id in (0, stored.id)
+
+
+def _stored_alike(
+    session: Session, run: ChatRunRecord, messages: Sequence[RunMessage]
+) -> list[MessageRecord] | None:
+    """The run's stored messages if these very messages (ids, types, contents) are stored
+    already; None if none of them is. Anything in between is a conflict."""
+    found = [session.get(MessageRecord, m.id) for m in messages]
+    if all(record is None for record in found):
+        return None
+    records = [r for r in found if r is not None]
+    if len(records) == len(messages) and all(
+        r.chat_id == run.id and r.type == m.type and r.content == m.content
+        for r, m in zip(records, messages, strict=True)
+    ):
+        return records
+    taken = next(m.id for m, r in zip(messages, found, strict=True) if r is not None)
+    raise AlreadyExists(f"message {taken} already exists")
 
 
 def _chat_messages(session: Session, run: ChatRunRecord) -> list[MessageView]:

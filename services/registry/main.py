@@ -191,7 +191,8 @@ async def _serve_with(
             RunDeadlines(
                 created_s=settings.run_created_s,
                 in_progress_s=settings.run_silence_s,
-                requires_action_s=settings.run_requires_action_s,
+                # Only for a paused run without its own paused_until (see RunDeadlines).
+                requires_action_s=settings.tool_outputs_timeout_s,
             ),
             interval_s=settings.run_sweep_interval_s,
         )
@@ -241,14 +242,10 @@ async def _serve_with(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        expiry = asyncio.create_task(
-            _expire_paused_runs(conversation_service, settings.paused_check_interval_s, stop)
-        )
         document_sweep = asyncio.create_task(
             _fail_stalled_documents(knowledge_service, settings, stop)
         )
         await stop.wait()
-        await expiry
         await document_sweep
 
         sweeper.stop()
@@ -258,21 +255,6 @@ async def _serve_with(
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.grace_period_s)
     log.info("registry stopped")
-
-
-async def _expire_paused_runs(
-    service: ConversationService, interval_s: float, stop: asyncio.Event
-) -> None:
-    """Fails chats left in requires_action past their deadline (every replica may run it:
-    each expiry is a conditional UPDATE, so only one wins)."""
-    while not stop.is_set():
-        try:
-            for run in await service.expire_paused_runs():
-                log.info("chat %d: no tool outputs in time; failed", run.id)
-        except Exception:
-            log.exception("expiring paused chats failed; retrying")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 async def _fail_stalled_documents(

@@ -8,7 +8,8 @@ does each runner heartbeat (`heartbeat`). The run sweeper ends, as failed with a
   every runner is down; the edge's own queue watchdog normally fails it sooner);
 - in_progress: its runner sent no heartbeat for `in_progress_s` (the runner died and no
   other runner was handed the chat, or its redeliveries ran out);
-- requires_action: nobody submitted tool outputs within `requires_action_s`.
+- requires_action: nobody submitted tool outputs by the run's own `paused_until` (set when
+  it paused, from TOOL_OUTPUTS_TIMEOUT_S). The one mechanism for that deadline.
 
 Then it tells any open stream: the terminal chat event goes to the chat's event subject, and
 the edge ends the stream with it (adding `error` for a failed chat), like a runner's.
@@ -31,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -61,7 +62,10 @@ ENDED_AT_COLUMN = {ChatStatus.FAILED: "failed_at", ChatStatus.CANCELED: "cancele
 
 @dataclass(frozen=True, slots=True)
 class RunDeadlines:
-    """How long a run may go without progress in each unfinished status (seconds)."""
+    """How long a run may go without progress in each unfinished status (seconds).
+
+    A paused run's deadline is its own `paused_until`; `requires_action_s` only serves one
+    paused without it (none is, since the agent loop's migration) and names the wait."""
 
     created_s: float = 60.0
     in_progress_s: float = 30.0
@@ -73,6 +77,12 @@ class RunDeadlines:
         if status == ChatStatus.IN_PROGRESS:
             return self.in_progress_s
         return self.requires_action_s
+
+    def paused_error(self, waited_s: float) -> tuple[int, str]:
+        return (
+            EXPIRED_ACTION_CODE,
+            f"no tool outputs were submitted within {waited_s:.0f}s",
+        )
 
     def error(self, status: str) -> tuple[int, str]:
         """The last_error a run ended for silence in `status` gets."""
@@ -314,28 +324,53 @@ class RunSweeper:
     def _end_overdue(self, session: Session, now: float) -> list[ChatRunView]:
         assert self._watching_since is not None
         deadlines = self.deadlines
-        # A cheap bound first: nothing younger than the shortest limit can be overdue.
-        shortest = min(deadlines.created_s, deadlines.in_progress_s, deadlines.requires_action_s)
-        oldest_ok = now - shortest
-        candidates = session.execute(
-            sa.select(
-                col(ChatRunRecord.id), col(ChatRunRecord.status), col(ChatRunRecord.progress_at)
-            )
+        # Cheap bounds first (both indexed): nothing younger than the shortest silence limit
+        # can be overdue, and a paused run only once its own deadline has passed.
+        oldest_ok = now - min(deadlines.created_s, deadlines.in_progress_s)
+        columns = (
+            col(ChatRunRecord.id),
+            col(ChatRunRecord.status),
+            col(ChatRunRecord.progress_at),
+            col(ChatRunRecord.paused_until),
+        )
+        silent = session.execute(
+            sa.select(*columns)
             .where(
-                col(ChatRunRecord.status).in_(UNFINISHED),
+                col(ChatRunRecord.status).in_((ChatStatus.CREATED, ChatStatus.IN_PROGRESS)),
                 col(ChatRunRecord.progress_at) <= oldest_ok,
             )
             .order_by(col(ChatRunRecord.progress_at))
             .limit(SWEEP_BATCH)
         ).all()
+        paused = session.execute(
+            sa.select(*columns)
+            .where(
+                col(ChatRunRecord.status) == ChatStatus.REQUIRES_ACTION,
+                sa.or_(
+                    sa.and_(
+                        col(ChatRunRecord.paused_until) > 0,
+                        col(ChatRunRecord.paused_until) <= now,
+                    ),
+                    sa.and_(
+                        col(ChatRunRecord.paused_until) == 0,
+                        col(ChatRunRecord.progress_at) <= now - deadlines.requires_action_s,
+                    ),
+                ),
+            )
+            .limit(SWEEP_BATCH)
+        ).all()
         ended: list[ChatRunView] = []
-        for chat_id, status, progress_at in candidates:
-            since = float(progress_at)
-            if status != ChatStatus.REQUIRES_ACTION:
-                since = max(since, self._watching_since)
-            if now < since + deadlines.limit(status):
-                continue
-            code, msg = deadlines.error(status)
+        for chat_id, status, progress_at, paused_until in [*silent, *paused]:
+            if status == ChatStatus.REQUIRES_ACTION:
+                # Absolute: a paused run waits on its client, not on a runner, so a new
+                # leader grants it no window. Pausing set progress_at, so the wait is:
+                waited = paused_until - progress_at if paused_until else deadlines.limit(status)
+                code, msg = deadlines.paused_error(waited)
+            else:
+                since = max(float(progress_at), self._watching_since)
+                if now < since + deadlines.limit(status):
+                    continue
+                code, msg = deadlines.error(status)
             run = _end(
                 session, chat_id, status, progress_at, ChatStatus.FAILED, code, msg, int(now)
             )
@@ -359,6 +394,10 @@ def _end(
     conditions = [col(ChatRunRecord.id) == chat_id, col(ChatRunRecord.status) == expected_status]
     if expected_progress_at is not None:
         conditions.append(col(ChatRunRecord.progress_at) == expected_progress_at)
+    # An ended run waits for no tool outputs any more.
+    paused: dict[str, Any] = (
+        {"pending_tool_calls": []} if expected_status == ChatStatus.REQUIRES_ACTION else {}
+    )
     result = session.execute(
         sa.update(ChatRunRecord)
         .where(*conditions)
@@ -367,6 +406,7 @@ def _end(
             last_error_code=code,
             last_error_msg=msg,
             progress_at=now,
+            **paused,
             **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
         )
         .execution_options(synchronize_session=False)

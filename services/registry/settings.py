@@ -29,9 +29,8 @@ class RegistrySettings(BaseSettings):
     grace_period_s: float = 5.0
     session_ttl_s: int = 7 * 24 * 3600
     # How long a chat paused in requires_action waits for the client's tool outputs before
-    # it fails, and how often paused chats are checked for that.
-    tool_outputs_timeout_s: int = 600
-    paused_check_interval_s: float = 5.0
+    # the run sweeper fails it (408); set as the run's paused_until when it pauses.
+    tool_outputs_timeout_s: int = Field(default=600, gt=0)
     log_level: str = "INFO"
     # The service credential (libs/cozeplus/service_auth.py): required; calls without it are
     # UNAUTHENTICATED (health checks excepted). One name for every service.
@@ -53,7 +52,6 @@ class RegistrySettings(BaseSettings):
     # in_progress: runners heartbeat every few seconds; also how long cancel trusts a silent
     # runner to still hold the run.
     run_silence_s: float = Field(default=30.0, gt=0)
-    run_requires_action_s: float = Field(default=600.0, gt=0)
     run_sweep_interval_s: float = Field(default=5.0, gt=0)
     # A document processing this long without progress (created, or claimed by a worker)
     # is failed with a reason; longer than the longest expected ingestion backlog. Checked

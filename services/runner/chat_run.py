@@ -49,7 +49,9 @@ from services.runner.providers.base import (
     TextDelta,
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
+from services.runner.registry_calls import UNBOUNDED, RegistryRetry
 from services.runner.run_events import EventPublisher, RunEvents
+from services.runner.run_outcomes import NoOutcomes, RunOutcomes
 from services.runner.tools.base import Tool, ToolCall, ToolDefinition, ToolOutput, ToolSource
 
 if TYPE_CHECKING:
@@ -62,6 +64,11 @@ log = logging.getLogger("cozeplus.runner.chat")
 LOST_RUNNER_ERROR = cpb.ChatError(
     code=500, msg="the runner running this chat was lost; please retry"
 )
+SHUTDOWN_ERROR = cpb.ChatError(
+    code=503, msg="the runner running this chat shut down before it finished; please retry"
+)
+# How long a crashed run may take to record that it failed before it is handed back.
+CRASH_FINISH_S = 10.0
 # A bot that sets no round limit gets this many rounds of tool calls per chat.
 DEFAULT_MAX_TOOL_ROUNDS = 8
 ROUND_LIMIT_CODE = 4008
@@ -82,6 +89,10 @@ class RunnerDeps:
     model_timeout_s: float
     heartbeat_s: float
     tool_timeout_s: float = 30.0
+    # How registry calls ride out a registry restart (services/runner/registry_calls.py).
+    registry: RegistryRetry = field(default_factory=RegistryRetry)
+    # Outcomes kept until FinishRun lands, for the runner a dead one's chat goes to.
+    outcomes: RunOutcomes = field(default_factory=NoOutcomes)
     # Knowledge chunks and images for the prompt (services/runner/prompt_context.py).
     context: PromptContextSource = NO_PROMPT_CONTEXT
 
@@ -94,21 +105,30 @@ class BotConfigCache:
         self._size = size
         self._versions: dict[tuple[int, int, int], pb.BotConfig] = {}
 
-    async def get(self, owner_id: int, bot_id: int, version: int) -> pb.BotConfig:
+    async def get(
+        self, owner_id: int, bot_id: int, version: int, timeout_s: float | None = None
+    ) -> pb.BotConfig:
         if version == 0:
-            draft = await self._bots.GetDraft(pb.BotRef(owner_id=owner_id, bot_id=bot_id))
+            draft = await self._bots.GetDraft(
+                pb.BotRef(owner_id=owner_id, bot_id=bot_id), timeout=timeout_s
+            )
             return draft.config
         key = (owner_id, bot_id, version)
         config = self._versions.get(key)
         if config is None:
             found = await self._bots.GetVersion(
-                pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=version)
+                pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=version),
+                timeout=timeout_s,
             )
             config = found.config
             if len(self._versions) >= self._size:
                 self._versions.pop(next(iter(self._versions)))
             self._versions[key] = config
         return config
+
+
+class HandedBack(Exception):
+    """The runner is stopping and this chat had not started: back to the queue with it."""
 
 
 class RunFailed(Exception):
@@ -160,7 +180,14 @@ class ChatRun:
             meta_data=request.meta_data,
         )
         self._loop_task: asyncio.Task[None] | None = None
+        # True while this runner holds the run in_progress: the pool heartbeats it.
+        self.holding = False
         self._canceled = False
+        # The runner is stopping: a run not started yet is handed back, a running one
+        # (once the shutdown grace is over) abandoned: failed with SHUTDOWN_ERROR.
+        self._handing_back = False
+        self._abandoned = False
+        self._state: RunState | None = None
         self._started_at = 0.0
         self._first_token_at = 0.0
 
@@ -169,11 +196,38 @@ class ChatRun:
         if self._loop_task is not None:
             self._loop_task.cancel()
 
+    def hand_back(self) -> None:
+        """Runner stopping: if StartRun has not been called yet, it never will be."""
+        self._handing_back = True
+
+    def abandon(self) -> None:
+        """Shutdown grace over: stop the model or tools and end the run failed."""
+        self._abandoned = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+
     async def execute(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             await self._execute()
+        except (HandedBack, asyncio.CancelledError):
+            raise
+        except Exception:
+            if not self.holding:
+                raise
+            # Not a transient registry error (those were retried): record the failure
+            # with what was answered, rather than leave it to a redelivery.
+            log.exception("chat %d: its run crashed; ending it failed", self.request.chat_id)
+            state = self._state
+            await self._finish(
+                ChatStatus.FAILED,
+                error=cpb.ChatError(code=500, msg="the chat's run failed; please retry"),
+                answer="".join(state.answer) if state is not None else "",
+                usage=state.usage if state is not None else None,
+                budget_s=CRASH_FINISH_S,
+            )
         finally:
+            self.holding = False
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -193,7 +247,14 @@ class ChatRun:
         started = await self._start_run(config)
         if started is None:
             return
+        self.holding = True
         if started.restarted:
+            kept = await self.deps.outcomes.kept(self.request.chat_id)
+            if kept is not None:
+                # Its runner died between streaming the outcome and storing it: store it.
+                log.info("chat %d: storing the outcome its lost runner kept", self.request.chat_id)
+                await self._store_outcome(kept, UNBOUNDED)
+                return
             # Deltas its lost runner streamed can't be taken back: fail the chat
             # rather than stream a second, different answer into the same message.
             await self._finish(ChatStatus.FAILED, error=LOST_RUNNER_ERROR)
@@ -232,8 +293,11 @@ class ChatRun:
     async def _load_bot(self) -> pb.BotConfig | None:
         request = self.request
         try:
-            return await self.deps.bot_configs.get(
-                request.owner_id, request.bot_id, request.bot_version
+            return await self.deps.registry.call(
+                f"chat {request.chat_id}: loading its bot",
+                lambda timeout: self.deps.bot_configs.get(
+                    request.owner_id, request.bot_id, request.bot_version, timeout
+                ),
             )
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.NOT_FOUND:
@@ -243,28 +307,47 @@ class ChatRun:
     async def _start_run(self, config: pb.BotConfig | None) -> cpb.StartRunResponse | None:
         """created -> in_progress; None when the chat already ended (canceled or failed while
         queued: whoever ended it told the client)."""
+        if self._handing_back:
+            raise HandedBack
+        request = cpb.StartRunRequest(
+            owner_id=self.request.owner_id,
+            chat_id=self.request.chat_id,
+            history_rounds=config.history_rounds if config is not None else 0,
+        )
+        retried = False
+
+        def note_retry() -> None:
+            nonlocal retried
+            retried = True
+
         try:
-            return await self.deps.conversations.StartRun(
-                cpb.StartRunRequest(
-                    owner_id=self.request.owner_id,
-                    chat_id=self.request.chat_id,
-                    history_rounds=config.history_rounds if config is not None else 0,
-                )
+            started = await self.deps.registry.call(
+                f"chat {self.request.chat_id}: starting its run",
+                lambda timeout: self.deps.conversations.StartRun(request, timeout=timeout),
+                on_retry=note_retry,
             )
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 log.info("chat %d already ended: %s", self.request.chat_id, err.details())
                 return None
             raise
+        if started.restarted and retried:
+            # Our own StartRun landed before the registry went away: this runner holds it
+            # (the work queue hands a chat to one runner at a time).
+            started.restarted = False
+        return started
 
     async def _load_tools(self, config: pb.BotConfig) -> dict[str, Tool]:
         request = self.request
         try:
-            tools = await self.deps.tools.tools_for(
-                owner_id=request.owner_id,
-                bot_id=request.bot_id,
-                bot_version=request.bot_version,
-                config=config,
+            tools = await self.deps.registry.call(
+                f"chat {request.chat_id}: loading its tools",
+                lambda _: self.deps.tools.tools_for(
+                    owner_id=request.owner_id,
+                    bot_id=request.bot_id,
+                    bot_version=request.bot_version,
+                    config=config,
+                ),
             )
         except grpc.aio.AioRpcError as err:
             log.warning("chat %d: loading tools failed: %s", request.chat_id, err.details())
@@ -350,16 +433,25 @@ class ChatRun:
         state: RunState,
     ) -> tuple[ChatStatus, cpb.ChatError]:
         """Runs the rounds as one task, so a cancel stops a model call or tool calls alike."""
+        self._state = state
         self._loop_task = asyncio.create_task(self._rounds(config, spec, tools, state))
-        if self._canceled:
-            # Canceled between StartRun and here, before there was anything to stop.
+        if self._canceled or self._abandoned:
+            # Stopped between StartRun and here, before there was anything to stop.
             self._loop_task.cancel()
         try:
             await self._loop_task
         except asyncio.CancelledError:
             current = asyncio.current_task()
-            if not self._canceled or (current is not None and current.cancelling()):
-                raise  # the runner itself is stopping
+            if current is not None and current.cancelling():
+                raise  # this task itself is being cancelled
+            if self._abandoned:
+                log.warning(
+                    "chat %d: abandoned as the runner shuts down; failing it",
+                    self.request.chat_id,
+                )
+                return ChatStatus.FAILED, SHUTDOWN_ERROR
+            if not self._canceled:
+                raise
             return ChatStatus.CANCELED, cpb.ChatError()
         except ProviderError as err:
             log.warning("chat %d: model %s failed: %s", self.request.chat_id, spec.id, err.msg)
@@ -513,21 +605,23 @@ class ChatRun:
 
     async def _store_and_publish(self, messages: Sequence[tuple[str, str, str]]) -> None:
         """(type, content, tool_call_id) messages: stored first, then their events."""
-        stored = await self.deps.conversations.AppendRunMessages(
-            cpb.AppendRunMessagesRequest(
-                owner_id=self.request.owner_id,
-                chat_id=self.request.chat_id,
-                messages=[
-                    cpb.RunMessage(
-                        id=self.deps.ids.next_id(),
-                        role=MessageRole.ASSISTANT,
-                        type=kind,
-                        content=content,
-                        tool_call_id=call_id,
-                    )
-                    for kind, content, call_id in messages
-                ],
-            )
+        request = cpb.AppendRunMessagesRequest(
+            owner_id=self.request.owner_id,
+            chat_id=self.request.chat_id,
+            messages=[
+                cpb.RunMessage(
+                    id=self.deps.ids.next_id(),
+                    role=MessageRole.ASSISTANT,
+                    type=kind,
+                    content=content,
+                    tool_call_id=call_id,
+                )
+                for kind, content, call_id in messages
+            ],
+        )
+        stored = await self.deps.registry.call(
+            f"chat {self.request.chat_id}: storing its messages",
+            lambda timeout: self.deps.conversations.AppendRunMessages(request, timeout=timeout),
         )
         for message in stored.messages:
             await self.events.message_completed(message)
@@ -542,22 +636,25 @@ class ChatRun:
 
     async def _pause(self, state: RunState) -> None:
         first_token_ms, duration_ms = self._timings()
+        request = cpb.PauseRunRequest(
+            owner_id=self.request.owner_id,
+            chat_id=self.request.chat_id,
+            tool_calls=[
+                cpb.PendingToolCall(id=c.id, name=c.name, arguments=c.arguments)
+                for c in state.pending
+            ],
+            usage=state.usage,
+            custom_variables_json=orjson.dumps(self.request.custom_variables).decode()
+            if self.request.custom_variables
+            else "",
+            first_token_ms=first_token_ms,
+            duration_ms=duration_ms,
+        )
         try:
-            paused = await self.deps.conversations.PauseRun(
-                cpb.PauseRunRequest(
-                    owner_id=self.request.owner_id,
-                    chat_id=self.request.chat_id,
-                    tool_calls=[
-                        cpb.PendingToolCall(id=c.id, name=c.name, arguments=c.arguments)
-                        for c in state.pending
-                    ],
-                    usage=state.usage,
-                    custom_variables_json=orjson.dumps(self.request.custom_variables).decode()
-                    if self.request.custom_variables
-                    else "",
-                    first_token_ms=first_token_ms,
-                    duration_ms=duration_ms,
-                )
+            paused = await self.deps.registry.call(
+                f"chat {self.request.chat_id}: pausing it",
+                lambda timeout: self.deps.conversations.PauseRun(request, timeout=timeout),
+                budget_s=UNBOUNDED,
             )
         except grpc.aio.AioRpcError as err:
             if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
@@ -574,28 +671,41 @@ class ChatRun:
         answer: str = "",
         answer_id: int = 0,
         usage: cpb.Usage | None = None,
+        budget_s: float = UNBOUNDED,
     ) -> None:
+        """Retried until it lands (the answer, streamed already, is stored) or the run is
+        found ended elsewhere; the registry takes an identical retry as a success."""
         first_token_ms, duration_ms = self._timings()
+        request = cpb.FinishRunRequest(
+            owner_id=self.request.owner_id,
+            chat_id=self.request.chat_id,
+            status=status,
+            answer=answer,
+            # Minted here, not by the registry, so a retry is recognised as the same.
+            answer_message_id=answer_id or self.deps.ids.next_id(),
+            usage=usage or cpb.Usage(),
+            last_error=error or cpb.ChatError(),
+            first_token_ms=first_token_ms,
+            duration_ms=duration_ms,
+        )
+        await self.deps.outcomes.keep(request)
+        await self._store_outcome(request, budget_s)
+
+    async def _store_outcome(self, request: cpb.FinishRunRequest, budget_s: float) -> None:
         try:
-            finished = await self.deps.conversations.FinishRun(
-                cpb.FinishRunRequest(
-                    owner_id=self.request.owner_id,
-                    chat_id=self.request.chat_id,
-                    status=status,
-                    answer=answer,
-                    answer_message_id=answer_id,
-                    usage=usage or cpb.Usage(),
-                    last_error=error or cpb.ChatError(),
-                    first_token_ms=first_token_ms,
-                    duration_ms=duration_ms,
-                )
+            finished = await self.deps.registry.call(
+                f"chat {self.request.chat_id}: finishing its run",
+                lambda timeout: self.deps.conversations.FinishRun(request, timeout=timeout),
+                budget_s=budget_s,
             )
         except grpc.aio.AioRpcError as err:
             # Ended elsewhere, or its conversation was deleted meanwhile: nothing to tell.
             if err.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 raise
             log.info("chat %d ended elsewhere: %s", self.request.chat_id, err.details())
+            await self.deps.outcomes.forget(self.request.chat_id)
             return
+        await self.deps.outcomes.forget(self.request.chat_id)
         await self.events.ended(finished)
 
 

@@ -1,8 +1,8 @@
 """The runner's side of run liveness: it tells the registry, once per interval and in one
 call, which runs it holds (RunLiveness.Heartbeat), so the registry's run sweeper leaves them
 alone; and it stops the runs the registry reports ended elsewhere (canceled while nobody
-could reach this runner, or swept as lost). Wired into the pool in phase 2 of issue 9 (see
-docs/operations.md)."""
+could reach this runner, or swept as lost). The runner's entry module runs it over the
+pool's held runs (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessAsyncStub
 
 log = logging.getLogger(__name__)
+
+STOPPING_STATUSES = frozenset(("", ChatStatus.COMPLETED, ChatStatus.FAILED, ChatStatus.CANCELED))
 
 
 class RunHeartbeats:
@@ -53,7 +55,9 @@ class RunHeartbeats:
             return []
         stopped = []
         for state in reply.runs:
-            if state.status != ChatStatus.IN_PROGRESS:
+            # requires_action or created: this runner paused it (or it was resumed) while
+            # the call was under way; only an ended or vanished run is stopped.
+            if state.status in STOPPING_STATUSES:
                 log.info(
                     "chat %d: %s elsewhere; stopping it", state.chat_id, state.status or "gone"
                 )
@@ -63,6 +67,9 @@ class RunHeartbeats:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.beat()
+            try:
+                await self.beat()
+            except Exception:
+                log.exception("heartbeat failed; beating on")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval_s)

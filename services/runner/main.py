@@ -23,6 +23,7 @@ from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
+from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessStub
 from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.service_auth import service_aio_channel
@@ -34,9 +35,12 @@ from cozeplus.subjects import (
 )
 from services.runner.chat_run import BotConfigCache, RunnerDeps
 from services.runner.health import health_server
+from services.runner.liveness import RunHeartbeats
 from services.runner.pool import RunnerPool
 from services.runner.prompt_context import RegistryPromptContext
 from services.runner.providers import close_providers, provider_for
+from services.runner.registry_calls import RegistryRetry
+from services.runner.run_outcomes import NatsRunOutcomes, outcome_bucket_config
 from services.runner.settings import RunnerSettings
 from services.runner.tools.combined import CombinedToolSource
 from services.runner.tools.knowledge import KnowledgeToolSource
@@ -57,6 +61,10 @@ async def serve(settings: RunnerSettings) -> None:
     link.declare("the runners' consumer", ensure_runner_consumer)
     link.declare(
         "the node id bucket", lambda js: declare_key_value(js, node_bucket_config(link.replicas))
+    )
+    link.declare(
+        "the run outcome bucket",
+        lambda js: declare_key_value(js, outcome_bucket_config(link.replicas)),
     )
     await link.connect()
     nc = await link.wait_declared()
@@ -91,6 +99,8 @@ async def serve(settings: RunnerSettings) -> None:
             model_timeout_s=settings.model_timeout_s,
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
+            registry=RegistryRetry(budget_s=settings.registry_retry_s),
+            outcomes=NatsRunOutcomes(js),
             context=RegistryPromptContext(
                 knowledge,
                 nc.jetstream,
@@ -120,6 +130,16 @@ async def serve(settings: RunnerSettings) -> None:
             health_task = asyncio.create_task(health.serve())
         log.info("runner ready: node %d, concurrency %d", node_id, settings.concurrency)
 
+        # Beats on through the shutdown drain: those runs are still held.
+        heartbeats_stop = asyncio.Event()
+        heartbeats = asyncio.create_task(
+            RunHeartbeats(
+                RunLivenessStub(channel),
+                pool.held,
+                pool.cancel,
+                interval_s=settings.registry_heartbeat_s,
+            ).run(heartbeats_stop)
+        )
         consumer = asyncio.create_task(pool.consume(subscription, stop))
         await stop.wait()
         log.info("runner stopping: %d chats running", len(pool.running))
@@ -129,6 +149,8 @@ async def serve(settings: RunnerSettings) -> None:
             consumer.cancel()
         await subscription.unsubscribe()
         await pool.drain(settings.shutdown_grace_s)
+        heartbeats_stop.set()
+        await heartbeats
         await close_providers()
         if health is not None:
             health.should_exit = True

@@ -5,7 +5,12 @@ Runners share one durable pull consumer, so each queued chat goes to exactly one
 them. A runner acks a chat only when its outcome is persisted (ended, or paused in
 requires_action); while it runs, in-progress acks keep JetStream from handing it to another
 runner. If the runner dies, the chat is redelivered after the ack wait and the next runner
-ends it as failed (see ChatRun).
+ends it as failed (see ChatRun). A registry that is away is not a crash: ChatRun retries its
+calls (services/runner/registry_calls.py), so deliveries are spent only on real failures.
+
+Shutdown (`drain`): chats not started yet are handed back at once (NAK, no delay); running
+ones get the grace; those still running then are abandoned (logged, failed with a clear
+last_error, their streams told) and, should even that not land in time, NAKed.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 
 from cozeplus.chat_protocol import ChatRequest
-from services.runner.chat_run import ChatRun, RunnerDeps
+from services.runner.chat_run import ChatRun, HandedBack, RunnerDeps
 from services.runner.metrics import CHATS_RUNNING, CHATS_TOTAL
 
 log = logging.getLogger("cozeplus.runner")
+
+# After the shutdown grace, how long abandoned chats get to record that they failed.
+ABANDON_S = 10.0
 
 
 class RunnerPool:
@@ -34,6 +42,7 @@ class RunnerPool:
         self.running: dict[int, ChatRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        self._stopping = False
 
     async def consume(
         self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event
@@ -80,13 +89,30 @@ class RunnerPool:
             await msg.term()
             return
         run = ChatRun(self.deps, request, keepalive=msg.in_progress)
+        if self._stopping:
+            run.hand_back()
         self.running[request.chat_id] = run
         CHATS_RUNNING.inc()
         try:
             await run.execute()
-            await msg.ack()
             CHATS_TOTAL.labels(outcome="ended").inc()
+            try:
+                await msg.ack()
+            except Exception as err:
+                # NATS away: the outcome is stored, so a redelivery finds the run ended.
+                log.warning("chat %d: ended, but its ack failed (%r)", request.chat_id, err)
+        except HandedBack:
+            log.info("chat %d: not started; handed back as the runner stops", request.chat_id)
+            CHATS_TOTAL.labels(outcome="handed_back").inc()
+            with contextlib.suppress(Exception):
+                await msg.nak()
         except asyncio.CancelledError:
+            # Abandoned and still not ended: another runner gets it at once.
+            log.warning(
+                "chat %d: could not be ended as the runner stops; handed back", request.chat_id
+            )
+            with contextlib.suppress(Exception):
+                await msg.nak()
             raise
         except Exception:
             # Left unacked, it is redelivered and the next runner ends it properly.
@@ -98,6 +124,10 @@ class RunnerPool:
             CHATS_RUNNING.dec()
             self.running.pop(request.chat_id, None)
 
+    def held(self) -> list[int]:
+        """The runs this runner holds in_progress: what its registry heartbeat names."""
+        return [chat_id for chat_id, run in self.running.items() if run.holding]
+
     def cancel(self, chat_id: int) -> bool:
         run = self.running.get(chat_id)
         if run is None:
@@ -105,11 +135,23 @@ class RunnerPool:
         run.cancel()
         return True
 
-    async def drain(self, grace_s: float) -> None:
-        """Let running chats finish; the rest are redelivered to other runners."""
+    async def drain(self, grace_s: float, abandon_s: float = ABANDON_S) -> None:
+        """Hand back what has not started, let running chats finish within `grace_s`, then
+        abandon the rest (failed, streams told) and NAK whatever still has not ended."""
+        self._stopping = True
+        for run in self.running.values():
+            run.hand_back()
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+        if not pending:
+            return
+        for chat_id, run in list(self.running.items()):
+            log.warning(
+                "chat %d: still running after the %gs shutdown grace; failing it", chat_id, grace_s
+            )
+            run.abandon()
+        _, pending = await asyncio.wait(pending, timeout=abandon_s)
         for task in pending:
             task.cancel()
         if pending:

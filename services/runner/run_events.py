@@ -1,13 +1,22 @@
 """The events one chat run publishes on its NATS subject, built with cozeplus.chat_wire.
 
 Each event is one NATS message: the SSE event name in a header, the payload already encoded
-as the wire's one-line JSON (the edge writes the bytes as they are).
+as the wire's one-line JSON (the edge writes the bytes as they are), and its sequence number
+in another header, so the edge can tell an event lost in transit (chat_protocol.SEQ_HEADER).
+
+A publish that fails while NATS reconnects (its buffer full) is retried for a while; an event
+that still can't go is given up with a warning, never the run: the edge sees the gap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 import time
 from typing import Protocol
+
+import nats.errors
 
 from cozeplus.chat_protocol import (
     CHAT_CANCELED,
@@ -20,6 +29,9 @@ from cozeplus.chat_protocol import (
     HEARTBEAT_EVENT,
     MESSAGE_COMPLETED,
     MESSAGE_DELTA,
+    PUBLISHER_HEADER,
+    SEQ_HEADER,
+    SEQ_SENT_HEADER,
 )
 from cozeplus.chat_wire import (
     MessageEvents,
@@ -31,6 +43,11 @@ from cozeplus.chat_wire import (
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.subjects import chat_events
 from cozeplus.vocabulary import ChatStatus
+
+log = logging.getLogger("cozeplus.runner.events")
+
+# How long one event's publish is retried while NATS is unusable, before it is given up.
+PUBLISH_RETRY_S = 10.0
 
 # The event that tells clients a run ended in this status.
 END_EVENTS = {
@@ -69,12 +86,45 @@ class RunEvents:
         self._meta_data = meta_data
         self._answer: MessageEvents | None = None
         self._answer_run = cpb.ChatRun()
+        self.publisher_id = secrets.token_hex(4)
+        # The number of the last event published.
+        self.seq = 0
 
     async def _publish(self, event: str, data: bytes) -> None:
-        await self._publisher.publish(self._subject, data, headers={EVENT_HEADER: event})
+        self.seq += 1
+        await self._send(
+            data,
+            {EVENT_HEADER: event, SEQ_HEADER: str(self.seq), PUBLISHER_HEADER: self.publisher_id},
+        )
+
+    async def _send(self, data: bytes, headers: dict[str, str]) -> None:
+        delay, give_up_at = 0.05, time.monotonic() + PUBLISH_RETRY_S
+        while True:
+            try:
+                await self._publisher.publish(self._subject, data, headers=headers)
+                return
+            except nats.errors.Error as err:
+                if time.monotonic() + delay > give_up_at:
+                    log.warning(
+                        "chat %d: event %s could not be published (%r); the edge will see the gap",
+                        self._chat_id,
+                        headers.get(SEQ_HEADER, "heartbeat"),
+                        err,
+                    )
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def heartbeat(self) -> None:
-        await self._publish(HEARTBEAT_EVENT, b"{}")
+        """Not numbered: it names the last number sent, so a lost tail shows."""
+        await self._send(
+            b"{}",
+            {
+                EVENT_HEADER: HEARTBEAT_EVENT,
+                SEQ_SENT_HEADER: str(self.seq),
+                PUBLISHER_HEADER: self.publisher_id,
+            },
+        )
 
     async def started(self, run: cpb.ChatRun, *, resumed: bool) -> None:
         """created (not for a resumed chat: its client saw it) and in_progress."""

@@ -36,8 +36,14 @@ class RunnerSettings(BaseSettings):
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # How often a running chat tells JetStream and the edge that its runner is alive.
     heartbeat_s: float = 2.0
-    # On SIGTERM, how long running chats may take to finish before they are left to
-    # another runner.
+    # How often the runner tells the registry which runs it holds (RunLiveness.Heartbeat);
+    # keep it well below the registry's RUN_SILENCE_S, past which a silent run is swept.
+    registry_heartbeat_s: float = Field(default=5.0, gt=0)
+    # How long a run retries a registry call that fails transiently (UNAVAILABLE,
+    # DEADLINE_EXCEEDED: a registry restart) before it gives up; FinishRun has no limit.
+    registry_retry_s: float = Field(default=30.0, gt=0)
+    # On SIGTERM, how long running chats may take to finish; those still running then are
+    # ended failed (503, their streams told).
     shutdown_grace_s: float = 30.0
     # None leases a free id node from NATS; set it only to pin one.
     node_id: int | None = None

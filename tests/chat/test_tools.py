@@ -96,7 +96,7 @@ def system(
                     log_dir=root / "logs",
                     extra_env={
                         "COZEPLUS_REGISTRY_MODELS_FILE": str(models_file),
-                        "COZEPLUS_REGISTRY_PAUSED_CHECK_INTERVAL_S": "0.2",
+                        "COZEPLUS_REGISTRY_RUN_SWEEP_INTERVAL_S": "0.2",
                     },
                 )
             )
@@ -402,7 +402,7 @@ def test_every_runner_killed_while_paused_a_new_one_resumes_the_chat(
 def test_a_paused_chat_without_outputs_fails_after_the_registry_timeout(
     tmp_path: Path, system: System, coze: Coze, make_tool_bot: Callable[..., tuple[str, str]]
 ) -> None:
-    """The registry's periodic expiry check (every 0.2 s here) fails the chat once its deadline
+    """The registry's run sweeper (every 0.2 s here) fails the chat once its deadline
     has passed. Rather than wait the default 10 minutes, or shorten the timeout for every test
     of this system, the test moves this one chat's deadline into the past in the database."""
     bot_id, _ = make_tool_bot(LOCATION_CALL + ANSWER_WITH_OUTPUT)

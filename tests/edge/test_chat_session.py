@@ -49,6 +49,15 @@ class FakeConversations:
         self.refuse = refuse
         self.aborts: list[cpb.AbortQueuedChatRequest] = []
         self.asked = asyncio.Event()
+        self.stored: cpb.ChatRun | None = None
+
+    async def GetChat(
+        self,
+        request: cpb.ChatRef,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> cpb.ChatRun:
+        """The stored chat, as the registry has it (a run still in progress by default)."""
+        return self.stored or cpb.ChatRun(id=request.chat_id, status="in_progress")
 
     async def AbortQueuedChat(self, request: cpb.AbortQueuedChatRequest) -> cpb.ChatRun:
         self.aborts.append(request)

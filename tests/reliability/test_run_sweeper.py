@@ -19,6 +19,7 @@ from services.registry.conversations import (
     ChatRunView,
     ConversationService,
     NewMessage,
+    PendingToolCall,
     Usage,
 )
 from services.registry.database import Database
@@ -238,6 +239,33 @@ async def test_requires_action_expires_after_its_own_deadline(world: World) -> N
     assert ended.status == ChatStatus.FAILED
     assert ended.last_error.code == 408
     assert "no tool outputs were submitted within 600s" in ended.last_error.msg
+
+
+async def test_a_paused_run_fails_at_its_own_paused_until(world: World) -> None:
+    """The run sweeper is the one mechanism for requires_action deadlines: the run's own
+    paused_until (TOOL_OUTPUTS_TIMEOUT_S when it paused, 120 s here), not a global limit."""
+    conversations = ConversationService(world.db, world.ids, tool_outputs_timeout_s=120)
+    sweeper = world.sweeper()
+    run = await world.started()
+    paused = await conversations.pause_run(
+        owner_id=OWNER,
+        chat_id=run.id,
+        tool_calls=[PendingToolCall(id="c1", name="f", arguments="{}")],
+        usage=Usage(),
+        custom_variables_json="",
+        first_token_ms=0,
+        duration_ms=0,
+    )
+    assert paused.status == ChatStatus.REQUIRES_ACTION
+    world.clock.now = paused.paused_until - 1
+    assert await sweeper.sweep() == []
+    world.clock.now = paused.paused_until
+    (ended,) = await sweeper.sweep()
+    assert ended.status == ChatStatus.FAILED
+    assert ended.last_error.code == 408
+    assert ended.last_error.msg == "no tool outputs were submitted within 120s"
+    assert ended.pending_tool_calls == ()
+    assert [r.id for r in world.notifier.ended] == [run.id]
 
 
 async def test_only_the_lease_holder_sweeps_and_another_takes_over(world: World) -> None:

@@ -27,6 +27,7 @@ from services.runner.providers.base import (
     TextDelta,
     Usage,
 )
+from services.runner.registry_calls import RegistryRetry
 from services.runner.tools.base import ToolCall, ToolDefinition, ToolOutput
 
 OWNER, BOT, CONVERSATION = 7, 70, 700
@@ -70,6 +71,17 @@ class Conversations:
         self.runs: dict[int, cpb.ChatRun] = {}
         self.messages: list[cpb.Message] = []
         self.ids = itertools.count(10_000)
+        # Injected faults, per RPC name, consumed in order: "down" fails the call before it
+        # applies (the registry is away), "lost" applies it and then fails (its reply lost).
+        self.faults: dict[str, list[str]] = {}
+        self.calls: dict[str, int] = {}
+
+    def _fault(self, rpc: str, when: str) -> None:
+        """Raises UNAVAILABLE if the next fault planned for `rpc` is `when`."""
+        planned = self.faults.get(rpc)
+        if planned and planned[0] == when:
+            planned.pop(0)
+            raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, f"{rpc}: registry {when}")
 
     def create(self, chat_id: int, question: str, content_type: str = "text") -> None:
         self.runs[chat_id] = cpb.ChatRun(
@@ -111,22 +123,37 @@ class Conversations:
     def chat_messages(self, chat_id: int) -> list[cpb.Message]:
         return [m for m in self.messages if m.chat_id == chat_id]
 
-    async def StartRun(self, request: cpb.StartRunRequest) -> cpb.StartRunResponse:
+    async def StartRun(
+        self,
+        request: cpb.StartRunRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 (gRPC's)
+    ) -> cpb.StartRunResponse:
+        self.calls["StartRun"] = self.calls.get("StartRun", 0) + 1
+        self._fault("StartRun", "down")
         run = self.runs[request.chat_id]
+        history = [m for m in self.messages if m.chat_id != run.id]
         if run.status == ChatStatus.IN_PROGRESS:
-            return cpb.StartRunResponse(run=run, restarted=True)
+            return cpb.StartRunResponse(
+                run=run, history=history, chat_messages=self.chat_messages(run.id), restarted=True
+            )
         if run.status != ChatStatus.CREATED:
             raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, f"chat already {run.status}")
         run.status = ChatStatus.IN_PROGRESS
-        history = [m for m in self.messages if m.chat_id != run.id]
+        self._fault("StartRun", "lost")
         return cpb.StartRunResponse(
             run=run, history=history, chat_messages=self.chat_messages(run.id)
         )
 
     async def AppendRunMessages(
-        self, request: cpb.AppendRunMessagesRequest
+        self,
+        request: cpb.AppendRunMessagesRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 (gRPC's)
     ) -> cpb.AppendRunMessagesResponse:
+        self._fault("AppendRunMessages", "down")
         run = self.runs[request.chat_id]
+        known = {m.id: m for m in self.messages}
+        if all(m.id in known for m in request.messages):
+            return cpb.AppendRunMessagesResponse(messages=[known[m.id] for m in request.messages])
         if run.status != ChatStatus.IN_PROGRESS:
             raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "not in_progress")
         stored = [
@@ -140,9 +167,14 @@ class Conversations:
             )
             for m in request.messages
         ]
+        self._fault("AppendRunMessages", "lost")
         return cpb.AppendRunMessagesResponse(messages=stored)
 
-    async def PauseRun(self, request: cpb.PauseRunRequest) -> cpb.ChatRun:
+    async def PauseRun(
+        self,
+        request: cpb.PauseRunRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 (gRPC's)
+    ) -> cpb.ChatRun:
         run = self.runs[request.chat_id]
         assert run.status == ChatStatus.IN_PROGRESS
         run.status = ChatStatus.REQUIRES_ACTION
@@ -166,15 +198,27 @@ class Conversations:
         del run.pending_tool_calls[:]
         run.status = ChatStatus.CREATED
 
-    async def FinishRun(self, request: cpb.FinishRunRequest) -> cpb.ChatRun:
+    async def FinishRun(
+        self,
+        request: cpb.FinishRunRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 (gRPC's)
+    ) -> cpb.ChatRun:
+        self.calls["FinishRun"] = self.calls.get("FinishRun", 0) + 1
+        self._fault("FinishRun", "down")
         run = self.runs[request.chat_id]
         if run.status != ChatStatus.IN_PROGRESS:
+            answers = [m for m in self.chat_messages(run.id) if m.type == "answer"]
+            if run.status == request.status and [(m.id, m.content) for m in answers] == (
+                [(request.answer_message_id, request.answer)] if request.answer else []
+            ):
+                return run  # an identical retry, as the registry takes it
             raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, f"chat already {run.status}")
         run.status = request.status
         run.usage.CopyFrom(request.usage)
         run.last_error.CopyFrom(request.last_error)
         if request.answer:
             self._add(run.id, "assistant", "answer", request.answer, request.answer_message_id)
+        self._fault("FinishRun", "lost")
         return run
 
 
@@ -182,7 +226,9 @@ class BotConfigs:
     def __init__(self, config: pb.BotConfig) -> None:
         self.config = config
 
-    async def get(self, owner_id: int, bot_id: int, version: int) -> pb.BotConfig:
+    async def get(
+        self, owner_id: int, bot_id: int, version: int, timeout_s: float | None = None
+    ) -> pb.BotConfig:
         return self.config
 
 
@@ -336,5 +382,6 @@ def harness(
         model_timeout_s=5.0,
         heartbeat_s=60.0,
         tool_timeout_s=tool_timeout_s,
+        registry=RegistryRetry(budget_s=1.0, first_backoff_s=0.001, max_backoff_s=0.002),
     )
     return Harness(conversations, events, provider, deps)

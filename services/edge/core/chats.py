@@ -33,6 +33,7 @@ from cozeplus.chat_protocol import (
 )
 from cozeplus.chat_wire import chat_event, chat_object, json_object
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from cozeplus.rpc.v1 import liveness_pb2 as lpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import ChatStatus, MessageType
 from services.edge.core.bus import ChatBus
@@ -47,6 +48,7 @@ from services.edge.core.variables import StoredVariables
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
+    from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryAsyncStub
 
 log = logging.getLogger(__name__)
@@ -104,8 +106,11 @@ class ChatCore:
         timings: ChatTimings,
         variables: StoredVariables | None = None,
         clock: Clock | None = None,
+        liveness: RunLivenessAsyncStub | None = None,
     ) -> None:
         self.bus = bus
+        # RunLiveness.EndRun, for a cancel no runner confirms; None: left to the sweeper.
+        self._liveness = liveness
         self._variables = variables
         self._bots = bots
         self._conversations = conversations
@@ -237,7 +242,21 @@ class ChatCore:
         finally:
             with contextlib.suppress(Exception):  # connection gone: interest is gone too
                 await subscription.unsubscribe()
-        if not ended.is_set():
+        if not ended.is_set() and self._liveness is not None:
+            # Nobody heard it (the runner hangs, or is gone and the run not yet silent long
+            # enough): the registry ends it at once and tells its streams; a runner that
+            # still holds it learns at its next heartbeat.
+            log.warning("chat %d: its runner did not confirm the cancel in time; ending it", run.id)
+            try:
+                ended_run = await self._liveness.EndRun(
+                    lpb.EndRunRequest(owner_id=owner_id, chat_id=run.id, status=ChatStatus.CANCELED)
+                )
+                return chat_object(ended_run)
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                # It ended meanwhile, one way or another: say how.
+        elif not ended.is_set():
             log.warning("chat %d: its runner did not confirm the cancel in time", run.id)
         return await self.retrieve(owner_id, run.conversation_id, run.id)
 

@@ -12,12 +12,25 @@ Watchdogs, on a single timer that is never re-armed per event:
 - queued: no runner has said a word within `queue_timeout_s`. The registry is asked to fail
   the chat (AbortQueuedChat, 503). If a runner took it meanwhile the registry refuses, and
   the session keeps waiting for the runner's events.
-- started: a runner spoke, then nothing (no event, no heartbeat) for `runner_lost_s`. The
-  stream fails with 500. The runner's work queue message is redelivered after its ack wait,
+- started: a runner spoke, then nothing (no event, no heartbeat) for `runner_lost_s`.
+  If the registry says the chat ended meanwhile (its events were lost in transit, e.g. while
+  this edge reconnected to NATS), the stream is repaired and ended as stored. Otherwise it
+  fails with 500. The runner's work queue message is redelivered after its ack wait,
   and the next runner records the loss in the registry (see services/runner/chat_run.py).
   The timer moves to `first word + runner_lost_s` when the runner first speaks, and from
   then on, when it fires early, to `last word + runner_lost_s`: so the alarm comes exactly
   `runner_lost_s` after the runner's last word, never later.
+
+Events are numbered by their runner (services/edge/event_sequence.py): a duplicate is dropped.
+After a gap (an event lost in transit, as at a NATS restart) the session holds back the
+answer's further deltas and, when the chat ends, repairs the stream from what the registry
+stored: the part of the stored answer the client has not seen goes out as one last delta
+(so the deltas add up to the stored answer), then the answer's completed message and any
+stored function_call / tool_response message the client missed. When the stored state can't
+repair it (the registry unreachable, an answer not stored), the held events go out followed
+by an `error` event naming the loss, before the terminal event: a client never takes deltas
+that don't add up without being told. A non-streaming chat answers with the stored answer.
+Both transports (SSE and gRPC) consume these same events.
 
 Time comes from a `Clock` (the event loop by default) so the watchdogs can be tested with a
 fake one, without sleeping.
@@ -29,7 +42,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,16 +52,27 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from cozeplus.chat_protocol import (
+    CHAT_CANCELED,
+    CHAT_COMPLETED,
     CHAT_FAILED,
+    CHAT_REQUIRES_ACTION,
+    ERROR,
     EVENT_HEADER,
     HEARTBEAT_EVENT,
     MESSAGE_COMPLETED,
     MESSAGE_DELTA,
     TERMINAL_CHAT_EVENTS,
 )
-from cozeplus.chat_wire import chat_event, chat_object, stream_trailer
+from cozeplus.chat_wire import (
+    chat_event,
+    chat_object,
+    error_event,
+    message_event,
+    stream_trailer,
+)
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.vocabulary import ChatStatus, MessageType
+from services.edge.event_sequence import EventSequence
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
@@ -60,6 +84,16 @@ NO_RUNNER_CODE = 503
 NO_RUNNER_MSG = "no runner available to run this chat; retry later"
 RUNNER_LOST_CODE = 500
 RUNNER_LOST_MSG = "runner lost: the runner running this chat stopped responding; please retry"
+STREAM_INCOMPLETE_CODE = 5100
+# How long reading the stored chat, to repair a stream, may take.
+_STORED_READ_TIMEOUT_S = 5.0
+# The event that ends a stream for a run stored in this status.
+STORED_END_EVENTS = {
+    ChatStatus.COMPLETED: CHAT_COMPLETED,
+    ChatStatus.FAILED: CHAT_FAILED,
+    ChatStatus.CANCELED: CHAT_CANCELED,
+    ChatStatus.REQUIRES_ACTION: CHAT_REQUIRES_ACTION,
+}
 
 
 class TimerHandle(Protocol):
@@ -138,6 +172,9 @@ class ChatSession:
         self._runner_heard = False
         self._last_heard = 0.0
         self._closed = False
+        self._sequence = EventSequence()
+        # The chat's end came from the registry, not its events: repair what was missed.
+        self._ended_unheard = False
 
     @property
     def run(self) -> cpb.ChatRun:
@@ -175,22 +212,45 @@ class ChatSession:
     async def events(self) -> AsyncGenerator[ChatEvent, None]:
         """Every event of the chat, then the trailer; heartbeats are never passed on. Ends
         after the trailer; stops listening when the consumer stops (a client gone away)."""
+        # Kept to repair the stream should events be lost: the answer deltas passed on (raw,
+        # read only then), the answer events held back after a gap, the messages completed.
+        written: list[bytes] = []
+        held: list[Msg] = []
+        completed_ids: set[str] = set()
         try:
             while True:
                 item = await self._events.get()
                 if isinstance(item, _Watchdog):
-                    chat = await self._on_watchdog(item)
-                    if chat is None:
+                    ending = await self._on_watchdog(item)
+                    if ending is None:
                         continue
-                    for event in terminal_events(CHAT_FAILED, chat_event(CHAT_FAILED, chat)):
+                    name, chat = ending
+                    if self._ended_unheard:
+                        for event in await self._repair(written, held, completed_ids):
+                            yield event
+                    for event in terminal_events(name, chat_event(name, chat)):
                         yield event
                     return
                 name = _event_name(item)
                 if name in TERMINAL_CHAT_EVENTS:
+                    if self._sequence.lost:
+                        for event in await self._repair(written, held, completed_ids):
+                            yield event
                     # Once per chat: the trailer of a failed chat repeats its last_error.
                     for event in terminal_events(name, item.data):
                         yield event
                     return
+                if name == MESSAGE_DELTA:
+                    if self._sequence.lost:
+                        held.append(item)
+                        continue
+                    written.append(item.data)
+                elif name == MESSAGE_COMPLETED:
+                    message_id, is_answer = _completed_message(item.data)
+                    if is_answer and self._sequence.lost:
+                        held.append(item)
+                        continue
+                    completed_ids.add(message_id)
                 yield ChatEvent(name, item.data)
         finally:
             await self.close()
@@ -204,10 +264,14 @@ class ChatSession:
             while True:
                 item = await self._events.get()
                 if isinstance(item, _Watchdog):
-                    chat = await self._on_watchdog(item)
-                    if chat is not None:
-                        partial = "".join(deltas)
-                        return ChatOutcome(CHAT_FAILED, chat, partial, not self._runner_heard)
+                    ending = await self._on_watchdog(item)
+                    if ending is not None:
+                        name, chat = ending
+                        text = "".join(deltas)
+                        if self._ended_unheard:
+                            stored = await self._stored_messages()
+                            text = _answer_text(stored) if stored is not None else text
+                        return ChatOutcome(name, chat, text, not self._runner_heard)
                     continue
                 name = _event_name(item)
                 if name == MESSAGE_DELTA:
@@ -223,6 +287,11 @@ class ChatSession:
                     # Stream-only fields; the JSON answer is the Chat object itself.
                     chat.pop("event", None)
                     chat.pop("run_record_item", None)
+                    if answer is None and self._sequence.lost:
+                        # The answer's completed message was lost: the stored one is whole.
+                        stored = await self._stored_messages()
+                        if stored is not None:
+                            answer = _answer_text(stored)
                     return ChatOutcome(name, chat, "".join(deltas) if answer is None else answer)
         finally:
             await self.close()
@@ -237,9 +306,92 @@ class ChatSession:
             # The queue deadline no longer applies; the runner-lost one starts now.
             self._cancel_timer()
             self._arm(self._last_heard + self._runner_lost_s)
+        if not self._sequence.accept(msg.headers):
+            log.info("chat %d: dropped a duplicate event", self.chat_id)
+            return
         name = _event_name(msg)
         if name and name != HEARTBEAT_EVENT:
             self._events.put_nowait(msg)
+
+    async def _stored_run(self) -> cpb.ChatRun | None:
+        try:
+            return await self._conversations.GetChat(
+                cpb.ChatRef(owner_id=self._owner_id, chat_id=self.chat_id),
+                timeout=_STORED_READ_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as err:
+            log.warning("chat %d: cannot read its stored state: %s", self.chat_id, err.code())
+            return None
+
+    async def _stored_messages(self) -> list[cpb.Message] | None:
+        """The chat's stored messages, or None if the registry can't say."""
+        try:
+            reply = await self._conversations.ListChatMessages(
+                cpb.ChatRef(owner_id=self._owner_id, chat_id=self.chat_id),
+                timeout=_STORED_READ_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as err:
+            log.warning("chat %d: cannot read its stored messages: %s", self.chat_id, err.code())
+            return None
+        return list(reply.messages)
+
+    async def _repair(
+        self, written: Sequence[bytes], held: Sequence[Msg], completed_ids: set[str]
+    ) -> list[ChatEvent]:
+        """The events that make a stream that lost events whole, passed on before its
+        terminal event: from the stored messages when they can, else the held events and an
+        error naming the loss."""
+        lost = self._sequence.lost
+        streamed = "".join(str(orjson.loads(d).get("content", "")) for d in written)
+        stored = await self._stored_messages()
+        held_text = any(_event_name(m) == MESSAGE_DELTA for m in held)
+        if stored is not None:
+            answers = [m for m in stored if m.type == MessageType.ANSWER]
+            text = _answer_text(stored)
+            # An answer that was streamed must be stored to be repaired from the store.
+            if text.startswith(streamed) and (answers or not (streamed or held_text)):
+                events = [
+                    ChatEvent(MESSAGE_COMPLETED, message_event(MESSAGE_COMPLETED, m))
+                    for m in stored
+                    if m.type in (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
+                    and str(m.id) not in completed_ids
+                ]
+                if answers:
+                    answer = cpb.Message()
+                    answer.CopyFrom(answers[-1])
+                    if text != streamed:
+                        answer.content = text[len(streamed) :]
+                        events.append(
+                            ChatEvent(MESSAGE_DELTA, message_event(MESSAGE_DELTA, answer))
+                        )
+                    if str(answer.id) not in completed_ids:
+                        answer.content = text
+                        data = message_event(MESSAGE_COMPLETED, answer)
+                        events.append(ChatEvent(MESSAGE_COMPLETED, data))
+                log.warning(
+                    "chat %d: %d events lost in transit; stream repaired from the stored chat",
+                    self.chat_id,
+                    lost,
+                )
+                return events
+        log.warning(
+            "chat %d: %d events lost in transit; telling the client its stream is incomplete",
+            self.chat_id,
+            lost,
+        )
+        events = [ChatEvent(_event_name(m), m.data) for m in held]
+        events.append(
+            ChatEvent(
+                ERROR,
+                error_event(
+                    STREAM_INCOMPLETE_CODE,
+                    f"stream incomplete: {lost} event(s) of this chat were lost in transit, so "
+                    "the deltas received may not add up to the answer; read the stored chat "
+                    "with /v3/chat/message/list",
+                ),
+            )
+        )
+        return events
 
     def _arm(self, when: float) -> None:
         self._timer = self._clock.call_at(when, self._check)
@@ -262,8 +414,8 @@ class ChatSession:
         else:
             self._arm(due)
 
-    async def _on_watchdog(self, alarm: _Watchdog) -> dict[str, Any] | None:
-        """The failed Chat to end the stream with, or None to keep waiting."""
+    async def _on_watchdog(self, alarm: _Watchdog) -> tuple[str, dict[str, Any]] | None:
+        """The terminal event and Chat to end the stream with, or None to keep waiting."""
         now = self._clock.time()
         if alarm is _Watchdog.RUNNER_LOST or self._runner_heard:
             # Events may have come in between the alarm and now.
@@ -272,12 +424,22 @@ class ChatSession:
                 if self._timer is None:
                     self._arm(due)
                 return None
+            stored = await self._stored_run()
+            if stored is not None and stored.status in STORED_END_EVENTS:
+                log.warning(
+                    "chat %d: ended %s but its end never reached this edge; ending the stream "
+                    "as stored",
+                    self.chat_id,
+                    stored.status,
+                )
+                self._ended_unheard = True
+                return STORED_END_EVENTS[ChatStatus(stored.status)], chat_object(stored)
             log.warning(
                 "chat %d: no word from its runner for %.0fs; failing the stream",
                 self.chat_id,
                 now - self._last_heard,
             )
-            return chat_object(self._failed_run(RUNNER_LOST_CODE, RUNNER_LOST_MSG))
+            return CHAT_FAILED, chat_object(self._failed_run(RUNNER_LOST_CODE, RUNNER_LOST_MSG))
         try:
             run = await self._conversations.AbortQueuedChat(
                 cpb.AbortQueuedChatRequest(
@@ -299,7 +461,7 @@ class ChatSession:
             log.error("chat %d: could not fail it after the queue timeout: %s", self.chat_id, err)
             run = self._failed_run(NO_RUNNER_CODE, NO_RUNNER_MSG)
         log.warning("chat %d: no runner started it in %.0fs", self.chat_id, self._queue_timeout_s)
-        return chat_object(run)
+        return CHAT_FAILED, chat_object(run)
 
     def _failed_run(self, code: int, msg: str) -> cpb.ChatRun:
         """The chat as failed, for a failure the registry has not recorded (yet)."""
@@ -310,6 +472,17 @@ class ChatSession:
         run.last_error.code = code
         run.last_error.msg = msg
         return run
+
+
+def _completed_message(data: bytes) -> tuple[str, bool]:
+    """A completed message event's message id, and whether it is the answer."""
+    message = orjson.loads(data)
+    kind = message.get("type", MessageType.ANSWER)
+    return str(message.get("id", "")), kind == MessageType.ANSWER
+
+
+def _answer_text(messages: Sequence[cpb.Message]) -> str:
+    return "".join(m.content for m in messages if m.type == MessageType.ANSWER)
 
 
 async def _unsubscribe(subscription: Subscription) -> None:
