@@ -187,6 +187,8 @@ def _in_transaction(database: Database, work: Callable[[Session], str]) -> str:
 
 
 def _create_extension(session: Session) -> str:
+    # Two registries creating it at once would collide on pg_extension's unique name.
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": VECTOR_SETUP_LOCK_KEY})
     session.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
     return str(
         session.execute(

@@ -8,11 +8,14 @@ import array
 import logging
 import math
 import random
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from psycopg import sql
 
 from cozeplus.ids import IdGenerator
 from cozeplus.knowledge_jobs import SOURCE_WEB_PAGE
@@ -175,3 +178,50 @@ async def test_chunks_stored_before_the_extension_are_copied_in_at_start_up(
     # A second start-up copies nothing twice.
     await open_chunk_vectors(postgres)
     assert await semantic(searcher(postgres, [1.0, 0.0], pg), dataset.record.id) == found
+
+
+async def test_postgres_without_the_right_to_create_the_extension_uses_brute_force(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A role that may not create the extension (or a server without it) falls back to brute
+    force and logs the server's reason; semantic search still answers."""
+    role = f"cozeplus_plain_{secrets.token_hex(4)}"
+    with fresh_postgres_database(POSTGRES_URL) as url:
+        admin = sa.make_url(url).set(drivername="postgresql")
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+            c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            c.execute(
+                sql.SQL("GRANT ALL ON DATABASE {} TO {}; GRANT ALL ON SCHEMA public TO {}").format(
+                    sql.Identifier(str(admin.database)), sql.Identifier(role), sql.Identifier(role)
+                )
+            )
+        try:
+            database = Database(admin.set(username=role).render_as_string(hide_password=False))
+            try:
+                database.upgrade_to_head()
+                with caplog.at_level(logging.INFO, logger="services.registry.knowledge_vectors"):
+                    vectors = await open_chunk_vectors(database)
+                assert isinstance(vectors, BruteForceVectors)
+                assert "brute force in the registry (PostgreSQL without pgvector: " in caplog.text
+                service = KnowledgeService(database, IdGenerator(1), Queue(), vectors)
+                dataset = await service.create_dataset(
+                    owner_id=OWNER,
+                    space_id=0,
+                    name="kb",
+                    description="",
+                    format_type=0,
+                    icon_file_id=0,
+                )
+                await ingest(service, dataset.record.id, [[0.0, 1.0], [1.0, 0.0]])
+                found = await semantic(searcher(database, [1.0, 0.0], vectors), dataset.record.id)
+                assert [round(score, 6) for _, score in found] == [1.0, 0.0]
+            finally:
+                database.close()
+        finally:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
+                c.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(str(admin.database))
+                    )
+                )
+                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
