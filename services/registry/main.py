@@ -47,6 +47,7 @@ from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.knowledge import KnowledgeService
 from services.registry.knowledge_search import KnowledgeSearch
+from services.registry.knowledge_vectors import open_chunk_vectors
 from services.registry.mcp_discovery import McpToolDiscovery
 from services.registry.plugins import PluginService
 from services.registry.run_events import NatsRunEndNotifier
@@ -211,13 +212,17 @@ async def _serve_with(
             embeddings = EmbeddingClient(catalog.embedding)
             stack.push_async_callback(embeddings.close)
             embedder = embeddings.embed_one
+        vectors = await open_chunk_vectors(database)
         knowledge_service = KnowledgeService(
-            database, ids, JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas)
+            database,
+            ids,
+            JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas),
+            vectors,
         )
         kpb_grpc.add_KnowledgeServicer_to_server(
             KnowledgeServicer(
                 knowledge_service,
-                KnowledgeSearch(database, embedder),
+                KnowledgeSearch(database, embedder, vectors),
             ),
             server,
         )

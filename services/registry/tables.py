@@ -430,13 +430,16 @@ class ChunkRecord(RegistryTable, table=True):
 # not models, so schema comparisons leave them out.
 CHUNK_FTS_TABLE = "knowledge_chunks_fts"
 CHUNK_TSV_INDEX = "ix_knowledge_chunks_search_tsv"
+# pgvector copies of the embeddings, made at start-up only where the `vector` extension
+# exists (services/registry/knowledge_vectors.py), so not part of the migrated schema.
+CHUNK_VECTOR_TABLE = "knowledge_chunk_vectors"
 
 
 def is_model_object(name: str | None, type_: str, _parent_names: object) -> bool:
     if name is None:
         return True
     if type_ == "table":
-        return not name.startswith(CHUNK_FTS_TABLE)
+        return not name.startswith((CHUNK_FTS_TABLE, CHUNK_VECTOR_TABLE))
     return not (type_ == "index" and name == CHUNK_TSV_INDEX)
 
 
