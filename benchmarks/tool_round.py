@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/tool_round.py --chats 100
 
 It starts its own system on loopback ports (NATS with JetStream, the registry on SQLite, one
-edge, one runner, the mock model), with the bot's tools resolved by the tests' Plugins
-stand-in (tests/chat/plugins_stand_in.py) until the registry serves Plugins. The rounds are
+edge, one runner, the mock model), the bot's tool a local plugin made through /v1/plugins
+(the registry's Plugins service resolves it for the runner). The rounds are
 client-side (`local`) function calls: each round is model call -> function_call stored and
 published -> pause in requires_action -> `submit_tool_outputs` -> queued again -> resumed by
 the runner from the registry -> next model call. The mock answers at once, so the figures are
@@ -43,7 +43,6 @@ from services.cli.system import (
     registry_process,
     runner_process,
 )
-from tests.chat.plugins_stand_in import plugins_stand_in
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROUNDS = (0, 1, 3)
@@ -114,7 +113,7 @@ def main() -> int:
         f'[models.mock]\nprovider = "openai"\nbase_url = "http://127.0.0.1:{mock_port}/v1"\n'
         'model = "mock"\n'
     )
-    with EmbeddedNats(root / "nats") as nats, plugins_stand_in() as (plugins_addr, plugins):
+    with EmbeddedNats(root / "nats") as nats:
         try:
             mock = f"http://127.0.0.1:{mock_port}"
             start(
@@ -153,10 +152,7 @@ def main() -> int:
                     registry_addr=registry_addr,
                     nats_url=nats.url,
                     log_dir=logs,
-                    extra_env={
-                        "COZEPLUS_RUNNER_MODELS_FILE": str(models),
-                        "COZEPLUS_RUNNER_PLUGINS_ADDR": plugins_addr,
-                    },
+                    extra_env={"COZEPLUS_RUNNER_MODELS_FILE": str(models)},
                 )
             )
             with service_channel(registry_addr) as channel:
@@ -175,18 +171,27 @@ def main() -> int:
                         {"tool_calls": [{"name": "get_location", "arguments": {"p": "city"}}]}
                     ] * rounds + [{"reply": "You are in {tool_output}."}]
                     httpx.post(f"{mock}/mock/scripts", json={"key": key, "rounds": script})
+                    plugin = http.post(
+                        "/v1/plugins",
+                        json={
+                            "name": "device",
+                            "type": "local",
+                            "functions": [
+                                {"name": "get_location", "parameters": {"type": "object"}}
+                            ],
+                        },
+                    ).json()["data"]
                     created = http.post(
                         "/api/draftbot/create",
                         json={
                             "name": f"bench {rounds}",
                             "prompt": f"bench {key}",
                             "model": "mock",
-                            "tools": [{"type": "plugin", "plugin_id": "7401"}],
+                            "tools": [{"type": "plugin", "plugin_id": plugin["plugin_id"]}],
                             "max_tool_rounds": max(rounds, 1),
                         },
                     ).json()["data"]
                     bot_id = str(created["bot_id"])
-                    plugins.bind_local(int(bot_id), {"get_location": {"type": "object"}})
                     http.post("/api/draftbot/publish", json={"bot_id": int(bot_id)})
                     for _ in range(3):  # warm-up
                         run_chat(http, bot_id)

@@ -135,7 +135,11 @@ def registry(
             port=free_port(),
             nats_url=nats_url,
             log_dir=work_dir / "logs",
-            extra_env={"COZEPLUS_REGISTRY_MODELS_FILE": str(models_file)},
+            extra_env={
+                "COZEPLUS_REGISTRY_MODELS_FILE": str(models_file),
+                # MCP servers the tests start listen on 127.0.0.1; 127.0.0.2 stays refused.
+                "COZEPLUS_REGISTRY_PLUGIN_ALLOWED_NETWORKS": "127.0.0.1/32",
+            },
         )
     )
 
@@ -171,6 +175,9 @@ RUNNER_TEST_ENV = {
     # Short enough that timeout tests finish quickly, long enough for a loaded CI machine.
     "COZEPLUS_RUNNER_MODEL_TIMEOUT_S": "3",
     "COZEPLUS_RUNNER_HEARTBEAT_S": "0.5",
+    # Plugin APIs and MCP servers the tests start listen on 127.0.0.1; 127.0.0.2 stays refused.
+    "COZEPLUS_RUNNER_PLUGIN_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "COZEPLUS_RUNNER_PLUGIN_TIMEOUT_S": "2",
 }
 
 

@@ -35,6 +35,7 @@ from services.edge.routes import (
     openai_compat,
     passport,
     pat,
+    plugins,
     user_state,
     workspaces,
 )
@@ -130,6 +131,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         bots.router,
         chat.router,
         conversations.router,
+        plugins.router,
         workspaces.router,
         user_state.router,
         openai_compat.router,

@@ -3,10 +3,11 @@ route handlers so each handler reads as: validate, call the registry, shape the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from cozeplus.model_catalog import BUILTIN_MODELS
+from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import ToolType
 from services.edge.schemas.bots import (
@@ -19,6 +20,7 @@ from services.edge.schemas.bots import (
     KnowledgeTool,
     ModelInfo,
     OnboardingInfo,
+    PluginApiInfo,
     PluginInfo,
     PluginTool,
     PromptInfo,
@@ -142,7 +144,10 @@ def _tools_from_request(
         # ToolIn guarantees the id its type needs.
         return [
             pb.ToolRef(
-                type=tool.type, knowledge_id=tool.knowledge_id or 0, plugin_id=tool.plugin_id or 0
+                type=tool.type,
+                knowledge_id=tool.knowledge_id or 0,
+                plugin_id=tool.plugin_id or 0,
+                api_name=tool.api_name or "",
             )
             for tool in body.tools
         ]
@@ -156,7 +161,8 @@ def _tools_from_request(
         knowledge = [t for t in current_tools if t.type == KNOWLEDGE_BASE]
     if body.plugin_id_list is not None:
         plugins = [
-            pb.ToolRef(type=PLUGIN, plugin_id=p.plugin_id) for p in body.plugin_id_list.id_list
+            pb.ToolRef(type=PLUGIN, plugin_id=p.plugin_id, api_id=int(p.api_id or 0))
+            for p in body.plugin_id_list.id_list
         ]
     else:
         plugins = [t for t in current_tools if t.type == PLUGIN]
@@ -192,8 +198,14 @@ def api_published(version: pb.BotVersion) -> ApiBotPublished:
 # --------------------------------------------------------------------- /v1 responses
 
 
-def v1_bot_from_draft(bot: pb.Bot) -> V1Bot:
+def bound_plugin_ids(config: pb.BotConfig) -> list[int]:
+    """The plugins a config binds, each once, in binding order."""
+    return list(dict.fromkeys(t.plugin_id for t in config.tools if t.type == PLUGIN))
+
+
+def v1_bot_from_draft(bot: pb.Bot, plugins: Mapping[int, ppb.Plugin] | None = None) -> V1Bot:
     return _v1_bot(
+        plugins=plugins or {},
         bot_id=bot.id,
         owner_id=bot.owner_id,
         space_id=bot.space_id,
@@ -209,8 +221,11 @@ def v1_bot_from_draft(bot: pb.Bot) -> V1Bot:
     )
 
 
-def v1_bot_from_version(version: pb.BotVersion) -> V1Bot:
+def v1_bot_from_version(
+    version: pb.BotVersion, plugins: Mapping[int, ppb.Plugin] | None = None
+) -> V1Bot:
     return _v1_bot(
+        plugins=plugins or {},
         bot_id=version.bot_id,
         owner_id=version.owner_id,
         space_id=version.space_id,
@@ -228,6 +243,7 @@ def v1_bot_from_version(version: pb.BotVersion) -> V1Bot:
 
 def _v1_bot(
     *,
+    plugins: Mapping[int, ppb.Plugin],
     bot_id: int,
     owner_id: int,
     space_id: int,
@@ -243,7 +259,6 @@ def _v1_bot(
 ) -> V1Bot:
     model = config.model
     knowledge_ids = [str(t.knowledge_id) for t in config.tools if t.type == KNOWLEDGE_BASE]
-    plugin_ids = [str(t.plugin_id) for t in config.tools if t.type == PLUGIN]
     return V1Bot(
         bot_id=str(bot_id),
         name=name,
@@ -257,7 +272,7 @@ def _v1_bot(
         tools=[
             KnowledgeTool(knowledge_id=str(t.knowledge_id))
             if t.type == KNOWLEDGE_BASE
-            else PluginTool(plugin_id=str(t.plugin_id))
+            else PluginTool(plugin_id=str(t.plugin_id), api_name=t.api_name or None)
             for t in config.tools
         ],
         history_rounds=config.history_rounds,
@@ -290,7 +305,7 @@ def _v1_bot(
             top_k=config.knowledge.top_k,
             min_score=config.knowledge.min_score,
         ),
-        plugin_info_list=[PluginInfo(plugin_id=i) for i in plugin_ids],
+        plugin_info_list=_plugin_info_list(config, plugins),
         variables=[
             BotVariable(
                 key=v.key,
@@ -301,6 +316,42 @@ def _v1_bot(
             for v in config.variables
         ],
     )
+
+
+def _plugin_info_list(config: pb.BotConfig, plugins: Mapping[int, ppb.Plugin]) -> list[PluginInfo]:
+    """One entry per bound plugin with the tools bound (all of them for a whole-plugin
+    binding). Plugins deleted since the binding, or not looked up, are listed bare."""
+    wanted: dict[int, set[int] | None] = {}
+    for tool in config.tools:
+        if tool.type != PLUGIN:
+            continue
+        if not tool.api_id:
+            wanted[tool.plugin_id] = None
+        elif tool.plugin_id not in wanted:
+            wanted[tool.plugin_id] = {tool.api_id}
+        else:
+            chosen = wanted[tool.plugin_id]
+            if chosen is not None:
+                chosen.add(tool.api_id)
+    infos: list[PluginInfo] = []
+    for plugin_id, api_ids in wanted.items():
+        plugin = plugins.get(plugin_id)
+        if plugin is None:
+            infos.append(PluginInfo(plugin_id=str(plugin_id)))
+            continue
+        infos.append(
+            PluginInfo(
+                plugin_id=str(plugin_id),
+                name=plugin.name,
+                description=plugin.description,
+                api_info_list=[
+                    PluginApiInfo(api_id=str(t.api_id), name=t.name, description=t.description)
+                    for t in plugin.tools
+                    if api_ids is None or t.api_id in api_ids
+                ],
+            )
+        )
+    return infos
 
 
 def v1_summary_from_draft(bot: pb.Bot) -> V1BotSummary:

@@ -13,6 +13,7 @@ from cozeplus.rpc.v1 import (
     conversations_pb2_grpc,
     knowledge_pb2_grpc,
     liveness_pb2_grpc,
+    plugins_pb2_grpc,
     registry_pb2_grpc,
     user_state_pb2_grpc,
 )
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsAsyncStub
     from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeAsyncStub
     from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessAsyncStub
+    from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
     from cozeplus.rpc.v1.registry_pb2_grpc import AccountsAsyncStub, BotRegistryAsyncStub
     from cozeplus.rpc.v1.user_state_pb2_grpc import (
         BotPublishingAsyncStub,
@@ -64,6 +66,7 @@ class RegistryClient:
         self.conversations: ConversationsAsyncStub = conversations_pb2_grpc.ConversationsStub(
             self.channel
         )
+        self.plugins: PluginsAsyncStub = plugins_pb2_grpc.PluginsStub(self.channel)
         self.publishing: BotPublishingAsyncStub = user_state_pb2_grpc.BotPublishingStub(
             self.channel
         )

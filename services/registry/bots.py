@@ -28,7 +28,13 @@ from services.registry.errors import (
     PermissionDenied,
 )
 from services.registry.paging import Page, PageRequest
-from services.registry.tables import BotRecord, BotUnpublishedRecord, BotVersionRecord
+from services.registry.tables import (
+    BotRecord,
+    BotUnpublishedRecord,
+    BotVersionRecord,
+    PluginRecord,
+    PluginToolRecord,
+)
 
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 2000
@@ -94,6 +100,9 @@ class ToolRef(_Frozen):
     type: str
     knowledge_id: int = 0
     plugin_id: int = 0
+    # plugin: one tool of it (both filled in once stored), or neither for all its tools.
+    api_id: int = 0
+    api_name: str = ""
 
 
 class KnowledgeSettings(_Frozen):
@@ -202,6 +211,7 @@ class BotService:
         bot_id = self._ids.next_id()
 
         def work(session: Session) -> Draft:
+            bound = _bind_plugins(session, owner_id, checked_config)
             now = int(time.time())
             record = BotRecord(
                 id=bot_id,
@@ -210,7 +220,7 @@ class BotService:
                 name=name,
                 description=description,
                 icon_url=icon_url,
-                config=checked_config.model_dump(mode="json"),
+                config=bound.model_dump(mode="json"),
                 created_at=now,
                 updated_at=now,
             )
@@ -289,6 +299,7 @@ class BotService:
                 merged = self._validate_config(_merge_config(current, config, mask_paths))
             else:
                 merged = replacement
+            merged = _bind_plugins(session, owner_id, merged)
             new_json = merged.model_dump(mode="json")
             if new_json != record.config:
                 record.config = new_json
@@ -556,6 +567,50 @@ def _validate_knowledge(knowledge: KnowledgeSettings) -> None:
         raise InvalidArgument(f"config.knowledge.top_k must be between 0 and {MAX_KNOWLEDGE_TOP_K}")
     if not 0.0 <= knowledge.min_score <= 1.0:
         raise InvalidArgument("config.knowledge.min_score must be between 0 and 1")
+
+
+def _bind_plugins(session: Session, owner_id: int, config: BotConfig) -> BotConfig:
+    """Checks that every plugin a config binds is the owner's and that a named tool exists,
+    and completes each single-tool binding with both its api_id and its api_name, so the
+    `tools` view (names) and the `plugin_id_list` view (ids) read the same stored list."""
+    plugin_ids = {t.plugin_id for t in config.tools if t.type == "plugin"}
+    if not plugin_ids:
+        return config
+    owned = set(
+        session.exec(
+            select(PluginRecord.id).where(
+                col(PluginRecord.id).in_(plugin_ids),
+                PluginRecord.owner_id == owner_id,
+                PluginRecord.deleted_at == 0,
+            )
+        )
+    )
+    tools = session.exec(
+        select(PluginToolRecord).where(col(PluginToolRecord.plugin_id).in_(owned))
+    ).all()
+    by_id = {(r.plugin_id, r.id): r for r in tools}
+    by_name = {(r.plugin_id, r.name): r for r in tools}
+    bound: list[ToolRef] = []
+    for index, tool in enumerate(config.tools):
+        if tool.type != "plugin":
+            bound.append(tool)
+            continue
+        field = f"config.tools[{index}]"
+        if tool.plugin_id not in owned:
+            raise NotFound(f"{field}: plugin {tool.plugin_id} not found")
+        if not tool.api_id and not tool.api_name:
+            bound.append(tool)
+            continue
+        record = (
+            by_id.get((tool.plugin_id, tool.api_id))
+            if tool.api_id
+            else by_name.get((tool.plugin_id, tool.api_name))
+        )
+        if record is None or (tool.api_name and record.name != tool.api_name):
+            wanted = f"api_id {tool.api_id}" if tool.api_id else f"api_name {tool.api_name!r}"
+            raise InvalidArgument(f"{field}: plugin {tool.plugin_id} has no tool with {wanted}")
+        bound.append(tool.model_copy(update={"api_id": record.id, "api_name": record.name}))
+    return config.model_copy(update={"tools": tuple(bound)})
 
 
 def _merge_config(current: BotConfig, patch: BotConfig, paths: Sequence[str]) -> BotConfig:

@@ -38,6 +38,7 @@ from services.registry.errors import (
     Unavailable,
 )
 from services.registry.knowledge_text import search_text
+from services.registry.knowledge_vectors import BruteForceVectors, ChunkVector, ChunkVectors
 from services.registry.paging import Page, PageRequest
 from services.registry.tables import (
     CHUNK_FTS_TABLE,
@@ -111,10 +112,17 @@ class DatasetView:
 
 
 class KnowledgeService:
-    def __init__(self, database: Database, ids: IdGenerator, queue: IngestionQueue) -> None:
+    def __init__(
+        self,
+        database: Database,
+        ids: IdGenerator,
+        queue: IngestionQueue,
+        vectors: ChunkVectors | None = None,
+    ) -> None:
         self._db = database
         self._ids = ids
         self._queue = queue
+        self._vectors = vectors or BruteForceVectors()
 
     @property
     def backend(self) -> str:
@@ -487,6 +495,13 @@ class KnowledgeService:
                         ),
                         [{"id": r["id"], "search_text": r["search_text"]} for r in rows],
                     )
+                self._vectors.add(
+                    session,
+                    [
+                        ChunkVector(chunk_id, record.dataset_id, chunk.embedding)
+                        for chunk_id, chunk in zip(ids, chunks, strict=True)
+                    ],
+                )
             record.status = DOCUMENT_COMPLETED
             record.progress = 100
             record.status_descript = ""

@@ -6,17 +6,15 @@
   Chinese bigrams are found alike. Chunks holding every term of the query come first; when
   they are fewer than asked for, chunks holding any of them follow.
   Score: the backend's relevance r mapped to r / (1 + r), in (0, 1).
-- Semantic (0): cosine similarity between the query's embedding and each chunk's, computed
-  here over the datasets' chunks (brute force; see docs/knowledge.md for why not
-  sqlite-vec or pgvector on this build). Score: the cosine, clamped to [0, 1].
+- Semantic (0): cosine similarity between the query's embedding and each chunk's, by
+  pgvector in PostgreSQL where the extension exists, else brute force in the registry
+  (knowledge_vectors.py). Score: the cosine, clamped to [0, 1].
 - Hybrid (1): reciprocal rank fusion of both lists (k = 60). Score: the fused value divided
   by its maximum (a chunk first in both lists scores 1).
 """
 
 from __future__ import annotations
 
-import array
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -26,6 +24,7 @@ from sqlmodel import Session, col, select
 from services.registry.database import Database
 from services.registry.errors import InvalidArgument
 from services.registry.knowledge_text import fts5_query, query_terms, tsquery
+from services.registry.knowledge_vectors import BruteForceVectors, ChunkVectors
 from services.registry.tables import CHUNK_FTS_TABLE, ChunkRecord, DatasetRecord, DocumentRecord
 
 SEMANTIC = 0
@@ -61,9 +60,15 @@ class SearchResult:
 
 
 class KnowledgeSearch:
-    def __init__(self, database: Database, embedder: QueryEmbedder | None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        embedder: QueryEmbedder | None,
+        vectors: ChunkVectors | None = None,
+    ) -> None:
         self._db = database
         self._embedder = embedder
+        self._vectors = vectors or BruteForceVectors()
 
     async def search(
         self,
@@ -169,54 +174,29 @@ class KnowledgeSearch:
         ]
 
     async def _semantic(self, datasets: list[int], vector: list[float], limit: int) -> list[Hit]:
-        query_norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-
         def work(session: Session) -> list[Hit]:
-            rows = session.exec(
-                select(
-                    ChunkRecord.id,
-                    ChunkRecord.document_id,
-                    ChunkRecord.dataset_id,
-                    ChunkRecord.embedding,
-                ).where(col(ChunkRecord.dataset_id).in_(datasets))
-            ).all()
-            scored: list[tuple[float, int, int, int]] = []
-            for chunk_id, document_id, dataset_id, blob in rows:
-                if not blob:
-                    continue
-                values = array.array("f")
-                values.frombytes(blob)
-                if len(values) != len(vector):
-                    continue
-                norm = math.sqrt(sum(x * x for x in values)) or 1.0
-                cosine = sum(a * b for a, b in zip(values, vector, strict=True)) / (
-                    norm * query_norm
-                )
-                scored.append((cosine, chunk_id, document_id, dataset_id))
-            scored.sort(key=lambda t: (-t[0], t[1]))
-            best = scored[:limit]
+            best = self._vectors.nearest(session, datasets, vector, limit)
             if not best:
                 return []
-            ids = [t[1] for t in best]
             details = {
                 row[0]: (row[1], row[2])
                 for row in session.execute(
                     sa.select(ChunkRecord.id, ChunkRecord.content, DocumentRecord.name)  # type: ignore[call-overload]
                     .join(DocumentRecord, DocumentRecord.id == ChunkRecord.document_id)
-                    .where(col(ChunkRecord.id).in_(ids))
+                    .where(col(ChunkRecord.id).in_([n.chunk_id for n in best]))
                 ).all()
             }
             return [
                 Hit(
-                    chunk_id=chunk_id,
-                    document_id=document_id,
-                    dataset_id=dataset_id,
-                    document_name=details[chunk_id][1],
-                    content=details[chunk_id][0],
-                    score=max(0.0, min(1.0, cosine)),
+                    chunk_id=n.chunk_id,
+                    document_id=n.document_id,
+                    dataset_id=n.dataset_id,
+                    document_name=details[n.chunk_id][1],
+                    content=details[n.chunk_id][0],
+                    score=max(0.0, min(1.0, n.cosine)),
                 )
-                for cosine, chunk_id, document_id, dataset_id in best
-                if chunk_id in details
+                for n in best
+                if n.chunk_id in details
             ]
 
         return await self._db.read(work)

@@ -1,6 +1,7 @@
 """Entry point: migrate the database, then serve the registry's gRPC services (BotRegistry,
-Accounts, Conversations, RunLiveness, MessageFeedback, Variables, BotPublishing, Knowledge;
-servicers in services/registry/servicers/, behind the service credential and one error interceptor).
+Accounts, Conversations, RunLiveness, MessageFeedback, Variables, BotPublishing, Knowledge,
+Plugins; servicers in services/registry/servicers/, behind the service credential and one
+error interceptor).
 
 Also served: grpc.health.v1 (overall "" and each service) and server reflection.
 SIGTERM/SIGINT mark every service NOT_SERVING, then in-flight RPCs get
@@ -27,12 +28,15 @@ from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.knowledge_jobs import JetStreamIngestionQueue, ensure_ingest_stream
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
+from cozeplus.outbound import OutboundPolicy, parse_networks
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import conversations_pb2_grpc as cpb_grpc
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1 import knowledge_pb2_grpc as kpb_grpc
 from cozeplus.rpc.v1 import liveness_pb2 as lpb
 from cozeplus.rpc.v1 import liveness_pb2_grpc as lpb_grpc
+from cozeplus.rpc.v1 import plugins_pb2 as ppb
+from cozeplus.rpc.v1 import plugins_pb2_grpc as ppb_grpc
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import registry_pb2_grpc as pb_grpc
 from cozeplus.rpc.v1 import user_state_pb2 as us
@@ -45,6 +49,9 @@ from services.registry.conversations import ConversationService
 from services.registry.database import Database
 from services.registry.knowledge import KnowledgeService
 from services.registry.knowledge_search import KnowledgeSearch
+from services.registry.knowledge_vectors import open_chunk_vectors
+from services.registry.mcp_discovery import McpToolDiscovery
+from services.registry.plugins import PluginService
 from services.registry.run_events import NatsRunEndNotifier
 from services.registry.run_liveness import (
     SWEEPER_LEASE,
@@ -53,12 +60,14 @@ from services.registry.run_liveness import (
     RunLivenessService,
     RunSweeper,
 )
+from services.registry.secret_box import SecretBox
 from services.registry.servicers.accounts import AccountsServicer
 from services.registry.servicers.bots import BotRegistryServicer
 from services.registry.servicers.conversations import ConversationsServicer
 from services.registry.servicers.errors import ErrorInterceptor
 from services.registry.servicers.knowledge import KnowledgeServicer
 from services.registry.servicers.liveness import RunLivenessServicer
+from services.registry.servicers.plugins import PluginsServicer
 from services.registry.servicers.user_state import (
     BotPublishingServicer,
     MessageFeedbackServicer,
@@ -71,6 +80,7 @@ SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["BotRegistry"].full_name,
     pb.DESCRIPTOR.services_by_name["Accounts"].full_name,
     cpb.DESCRIPTOR.services_by_name["Conversations"].full_name,
+    ppb.DESCRIPTOR.services_by_name["Plugins"].full_name,
     *(s.full_name for s in us.DESCRIPTOR.services_by_name.values()),
     lpb.DESCRIPTOR.services_by_name["RunLiveness"].full_name,
     kpb.DESCRIPTOR.services_by_name["Knowledge"].full_name,
@@ -139,8 +149,22 @@ async def _serve_with(
             session_ttl_s=settings.session_ttl_s,
         )
 
+        plugin_service = PluginService(
+            database,
+            ids,
+            SecretBox.from_settings(settings.secret_key, settings.data_dir),
+            McpToolDiscovery(
+                OutboundPolicy(
+                    allowed_networks=parse_networks(settings.plugin_allowed_networks),
+                    timeout_s=settings.plugin_timeout_s,
+                    max_response_bytes=settings.plugin_max_response_bytes,
+                )
+            ),
+        )
+
         server = grpc.aio.server(
-            # The credential first: a caller without it learns nothing else.
+            # The credential first: a caller without it learns nothing else (ResolveTools
+            # answers with plugins' decrypted secrets).
             interceptors=[ServiceTokenInterceptor(settings.service_token), ErrorInterceptor()],
             # A knowledge worker hands over a whole document's chunks (and vectors) at once.
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
@@ -153,6 +177,7 @@ async def _serve_with(
             tool_outputs_timeout_s=settings.tool_outputs_timeout_s,
             run_silence_s=settings.run_silence_s,
         )
+        ppb_grpc.add_PluginsServicer_to_server(PluginsServicer(plugin_service), server)
         notifier = NatsRunEndNotifier(nc)
         lpb_grpc.add_RunLivenessServicer_to_server(
             RunLivenessServicer(RunLivenessService(database, notifier)), server
@@ -189,13 +214,17 @@ async def _serve_with(
             embeddings = EmbeddingClient(catalog.embedding)
             stack.push_async_callback(embeddings.close)
             embedder = embeddings.embed_one
+        vectors = await open_chunk_vectors(database)
         knowledge_service = KnowledgeService(
-            database, ids, JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas)
+            database,
+            ids,
+            JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas),
+            vectors,
         )
         kpb_grpc.add_KnowledgeServicer_to_server(
             KnowledgeServicer(
                 knowledge_service,
-                KnowledgeSearch(database, embedder),
+                KnowledgeSearch(database, embedder, vectors),
             ),
             server,
         )

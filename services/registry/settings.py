@@ -35,6 +35,15 @@ class RegistrySettings(BaseSettings):
     # The service credential (libs/cozeplus/service_auth.py): required; calls without it are
     # UNAUTHENTICATED (health checks excepted). One name for every service.
     service_token: str = Field(default="", validation_alias=SERVICE_TOKEN_ENV)
+    # Fernet key sealing plugin secrets at rest. Empty: generated once into
+    # <data_dir>/secret.key. Replicas sharing a database must be given the same key.
+    secret_key: str = ""
+    # Comma-separated CIDRs MCP discovery may reach although they are not public (loopback,
+    # private, ...); empty: public addresses only (wire contract section 7).
+    plugin_allowed_networks: str = ""
+    # MCP discovery: the whole exchange, and the largest response accepted.
+    plugin_timeout_s: float = 15.0
+    plugin_max_response_bytes: int = 4_000_000
 
     # --- run liveness (services/registry/run_liveness.py, docs/operations.md). A run that
     # shows no progress for this long in a status is ended as failed by the run sweeper.

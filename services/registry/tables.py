@@ -430,11 +430,60 @@ class ChunkRecord(RegistryTable, table=True):
 # not models, so schema comparisons leave them out.
 CHUNK_FTS_TABLE = "knowledge_chunks_fts"
 CHUNK_TSV_INDEX = "ix_knowledge_chunks_search_tsv"
+# pgvector copies of the embeddings, made at start-up only where the `vector` extension
+# exists (services/registry/knowledge_vectors.py), so not part of the migrated schema.
+CHUNK_VECTOR_TABLE = "knowledge_chunk_vectors"
 
 
 def is_model_object(name: str | None, type_: str, _parent_names: object) -> bool:
     if name is None:
         return True
     if type_ == "table":
-        return not name.startswith(CHUNK_FTS_TABLE)
+        return not name.startswith((CHUNK_FTS_TABLE, CHUNK_VECTOR_TABLE))
     return not (type_ == "index" and name == CHUNK_TSV_INDEX)
+
+
+class PluginRecord(RegistryTable, table=True):
+    """A set of tools owned by an account (wire contract section 7)."""
+
+    __tablename__ = "plugins"
+    __table_args__ = (sa.Index("ix_plugins_owner_id_id", "owner_id", "id"),)
+
+    id: int = _id_column()
+    owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
+    name: str = Field(sa_type=sa.String(100), nullable=False)
+    description: str = Field(sa_type=sa.String(2000), nullable=False)
+    # cozeplus.vocabulary.PluginType
+    type: str = Field(sa_type=sa.String(16), nullable=False)
+    # openapi: the server operations are called on; mcp: the server's URL.
+    url: str = Field(sa_type=sa.String(2048), nullable=False)
+    # openapi: the source document, kept so an update without one can re-import it.
+    document: str = Field(sa_type=sa.Text, nullable=False)
+    auth_type: str = Field(sa_type=sa.String(16), nullable=False)
+    auth_location: str = Field(sa_type=sa.String(16), nullable=False)
+    auth_name: str = Field(sa_type=sa.String(255), nullable=False)
+    # Fernet token of the JSON {"auth_value": ..., "mcp_headers": {...}}; "" when none.
+    sealed_secrets: str = Field(sa_type=sa.Text, nullable=False)
+    created_at: int = _time_column()
+    updated_at: int = _time_column()
+    deleted_at: int = _time_column(default=0)
+
+
+class PluginToolRecord(RegistryTable, table=True):
+    """One tool of a plugin; its id is the api_id, kept while the tool keeps its name."""
+
+    __tablename__ = "plugin_tools"
+    __table_args__ = (
+        sa.UniqueConstraint("plugin_id", "name", name="uq_plugin_tools_plugin_id_name"),
+    )
+
+    id: int = _id_column()
+    plugin_id: int = Field(sa_type=sa.BigInteger, foreign_key="plugins.id", nullable=False)
+    name: str = Field(sa_type=sa.String(128), nullable=False)
+    description: str = Field(sa_type=sa.Text, nullable=False)
+    # JSON Schema of the arguments.
+    parameters: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    # openapi: {method, path, parameters:[{name, location, required}], has_json_body}.
+    operation: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    # Order within the plugin (document order).
+    position: int = Field(sa_type=sa.Integer, nullable=False)

@@ -164,6 +164,9 @@ class RunState:
     tool_rounds: int = 0
     # Client-side calls to pause for.
     pending: list[ToolCall] = field(default_factory=list)
+    # The answer message's id. Minted again after each round of tool messages, so the answer
+    # sorts after them in /v3/chat/message/list, as the wire contract orders them.
+    answer_id: int = 0
 
 
 class ChatRun:
@@ -279,8 +282,8 @@ class ChatRun:
             return
         context = await self._gather_context(config, spec, started)
         state = self._build_state(config, started, context)
-        answer_id = self.deps.ids.next_id()
-        self.events.open_answer(run, answer_id)
+        state.answer_id = self.deps.ids.next_id()
+        self.events.open_answer(run, state.answer_id)
         status, error = await self._run_loop(config, spec, tools, state)
         if status == ChatStatus.REQUIRES_ACTION:
             await self._pause(state)
@@ -289,7 +292,7 @@ class ChatRun:
         if status == ChatStatus.COMPLETED:
             await self.events.answer_completed(answer)
         await self._finish(
-            status, error=error, answer=answer, answer_id=answer_id, usage=state.usage
+            status, error=error, answer=answer, answer_id=state.answer_id, usage=state.usage
         )
 
     async def _load_bot(self) -> pb.BotConfig | None:
@@ -489,6 +492,8 @@ class ChatRun:
             await self._execute_tools(tools, reply.tool_calls, state)
             if state.pending:
                 return
+            state.answer_id = self.deps.ids.next_id()
+            self.events.renumber_answer(state.answer_id)
 
     async def _call_model(
         self,

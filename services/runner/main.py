@@ -47,6 +47,7 @@ from services.runner.run_outcomes import NatsRunOutcomes, outcome_bucket_config
 from services.runner.settings import RunnerSettings
 from services.runner.tools.combined import CombinedToolSource
 from services.runner.tools.knowledge import KnowledgeToolSource
+from services.runner.tools.outbound_policy import plugin_policy
 from services.runner.tools.registry_source import RegistryToolSource
 
 log = logging.getLogger("cozeplus.runner")
@@ -95,7 +96,8 @@ async def serve(settings: RunnerSettings) -> None:
             bot_configs=BotConfigCache(bots),
             provider_for=provider_for,
             tools=CombinedToolSource(
-                RegistryToolSource(PluginsStub(plugins_channel)), KnowledgeToolSource(knowledge)
+                RegistryToolSource(PluginsStub(plugins_channel), plugin_policy(settings)),
+                KnowledgeToolSource(knowledge),
             ),
             model_timeout_s=settings.model_timeout_s,
             tool_timeout_s=settings.tool_timeout_s,

@@ -85,6 +85,7 @@ class RunEvents:
         self._bot_id = bot_id
         self._meta_data = meta_data
         self._answer: MessageEvents | None = None
+        self._answer_run = cpb.ChatRun()
         self.publisher_id = secrets.token_hex(4)
         # The number of the last event published.
         self.seq = 0
@@ -134,6 +135,7 @@ class RunEvents:
         await self._publish(CHAT_IN_PROGRESS, chat_event(CHAT_IN_PROGRESS, chat))
 
     def open_answer(self, run: cpb.ChatRun, answer_id: int) -> None:
+        self._answer_run = run
         self._answer = MessageEvents(
             answer_message(
                 message_id=answer_id,
@@ -143,6 +145,11 @@ class RunEvents:
                 now=int(time.time()),
             )
         )
+
+    def renumber_answer(self, answer_id: int) -> None:
+        """The answer gets a newer id (after a round of tool messages)."""
+        assert self._answer is not None, "open_answer() first"
+        self.open_answer(self._answer_run, answer_id)
 
     async def answer_delta(self, text: str) -> None:
         assert self._answer is not None, "open_answer() first"

@@ -55,3 +55,16 @@ class RunnerSettings(BaseSettings):
     # None leases a free id node from NATS; set it only to pin one.
     node_id: int | None = None
     log_level: str = "INFO"
+    # Plugin calls (OpenAPI and MCP tools) leave the runner under wire contract section 7:
+    # comma-separated CIDRs reachable although not public (loopback, private, ...); empty:
+    # public addresses only, so by default a plugin reaches neither the registry, NATS,
+    # loopback nor cloud metadata.
+    plugin_allowed_networks: str = ""
+    # One plugin call, connect to last byte. Below tool_timeout_s (the loop's own bound), so
+    # the model reads the executor's precise message ("GET /x timed out after 25s").
+    plugin_timeout_s: float = 25.0
+    # Larger tool outputs are cut to this many bytes, with a note saying so. Below the
+    # registry's 100,000-character limit on a stored message, and a fair share of a
+    # model's context.
+    plugin_max_response_bytes: int = 64_000
+    plugin_max_redirects: int = 5

@@ -11,6 +11,7 @@ from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.service_auth import service_channel
 from services.cli.system import ServiceProcess
+from tests.chat.plugin_bots import make_plugin_bot, plugin_servers  # noqa: F401 (fixtures)
 from tests.conftest import Account
 
 

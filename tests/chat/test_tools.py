@@ -2,8 +2,8 @@
 judged by cozepy (wire contract section 7).
 
 The module runs its own system (its own NATS, registry, edge and runners), so it may kill
-every runner. Tools come from tests/chat/plugins_stand_in.py until the registry serves
-Plugins; the model's tool calls are scripted through the mock's /mock/scripts.
+every runner. Tools are local plugins created through /v1/plugins (the registry's Plugins
+service); the model's tool calls are scripted through the mock's /mock/scripts.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from services.cli.system import (
     registry_process,
     runner_process,
 )
-from tests.chat.plugins_stand_in import PluginsStandIn, plugins_stand_in
 from tests.clients.test_coze_api_js import coze_js  # noqa: F401 (the installed SDK)
 from tests.conftest import RUNNER_TEST_ENV
 
@@ -42,11 +41,10 @@ LOCATION_SCHEMA = {"type": "object", "properties": {"precision": {"type": "strin
 
 
 class System:
-    def __init__(self, root: Path, mock_url: str, models_file: Path, plugins_addr: str) -> None:
+    def __init__(self, root: Path, mock_url: str, models_file: Path) -> None:
         self.root = root
         self.mock_url = mock_url
         self.models_file = models_file
-        self.plugins_addr = plugins_addr
         self.services: list[ServiceProcess] = []
         self.runners: list[ServiceProcess] = []
 
@@ -66,7 +64,6 @@ class System:
                 name=f"runner-{len(self.runners)}",
                 extra_env={
                     "COZEPLUS_RUNNER_MODELS_FILE": str(self.models_file),
-                    "COZEPLUS_RUNNER_PLUGINS_ADDR": self.plugins_addr,
                     **RUNNER_TEST_ENV,
                 },
             )
@@ -81,21 +78,14 @@ class System:
 
 
 @pytest.fixture(scope="module")
-def stand_in() -> Iterator[tuple[str, PluginsStandIn]]:
-    with plugins_stand_in() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
 def system(
     tmp_path_factory: pytest.TempPathFactory,
     mock_llm: str,
     models_file: Path,
-    stand_in: tuple[str, PluginsStandIn],
 ) -> Iterator[System]:
     root = tmp_path_factory.mktemp("tools")
     with EmbeddedNats(root / "nats") as nats:
-        s = System(root, mock_llm, models_file, stand_in[0])
+        s = System(root, mock_llm, models_file)
         s.nats_url = nats.url
         try:
             registry = s.start(
@@ -158,28 +148,36 @@ def http(system: System, token: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def make_tool_bot(
-    system: System, http: httpx.Client, stand_in: tuple[str, PluginsStandIn]
-) -> Callable[..., tuple[str, str]]:
+def make_tool_bot(system: System, http: httpx.Client) -> Callable[..., tuple[str, str]]:
     """A published bot on the mock model with local functions and a scripted model; returns
     (bot id, the script key in its prompt)."""
 
     def make(rounds: list[dict[str, Any]], max_tool_rounds: int | None = None) -> tuple[str, str]:
         key = f"script-{secrets.token_hex(6)}"
+        # A real local plugin: the registry refuses to bind unknown plugin ids.
+        plugin = http.post(
+            "/v1/plugins",
+            json={
+                "name": "device",
+                "type": "local",
+                "functions": [
+                    {"name": "get_location", "parameters": LOCATION_SCHEMA},
+                    {"name": "get_weather", "parameters": {"type": "object"}},
+                ],
+            },
+        )
+        assert plugin.status_code == 200, plugin.text
         body: dict[str, Any] = {
             "name": "tool bot",
             "prompt": f"You use tools. [{key}]",
             "model": "mock",
-            "tools": [{"type": "plugin", "plugin_id": "7401"}],
+            "tools": [{"type": "plugin", "plugin_id": plugin.json()["data"]["plugin_id"]}],
         }
         if max_tool_rounds is not None:
             body["max_tool_rounds"] = max_tool_rounds
         created = http.post("/api/draftbot/create", json=body)
         assert created.status_code == 200, created.text
         bot_id = int(created.json()["data"]["bot_id"])
-        stand_in[1].bind_local(
-            bot_id, {"get_location": LOCATION_SCHEMA, "get_weather": {"type": "object"}}
-        )
         assert http.post("/api/draftbot/publish", json={"bot_id": bot_id}).status_code == 200
         scripted = httpx.post(
             f"{system.mock_url}/mock/scripts", json={"key": key, "rounds": rounds}
@@ -229,7 +227,7 @@ def test_stream_pauses_in_requires_action_and_streamed_outputs_resume_it(
     assert call_message is not None and call_message.type == "function_call"
     content = orjson.loads(call_message.content)
     assert content["name"] == "get_location" and content["arguments"] == {"precision": "city"}
-    assert content["plugin_id"] == "7401" and content["api_id"] == "7402"
+    assert content["plugin_id"].isdigit() and content["api_id"].isdigit()
     paused = events[-1].chat
     assert paused is not None and paused.status == ChatStatus.REQUIRES_ACTION
     assert paused.required_action is not None

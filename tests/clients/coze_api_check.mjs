@@ -284,6 +284,26 @@ const scenarios = {
     out.submitted = value;
     return out;
   },
+
+  // ARG: a published bot whose scripted model calls a plugin tool, then answers. Output: the
+  // bot's plugin_info_list, a stream's completed messages and answer, a createAndPoll's messages.
+  async pluginTools(botId) {
+    const bot = await client.bots.retrieveNew(botId);
+    const completed = [];
+    let answer = '';
+    const events = [];
+    for await (const part of client.chat.stream({ bot_id: botId, additional_messages: question('weather?') })) {
+      events.push(part.event);
+      if (part.event === ChatEventType.CONVERSATION_MESSAGE_COMPLETED) completed.push({ type: part.data.type, content: part.data.content });
+      if (part.event === ChatEventType.CONVERSATION_MESSAGE_DELTA) answer += part.data.content;
+    }
+    const poll = await client.chat.createAndPoll({ bot_id: botId, additional_messages: question('again') });
+    return {
+      pluginInfoList: bot.plugin_info_list,
+      stream: { events, completed, answer },
+      poll: { status: poll.chat.status, messages: poll.messages.map((m) => ({ type: m.type, content: m.content })) },
+    };
+  },
 };
 
 if (!(scenario in scenarios)) throw new Error(`unknown scenario ${scenario}`);

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.chat.plugin_bots import PluginServers
 from tests.conftest import Account
 
 COZE_API_VERSION = "1.3.9"
@@ -355,3 +356,44 @@ def test_coze_api_workspaces_users_and_variables(
     assert out["chatStatus"] == "completed"
     system = httpx.get(f"{mock_llm}/mock/requests").json()[-1]["messages"][0]
     assert system == {"role": "system", "content": "Weather in Osaka."}
+
+
+def test_coze_api_chat_with_an_openapi_plugin_tool(
+    run_scenario: Callable[[str, str], dict[str, Any]],
+    make_plugin_bot: Callable[[list[dict[str, Any]]], tuple[str, dict[str, str]]],
+    plugin_servers: PluginServers,
+) -> None:
+    bot_id, plugin_ids = make_plugin_bot(
+        [
+            {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]},
+            {"reply": "Weather: {tool_output}"},
+        ]
+    )
+    before = len(plugin_servers.calls.requests)
+    out = run_scenario("pluginTools", bot_id)
+
+    assert [p["plugin_id"] for p in out["pluginInfoList"]] == [
+        plugin_ids["weather"],
+        plugin_ids["calc"],
+    ]
+    assert "get_weather" in [a["name"] for a in out["pluginInfoList"][0]["api_info_list"]]
+    stream = out["stream"]
+    assert stream["events"][-3:] == [
+        "conversation.chat.completed",
+        "conversation.stream.done",
+        "done",
+    ]
+    types = [m["type"] for m in stream["completed"]]
+    assert types[:2] == ["function_call", "tool_response"] and "answer" in types
+    call = json.loads(stream["completed"][0]["content"])
+    assert call["name"] == "get_weather" and call["plugin_id"] == plugin_ids["weather"]
+    assert json.loads(stream["completed"][1]["content"])["city"] == "Oslo"
+    assert stream["answer"].startswith("Weather: ")
+    assert out["poll"]["status"] == "completed"
+    assert [m["type"] for m in out["poll"]["messages"] if m["type"] != "question"] == [
+        "function_call",
+        "tool_response",
+        "answer",
+    ]
+    # The real API was called once per chat.
+    assert [r["path"] for r in plugin_servers.calls.requests[before:]] == ["/weather/Oslo"] * 2

@@ -107,6 +107,13 @@ def test_every_cozeplus_service_runs_the_one_image_as_its_own_command() -> None:
         assert service["cap_drop"] == ["ALL"]
 
 
+def test_the_registry_keeps_its_data_dir_on_a_volume() -> None:
+    # Read-only containers: the generated key sealing plugin secrets needs a volume, and
+    # must outlive the container.
+    registry = load_compose()["services"]["registry"]
+    assert any(v.split(":")[1] == "/var/lib/cozeplus" for v in registry["volumes"])
+
+
 def test_workers_are_scalable_and_outlive_their_drain() -> None:
     services = load_compose()["services"]
     for name in ("runner", "knowledge"):

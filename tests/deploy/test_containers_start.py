@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 from cozeplus.embedded_nats import nats_server_binary
 from cozeplus.rpc.v1 import registry_pb2 as pb
@@ -112,6 +113,9 @@ class Loopback:
                 env[key] = f"sqlite:///{self.folder / 'registry.db'}"
             elif key == "COZEPLUS_REGISTRY_DATA_DIR":
                 env[key] = str(self.folder)
+            elif key == "COZEPLUS_REGISTRY_SECRET_KEY" and value.startswith("test-stand-in-for-"):
+                # prod's Secret is the operator's: a Fernet key of our own stands in.
+                env[key] = Fernet.generate_key().decode()
             elif value.startswith("/etc/cozeplus/"):
                 assert value in container.files, f"{key}={value} is not mounted"
                 local = self.folder / container.service / Path(value).name

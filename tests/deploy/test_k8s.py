@@ -264,6 +264,17 @@ def test_every_cozeplus_container_holds_the_service_credential_from_a_secret(
         assert ref["key"] == "service-token"
 
 
+def test_registry_replicas_share_the_key_sealing_plugin_secrets(
+    overlay: tuple[str, list[Doc]],
+) -> None:
+    _, docs = overlay
+    container = workloads(docs)["registry"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    ref = env["COZEPLUS_REGISTRY_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
+    assert re.fullmatch(r"cozeplus-internal(-[a-z0-9]{10})?", ref["name"])
+    assert ref["key"] == "plugin-secret-key"
+
+
 def test_settings_and_models_come_from_config_maps(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
     models = by_kind(docs, "ConfigMap")["cozeplus-models"]["data"]["models.toml"]

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tests.edge.envelope import assert_error, data_of
+from tests.edge.plugin_fixtures import local_plugin
 
 PRODUCT_DOC_BOT = {
     "name": "客服助手",
@@ -124,6 +125,7 @@ def test_drafts_keep_changing_without_touching_the_published_version(
 
 
 def test_bot_config_fields_round_trip(client: httpx.Client) -> None:
+    plugin_id = local_plugin(client)["plugin_id"]
     bot = create_bot(
         client,
         model_info_config={"temperature": 0.5, "max_tokens": 256, "top_p": 0.9},
@@ -132,7 +134,8 @@ def test_bot_config_fields_round_trip(client: httpx.Client) -> None:
         variables=[{"key": "city", "description": "where", "default_value": "Beijing"}],
         tools=[
             {"type": "knowledge_base", "knowledge_id": 987654321},
-            {"type": "plugin", "plugin_id": "111222333"},
+            {"type": "plugin", "plugin_id": plugin_id},
+            {"type": "plugin", "plugin_id": plugin_id, "api_name": "get_location"},
         ],
     )
     details = draft(client, bot["bot_id"])
@@ -151,7 +154,8 @@ def test_bot_config_fields_round_trip(client: httpx.Client) -> None:
     assert details["variables"][0]["default_value"] == "Beijing"
     assert details["tools"] == [
         {"type": "knowledge_base", "knowledge_id": "987654321"},
-        {"type": "plugin", "plugin_id": "111222333"},
+        {"type": "plugin", "plugin_id": plugin_id},
+        {"type": "plugin", "plugin_id": plugin_id, "api_name": "get_location"},
     ]
 
 
@@ -170,10 +174,14 @@ def test_new_bots_keep_ten_rounds_of_history_unless_told_otherwise(client: httpx
 
 
 def test_update_changes_only_the_config_fields_sent(client: httpx.Client) -> None:
+    plugin_id = local_plugin(client)["plugin_id"]
     bot = create_bot(
         client,
         model_info_config={"temperature": 0.5},
-        tools=[{"type": "knowledge_base", "knowledge_id": 1}, {"type": "plugin", "plugin_id": 2}],
+        tools=[
+            {"type": "knowledge_base", "knowledge_id": 1},
+            {"type": "plugin", "plugin_id": plugin_id},
+        ],
     )
     data_of(
         client.post(
@@ -194,7 +202,7 @@ def test_update_changes_only_the_config_fields_sent(client: httpx.Client) -> Non
     assert details["tools"] == [
         {"type": "knowledge_base", "knowledge_id": "3"},
         {"type": "knowledge_base", "knowledge_id": "4"},
-        {"type": "plugin", "plugin_id": "2"},
+        {"type": "plugin", "plugin_id": plugin_id},
     ]
 
 

@@ -8,6 +8,7 @@ import httpx
 
 from tests.conftest import Account
 from tests.edge.envelope import assert_error, data_of
+from tests.edge.plugin_fixtures import local_plugin
 
 OFFICIAL_CREATE = {
     "name": "official",
@@ -15,7 +16,6 @@ OFFICIAL_CREATE = {
     "prompt_info": {"prompt": "be brief"},
     "model_info_config": {"model_id": "echo", "temperature": 0.2, "context_round": 3},
     "onboarding_info": {"prologue": "hello", "suggested_questions": ["why?"]},
-    "plugin_id_list": {"id_list": [{"plugin_id": "77", "api_id": "78"}]},
     "knowledge": {"dataset_ids": ["55"]},
 }
 
@@ -33,7 +33,16 @@ def assert_v1_bot(bot: dict[str, Any]) -> None:
 
 
 def v1_create(client: httpx.Client, account: Account, **fields: Any) -> dict[str, Any]:
-    body = {**OFFICIAL_CREATE, "space_id": str(account.user_id), **fields}
+    plugin = local_plugin(client)
+    plugin_id_list = {
+        "id_list": [{"plugin_id": plugin["plugin_id"], "api_id": plugin["tools"][1]["api_id"]}]
+    }
+    body = {
+        **OFFICIAL_CREATE,
+        "plugin_id_list": plugin_id_list,
+        "space_id": str(account.user_id),
+        **fields,
+    }
     data: dict[str, Any] = data_of(client.post("/v1/bot/create", json=body))
     return data
 
@@ -49,11 +58,17 @@ def test_v1_create_returns_the_official_bot(client: httpx.Client, account: Accou
     assert bot["model_info"]["temperature"] == 0.2
     assert bot["model_info"]["context_round"] == 3
     assert bot["onboarding_info"] == {"prologue": "hello", "suggested_questions": ["why?"]}
+    plugin_id = bot["plugin_info_list"][0]["plugin_id"]
     assert bot["tools"] == [
         {"type": "knowledge_base", "knowledge_id": "55"},
-        {"type": "plugin", "plugin_id": "77"},
+        {"type": "plugin", "plugin_id": plugin_id, "api_name": "get_battery"},
     ]
-    assert bot["plugin_info_list"][0]["plugin_id"] == "77"
+    [info] = bot["plugin_info_list"]
+    assert (info["name"], info["description"]) == ("device", "functions the client runs")
+    assert [(a["name"], a["description"]) for a in info["api_info_list"]] == [
+        ("get_battery", "get_battery on the device")
+    ]
+    assert info["api_info_list"][0]["api_id"].isdigit()
 
 
 def test_v1_update_then_publish_then_read(client: httpx.Client, account: Account) -> None:

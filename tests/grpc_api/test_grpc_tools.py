@@ -3,7 +3,7 @@ gRPC is resumed by its tool outputs, streamed, through the same core as
 `POST /v3/chat/submit_tool_outputs`; wrong submissions are status codes and change nothing.
 
 The system and the scripted tool bots are tests/chat/test_tools.py's (its own NATS, registry,
-an edge serving gRPC too, a runner, the Plugins stand-in, the mock model's scripts).
+an edge serving gRPC too, a runner, real local plugins, the mock model's scripts).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from tests.chat.test_tools import (  # noqa: F401 (the module's fixtures, used b
     System,
     http,
     make_tool_bot,
-    stand_in,
     system,
     token,
 )

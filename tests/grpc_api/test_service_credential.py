@@ -1,6 +1,6 @@
 """The registry answers only the system's own services: the service credential or nothing,
 for every service it serves (accounts, bots, conversations, run liveness, user state,
-knowledge)."""
+knowledge, plugins: ResolveTools answers with plugins' decrypted secrets)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1 import liveness_pb2 as lpb
+from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.rpc.v1 import user_state_pb2 as us
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
 from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessStub
+from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import AccountsStub, BotRegistryStub
 from cozeplus.rpc.v1.user_state_pb2_grpc import (
     BotPublishingStub,
@@ -47,6 +49,10 @@ def test_a_caller_without_the_credential_is_unauthenticated(
             lambda: VariablesStub(channel).GetVariables(us.GetVariablesRequest()),
             lambda: BotPublishingStub(channel).Unpublish(us.UnpublishRequest(owner_id=1)),
             lambda: KnowledgeStub(channel).GetFile(kpb.FileRef(owner_id=1, file_id=1)),
+            lambda: PluginsStub(channel).ListPlugins(ppb.ListPluginsRequest(owner_id=1)),
+            lambda: PluginsStub(channel).ResolveTools(
+                ppb.ResolveToolsRequest(owner_id=1, bot_id=1, bot_version=0)
+            ),
         ):
             with pytest.raises(grpc.RpcError) as raised:
                 call()

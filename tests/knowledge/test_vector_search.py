@@ -27,7 +27,8 @@ from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
 from cozeplus.service_auth import find_token, service_aio_channel
 from services.cli.system import ServiceProcess, free_port, knowledge_process, registry_process
-from tests.registry.conftest import new_account_id
+from tests.knowledge.pgvector_support import pgvector_missing
+from tests.registry.conftest import POSTGRES_URL, database_for_backend, new_account_id
 
 DIMENSIONS = 16
 CONCEPTS = {
@@ -72,10 +73,23 @@ class EmbeddingsHandler(BaseHTTPRequestHandler):
 class VectorSystem:
     nats_url: str
     registry_addr: str
+    backend: str
+    registry_log: Path
 
 
-@pytest.fixture(scope="module")
-def vector_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorSystem]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def vector_system(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VectorSystem]:
+    """SQLite (brute force) and PostgreSQL (pgvector where the extension exists)."""
+    backend: str = request.param
+    with database_for_backend(backend) as database_url:
+        yield from _vector_system(tmp_path_factory, backend, database_url)
+
+
+def _vector_system(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, database_url: str
+) -> Iterator[VectorSystem]:
     root = tmp_path_factory.mktemp("vectors")
     server = ThreadingHTTPServer(("127.0.0.1", 0), EmbeddingsHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -91,6 +105,7 @@ def vector_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorSy
                 data_dir=root / "registry",
                 port=free_port(),
                 nats_url=broker.url,
+                database_url=database_url,
                 log_dir=root / "logs",
                 extra_env={"COZEPLUS_REGISTRY_MODELS_FILE": str(models)},
             )
@@ -108,7 +123,7 @@ def vector_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorSy
             worker.start()
             started.append(worker)
             worker.wait_ready()
-            yield VectorSystem(broker.url, addr)
+            yield VectorSystem(broker.url, addr, backend, registry.log_path)
         finally:
             for process in reversed(started):
                 process.stop()
@@ -198,3 +213,9 @@ async def test_semantic_finds_synonyms_full_text_does_not_and_hybrid_fuses(
             kpb.SearchRequest(owner_id=1, dataset_ids=[dataset_id], query="feline", strategy=0)
         )
         assert list(foreign.chunks) == []
+    # Which path ranked them: the registry says so once, at start-up.
+    log = vector_system.registry_log.read_text()
+    if vector_system.backend == "postgresql" and not pgvector_missing(POSTGRES_URL):
+        assert "semantic search: pgvector" in log
+    else:
+        assert "semantic search: brute force" in log

@@ -111,7 +111,8 @@ def test_web_url_outside_the_allowed_networks_fails_with_a_reason(
     progress = wait_processed(coze, dataset_id, [d.document_id for d in created])
     by_name = {p.document_name: p for p in progress.values()}
     assert by_name["metadata"].status == DocumentStatus.FAILED
-    assert "169.254.169.254, which is not allowed" in by_name["metadata"].status_descript
+    metadata_refusal = "169.254.169.254 is a link-local (cloud metadata) address"
+    assert metadata_refusal in by_name["metadata"].status_descript
     assert by_name["missing"].status == DocumentStatus.FAILED
     assert "could not fetch http://127.0.0.1:9/nothing" in by_name["missing"].status_descript
 

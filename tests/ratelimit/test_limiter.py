@@ -23,7 +23,15 @@ from services.edge.rate_limit import (
     RateLimiter,
     set_override,
 )
-from services.edge.routes import bots, chat, conversations, openai_compat, user_state, workspaces
+from services.edge.routes import (
+    bots,
+    chat,
+    conversations,
+    openai_compat,
+    plugins,
+    user_state,
+    workspaces,
+)
 
 DEFAULTS = {
     LimitClass.CHAT: 5,
@@ -55,6 +63,9 @@ async def _limiter(nc: NATS, window_s: int = 60) -> RateLimiter:
         (chat.router, "/api/conversation/chat", LimitClass.CHAT),
         (bots.management, "/api/draftbot/create", LimitClass.BOT_MANAGEMENT),
         (bots.management, "/v1/bot/publish", LimitClass.BOT_MANAGEMENT),
+        (plugins.router, "/v1/plugins", LimitClass.BOT_MANAGEMENT),
+        (plugins.router, "/v1/plugins/{plugin_id}", LimitClass.BOT_MANAGEMENT),
+        (plugins.router, "/v1/plugins/{plugin_id}/refresh", LimitClass.BOT_MANAGEMENT),
         (bots.info, "/v1/bot/get_online_info", LimitClass.BOT_INFO),
         (bots.info, "/v1/bots/{bot_id}", LimitClass.BOT_INFO),
         (bots.info, "/v1/bots", LimitClass.BOT_INFO),

@@ -109,7 +109,13 @@ def registry_under_test(
 ) -> Iterator[RegistryUnderTest]:
     backend: str = request.param
     name = f"registry-{backend}"
-    env = {"COZEPLUS_REGISTRY_MODELS_FILE": str(registry_models_file)}
+    env = {
+        "COZEPLUS_REGISTRY_MODELS_FILE": str(registry_models_file),
+        # MCP discovery may reach the tests' servers on 127.0.0.1, and only there:
+        # 127.0.0.2 stays refused, which the plugin tests check with a listener.
+        "COZEPLUS_REGISTRY_PLUGIN_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "COZEPLUS_REGISTRY_PLUGIN_TIMEOUT_S": "5",
+    }
     with database_for_backend(backend) as database_url:
         url = database_url or f"sqlite:///{work_dir / name / 'registry.db'}"
         process = start_registry(

@@ -30,7 +30,8 @@ def full_config(prompt: str = "You are helpful.") -> pb.BotConfig:
         variables=[pb.Variable(key="city", description="Where", default_value="Paris")],
         tools=[
             pb.ToolRef(type="knowledge_base", knowledge_id=11),
-            pb.ToolRef(type="plugin", plugin_id=22),
+            # Plugin bindings need a real plugin: test_registry_plugins.py covers them.
+            pb.ToolRef(type="knowledge_base", knowledge_id=22),
         ],
     )
 
@@ -268,7 +269,7 @@ async def test_update_config_mask_replaces_only_listed_paths(
             config=pb.BotConfig(
                 prompt="new prompt",
                 model=pb.ModelSettings(model_id="echo", max_tokens=64),
-                tools=[pb.ToolRef(type="plugin", plugin_id=99)],
+                tools=[pb.ToolRef(type="knowledge_base", knowledge_id=99)],
             ),
             # model.temperature is listed but unset in the patch: it is cleared.
             update_mask=FieldMask(
@@ -280,7 +281,7 @@ async def test_update_config_mask_replaces_only_listed_paths(
     expected.model.max_tokens = 64
     expected.model.ClearField("temperature")
     del expected.tools[:]
-    expected.tools.append(pb.ToolRef(type="plugin", plugin_id=99))
+    expected.tools.append(pb.ToolRef(type="knowledge_base", knowledge_id=99))
     assert patched.config == expected, "model_id, top_p and the rest must be untouched"
     assert patched.updated_at >= bot.updated_at
 

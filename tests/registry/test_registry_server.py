@@ -78,6 +78,7 @@ def test_migrated_schema_matches_the_models(registry_under_test: RegistryUnderTe
 
 INITIAL_TABLES = {"users", "sessions", "api_keys", "bots", "bot_versions"}
 CONVERSATION_TABLES = {"conversations", "messages", "chat_runs"}
+PLUGIN_TABLES = {"plugins", "plugin_tools"}
 SDK_SURFACE_TABLES = {"user_emails", "bot_unpublished", "message_feedback", "user_variables"}
 LIVENESS_TABLES = {"registry_leases"}
 KNOWLEDGE_TABLES = {
@@ -100,6 +101,8 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         ("0002", True, INITIAL_TABLES | CONVERSATION_TABLES),
         ("0001", False, INITIAL_TABLES),
         ("base", False, set()),
+        ("0004", True, INITIAL_TABLES | CONVERSATION_TABLES | PLUGIN_TABLES),
+        ("0003", False, INITIAL_TABLES | CONVERSATION_TABLES),
         ("head", True, set(metadata.tables) | FTS_TABLES),
     )
     try:
@@ -118,6 +121,7 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
             | SDK_SURFACE_TABLES
             | LIVENESS_TABLES
             | KNOWLEDGE_TABLES
+            | PLUGIN_TABLES
         )
     finally:
         engine.dispose()

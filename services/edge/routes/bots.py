@@ -3,11 +3,14 @@ from the registry. Draft → publish → online; every publish freezes a numbere
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
+import grpc
 from fastapi import APIRouter, Path, Query
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from cozeplus.rpc.v1 import plugins_pb2 as ppb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from services.edge import bot_mapping
 from services.edge.core.auth import Principal
@@ -101,6 +104,35 @@ async def _latest_version(runtime: EdgeRuntime, user: Principal, bot_id: int) ->
     )
 
 
+async def _bound_plugins(
+    runtime: EdgeRuntime, user: Principal, config: pb.BotConfig
+) -> dict[int, ppb.Plugin]:
+    """The plugins a config binds, for `plugin_info_list` (a deleted one is not found, and
+    listed by its id alone)."""
+
+    async def get(plugin_id: int) -> ppb.Plugin | None:
+        try:
+            return await runtime.registry.plugins.GetPlugin(
+                ppb.PluginRef(owner_id=user.user_id, plugin_id=plugin_id)
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    found = await asyncio.gather(*(get(i) for i in bot_mapping.bound_plugin_ids(config)))
+    return {p.id: p for p in found if p is not None}
+
+
+async def _v1_draft(runtime: EdgeRuntime, user: Principal, bot: pb.Bot) -> V1Bot:
+    return bot_mapping.v1_bot_from_draft(bot, await _bound_plugins(runtime, user, bot.config))
+
+
+async def _v1_version(runtime: EdgeRuntime, user: Principal, version: pb.BotVersion) -> V1Bot:
+    plugins = await _bound_plugins(runtime, user, version.config)
+    return bot_mapping.v1_bot_from_version(version, plugins)
+
+
 # ------------------------------------------------------------------------------- /api
 
 
@@ -146,21 +178,21 @@ async def api_delete_bot(
 async def v1_create_bot(
     body: CreateBotRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[V1Bot]:
-    return ok(bot_mapping.v1_bot_from_draft(await _create(runtime, user, body)))
+    return ok(await _v1_draft(runtime, user, await _create(runtime, user, body)))
 
 
 @management.post("/v1/bot/update", tags=["bots (/v1)"], summary="Update a draft bot (official API)")
 async def v1_update_bot(
     body: UpdateBotRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[V1Bot]:
-    return ok(bot_mapping.v1_bot_from_draft(await _update(runtime, user, body)))
+    return ok(await _v1_draft(runtime, user, await _update(runtime, user, body)))
 
 
 @management.post("/v1/bot/publish", tags=["bots (/v1)"], summary="Publish the draft (official API)")
 async def v1_publish_bot(
     body: BotIdRequest, user: CurrentUser, runtime: Runtime
 ) -> Envelope[V1Bot]:
-    return ok(bot_mapping.v1_bot_from_version(await _publish(runtime, user, body.bot_id)))
+    return ok(await _v1_version(runtime, user, await _publish(runtime, user, body.bot_id)))
 
 
 @info.get(
@@ -171,7 +203,7 @@ async def v1_publish_bot(
 async def v1_get_online_info(
     bot_id: Annotated[Id, Query()], user: CurrentUser, runtime: Runtime
 ) -> Envelope[V1Bot]:
-    return ok(bot_mapping.v1_bot_from_version(await _latest_version(runtime, user, bot_id)))
+    return ok(await _v1_version(runtime, user, await _latest_version(runtime, user, bot_id)))
 
 
 @info.get("/v1/bots/{bot_id}", tags=["bots (/v1)"], summary="Bot details")
@@ -188,8 +220,8 @@ async def v1_get_bot(
         draft = await runtime.registry.bots.GetDraft(
             pb.BotRef(owner_id=user.user_id, bot_id=bot_id)
         )
-        return ok(bot_mapping.v1_bot_from_draft(draft))
-    return ok(bot_mapping.v1_bot_from_version(await _latest_version(runtime, user, bot_id)))
+        return ok(await _v1_draft(runtime, user, draft))
+    return ok(await _v1_version(runtime, user, await _latest_version(runtime, user, bot_id)))
 
 
 PublishStatus = Literal["all", "published_online", "published_draft", "unpublished_draft"]

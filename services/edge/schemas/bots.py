@@ -51,6 +51,9 @@ class ToolIn(RequestModel):
     type: ToolType
     knowledge_id: Id | None = None
     plugin_id: Id | None = None
+    api_name: str | None = Field(
+        default=None, description="plugin: bind only this tool; absent or empty: every tool."
+    )
 
     @model_validator(mode="after")
     def _id_for_type(self) -> ToolIn:
@@ -75,6 +78,8 @@ class KnowledgeIn(RequestModel):
 
 class PluginIdIn(RequestModel):
     plugin_id: Id
+    # Absent, empty or "0": every tool of the plugin (the SDKs always send the field).
+    api_id: str | None = Field(default=None, pattern=r"^[0-9]{0,19}$")
 
 
 class PluginIdListIn(RequestModel):
@@ -162,6 +167,11 @@ class KnowledgeTool(ResponseModel):
 class PluginTool(ResponseModel):
     type: Literal[ToolType.PLUGIN] = ToolType.PLUGIN
     plugin_id: str
+    api_name: str | None = Field(
+        default=None,
+        description="Absent: every tool of the plugin.",
+        exclude_if=lambda v: v is None,
+    )
 
 
 class PromptInfo(ResponseModel):
@@ -190,12 +200,18 @@ class Knowledge(ResponseModel):
     min_score: float = 0.0
 
 
+class PluginApiInfo(ResponseModel):
+    api_id: str
+    name: str
+    description: str
+
+
 class PluginInfo(ResponseModel):
     plugin_id: str
     name: str = ""
     description: str = ""
     icon_url: str = ""
-    api_info_list: list[dict[str, str]] = Field(default_factory=list)
+    api_info_list: list[PluginApiInfo] = Field(default_factory=list)
 
 
 class BotVariable(ResponseModel):

@@ -113,7 +113,13 @@ def config_from_proto(message: pb.BotConfig) -> bots.BotConfig:
             for v in message.variables
         ),
         tools=tuple(
-            bots.ToolRef(type=t.type, knowledge_id=t.knowledge_id, plugin_id=t.plugin_id)
+            bots.ToolRef(
+                type=t.type,
+                knowledge_id=t.knowledge_id,
+                plugin_id=t.plugin_id,
+                api_id=t.api_id,
+                api_name=t.api_name,
+            )
             for t in message.tools
         ),
         knowledge=bots.KnowledgeSettings(
@@ -149,7 +155,13 @@ def config_to_proto(config: bots.BotConfig) -> pb.BotConfig:
             for v in config.variables
         ],
         tools=[
-            pb.ToolRef(type=t.type, knowledge_id=t.knowledge_id, plugin_id=t.plugin_id)
+            pb.ToolRef(
+                type=t.type,
+                knowledge_id=t.knowledge_id,
+                plugin_id=t.plugin_id,
+                api_id=t.api_id,
+                api_name=t.api_name,
+            )
             for t in config.tools
         ],
         # Absent while at its defaults, so configs written before it existed read back equal.

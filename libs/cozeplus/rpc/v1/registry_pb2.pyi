@@ -125,19 +125,28 @@ class ToolRef(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     KNOWLEDGE_ID_FIELD_NUMBER: _builtins.int
     PLUGIN_ID_FIELD_NUMBER: _builtins.int
+    API_ID_FIELD_NUMBER: _builtins.int
+    API_NAME_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     knowledge_id: _builtins.int
     plugin_id: _builtins.int
+    api_id: _builtins.int
+    """plugin: the one tool bound, by id or by name (either is enough on input; the registry
+    fills in the other when it stores the binding). Neither: every tool of the plugin.
+    """
+    api_name: _builtins.str
     def __init__(
         self,
         *,
         type: _builtins.str = ...,
         knowledge_id: _builtins.int = ...,
         plugin_id: _builtins.int = ...,
+        api_id: _builtins.int = ...,
+        api_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["knowledge_id", b"knowledge_id", "plugin_id", b"plugin_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_id", b"api_id", "api_name", b"api_name", "knowledge_id", b"knowledge_id", "plugin_id", b"plugin_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

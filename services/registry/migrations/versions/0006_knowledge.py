@@ -117,6 +117,9 @@ def downgrade() -> None:
         op.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
     else:
         op.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
+        # pgvector's copies, made at start-up where the extension exists (knowledge_vectors.py);
+        # they reference knowledge_chunks.
+        op.execute("DROP TABLE IF EXISTS knowledge_chunk_vectors")
     op.drop_index("ix_knowledge_chunks_dataset_id", table_name="knowledge_chunks")
     op.drop_index("ix_knowledge_chunks_document_id", table_name="knowledge_chunks")
     op.drop_table("knowledge_chunks")

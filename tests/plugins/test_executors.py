@@ -1,0 +1,235 @@
+"""The runner's plugin executors end to end below the chat loop: a real registry resolves a
+bot's tools (secrets included), RegistryToolSource builds them, and they call a real local
+HTTP API and a real MCP server (from the mcp SDK) through the outbound rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from cozeplus.outbound import OutboundPolicy, parse_networks
+from cozeplus.rpc.v1 import plugins_pb2 as ppb
+from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
+from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
+from cozeplus.service_auth import find_token, service_aio_channel
+from cozeplus.vocabulary import PluginType
+from services.runner.tools.base import Tool
+from services.runner.tools.registry_source import RegistryToolSource
+from tests.conftest import Account
+from tests.plugins.servers import (
+    ApiCalls,
+    McpSeen,
+    mcp_app,
+    serve_in_thread,
+    weather_api,
+    weather_openapi,
+)
+
+SECRET = "runner-SECRET-token-5772156649"
+CAP = 64_000
+
+
+class RefusedListener:
+    """A socket listening on 127.0.0.2 (refused by the policy): the kernel would queue any
+    connection attempt, so a pending accept proves the rules were broken."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.2", 0))
+        self.sock.listen(8)
+        self.sock.setblocking(False)
+        self.url = f"http://127.0.0.2:{self.sock.getsockname()[1]}"
+
+    def was_contacted(self) -> bool:
+        try:
+            connection, _ = self.sock.accept()
+        except BlockingIOError:
+            return False
+        connection.close()
+        return True
+
+
+@dataclass
+class Servers:
+    api: str
+    calls: ApiCalls
+    mcp: str
+    mcp_seen: McpSeen
+    refused: RefusedListener
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    refused = RefusedListener()
+    calls = ApiCalls()
+    seen = McpSeen()
+    with (
+        serve_in_thread(weather_api(calls, refused.url)) as api,
+        serve_in_thread(mcp_app(seen)) as mcp,
+    ):
+        yield Servers(api, calls, mcp + "/mcp", seen, refused)
+    refused.sock.close()
+
+
+@pytest.fixture
+async def tools(
+    servers: Servers, registry_addr: str, make_account: Callable[..., Account]
+) -> dict[str, Tool]:
+    owner = make_account().user_id
+    async with service_aio_channel(registry_addr, find_token()) as channel:
+        plugins = PluginsStub(channel)
+        bots = BotRegistryStub(channel)
+        weather = await plugins.CreatePlugin(
+            ppb.CreatePluginRequest(
+                owner_id=owner,
+                spec=ppb.PluginSpec(
+                    name="weather",
+                    type="openapi",
+                    openapi=weather_openapi(servers.api),
+                    auth=ppb.PluginAuth(type="api_key", location="query", name="key", value=SECRET),
+                ),
+            )
+        )
+        calc = await plugins.CreatePlugin(
+            ppb.CreatePluginRequest(
+                owner_id=owner,
+                spec=ppb.PluginSpec(name="calc", type="mcp", mcp_url=servers.mcp),
+            )
+        )
+        device = await plugins.CreatePlugin(
+            ppb.CreatePluginRequest(
+                owner_id=owner,
+                spec=ppb.PluginSpec(
+                    name="device",
+                    type="local",
+                    functions_json='[{"name": "get_location", "parameters": {"type": "object"}}]',
+                ),
+            )
+        )
+        bot = await bots.CreateDraft(
+            pb.CreateDraftRequest(
+                owner_id=owner,
+                name="agent",
+                config=pb.BotConfig(
+                    tools=[
+                        pb.ToolRef(type="plugin", plugin_id=p.id) for p in (weather, calc, device)
+                    ]
+                ),
+            )
+        )
+        policy = OutboundPolicy(
+            allowed_networks=parse_networks("127.0.0.1/32"),
+            timeout_s=2.0,
+            max_response_bytes=CAP,
+        )
+        source = RegistryToolSource(PluginsStub(channel), policy)  # type: ignore[arg-type]
+        resolved = await source.tools_for(
+            owner_id=owner, bot_id=bot.id, bot_version=0, config=bot.config
+        )
+        return {t.definition.name: t for t in resolved}
+
+
+async def test_source_builds_one_executor_per_plugin_type(tools: dict[str, Tool]) -> None:
+    assert list(tools) == [
+        "get_weather",
+        "add_note",
+        "always_fails",
+        "hangs",
+        "huge_answer",
+        "redirects_away",
+        "add",
+        "slow",
+        "big",
+        "explode",
+        "get_location",
+    ]
+    assert tools["get_weather"].plugin_type == PluginType.OPENAPI
+    assert tools["add"].plugin_type == PluginType.MCP
+    assert tools["get_location"].plugin_type == PluginType.LOCAL
+    assert tools["get_weather"].definition.parameters["required"] == ["city"]
+    assert tools["get_weather"].api_id > 0 and tools["get_weather"].plugin_id > 0
+
+
+async def test_openapi_call_sends_path_query_header_and_auth(
+    tools: dict[str, Tool], servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    output = await tools["get_weather"].call({"city": "São Paulo", "units": "c", "X-Trace": "t1"})
+    assert not output.is_error, output
+    assert json.loads(output.content) == {"city": "São Paulo", "temp_c": 21, "units": "c"}
+    seen = servers.calls.requests[-1]
+    assert seen["path"] == "/weather/São Paulo"
+    assert seen["query"] == {"units": "c", "key": SECRET}
+    assert seen["headers"]["x-trace"] == "t1"
+    # The key travels in the query string; no log line may carry it (httpx2 logs URLs).
+    assert SECRET not in caplog.text
+
+
+async def test_openapi_json_body(tools: dict[str, Tool], servers: Servers) -> None:
+    output = await tools["add_note"].call({"body": {"text": "buy milk"}})
+    assert not output.is_error and json.loads(output.content) == {"saved": {"text": "buy milk"}}
+    assert servers.calls.requests[-1]["body"] == {"text": "buy milk"}
+
+
+async def test_openapi_failures_are_error_outputs(tools: dict[str, Tool], servers: Servers) -> None:
+    missing = await tools["get_weather"].call({})
+    assert missing.is_error and "missing required argument 'city'" in missing.content
+
+    failed = await tools["always_fails"].call({})
+    assert failed.is_error and "HTTP 500" in failed.content and "boom" in failed.content
+
+    hung = await tools["hangs"].call({})
+    assert hung.is_error and "timed out after 2s" in hung.content
+
+    huge = await tools["huge_answer"].call({})
+    assert not huge.is_error
+    assert huge.content.startswith("x" * 1000) and len(huge.content) < CAP + 200
+    assert f"more than {CAP} bytes" in huge.content
+
+    redirected = await tools["redirects_away"].call({})
+    assert redirected.is_error and "refused by the outbound rules" in redirected.content
+    assert "127.0.0.2" in redirected.content
+    assert not servers.refused.was_contacted()
+
+
+async def test_openapi_refuses_a_server_outside_the_allowed_networks(
+    servers: Servers, tools: dict[str, Tool]
+) -> None:
+    strict = RegistryToolSource(None, OutboundPolicy())  # type: ignore[arg-type]
+    resolved = tools["get_weather"]
+    assert isinstance(resolved, object)
+    tool = strict._tool(resolved._resolved)  # type: ignore[attr-defined]
+    before = len(servers.calls.requests)
+    output = await tool.call({"city": "Paris"})
+    assert output.is_error and "127.0.0.1 is a loopback address" in output.content
+    assert len(servers.calls.requests) == before
+
+
+async def test_mcp_tools(tools: dict[str, Tool]) -> None:
+    added = await tools["add"].call({"a": 2, "b": 40})
+    assert (added.content, added.is_error) == ("42", False)
+    exploded = await tools["explode"].call({})
+    assert exploded.is_error and "explode" in exploded.content
+    big = await tools["big"].call({"size": CAP * 3})
+    assert not big.is_error and big.content.startswith("y" * 1000)
+    assert big.content.endswith(f"[output cut: the tool returned more than {CAP} bytes]")
+    assert len(big.content) < CAP + 100
+    slow = await tools["slow"].call({"seconds": 30})
+    assert slow.is_error and "timed out after 2s" in slow.content
+
+
+async def test_local_functions_are_not_run_by_the_runner(tools: dict[str, Tool]) -> None:
+    output = await tools["get_location"].call({})
+    assert output.is_error and "runs on the client" in output.content
+
+
+async def test_no_plugins_means_no_registry_call() -> None:
+    source = RegistryToolSource(None, OutboundPolicy())  # type: ignore[arg-type]
+    tools = await source.tools_for(owner_id=1, bot_id=2, bot_version=0, config=pb.BotConfig())
+    assert tools == []
