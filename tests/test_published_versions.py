@@ -105,3 +105,16 @@ def test_malformed_change_messages_are_ignored() -> None:
     assert bot_id_of(b'{"bot_id": true}') is None
     assert bot_id_of(b'{"bot": 1}') is None
     assert bot_id_of(bot_changed_payload(42)) == 42
+
+
+async def test_concurrent_misses_share_one_lookup() -> None:
+    registry = Registry()
+    cache = PublishedVersionCache(registry.fetch, ttl_s=30, enabled=True)
+    registry.gate = asyncio.Event()
+    waiting = [asyncio.create_task(cache.get(1, 7)) for _ in range(50)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # one caller giving up does not cancel the others' lookup
+    registry.gate.set()
+    answers = await asyncio.gather(*waiting[1:])
+    assert answers == [(1, 7, 1)] * 49
+    assert registry.calls == 1

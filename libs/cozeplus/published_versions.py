@@ -13,6 +13,7 @@ generation did not move while it was fetched.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -43,6 +44,7 @@ class PublishedVersionCache(Generic[V]):
         self._clock = clock
         self._entries: OrderedDict[Key, tuple[float, V]] = OrderedDict()
         self._generation = 0
+        self._inflight: dict[Key, asyncio.Future[V]] = {}
         # Off until the NATS connection is up (set_enabled), as invalidations need it.
         self._enabled = enabled
         self.hits = 0
@@ -56,8 +58,25 @@ class PublishedVersionCache(Generic[V]):
             self.hits += 1
             return entry[1]
         self.misses += 1
-        generation = self._generation
-        value = await self._fetch(owner_id, bot_id)
+        # One lookup per key at a time: a burst of chats for a bot not cached yet (a cold
+        # edge, an expiry, a publish) waits for the same answer instead of sending the
+        # registry a call each (2,000 at once failed some of them).
+        fetching = self._inflight.get(key)
+        if fetching is None:
+            fetching = asyncio.ensure_future(self._fetch_and_store(key, now, self._generation))
+            self._inflight[key] = fetching
+            fetching.add_done_callback(lambda done: self._forget_lookup(key, done))
+        # Shielded: one waiter going away must not cancel the lookup the others wait for.
+        return await asyncio.shield(fetching)
+
+    def _forget_lookup(self, key: Key, done: asyncio.Future[V]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+        if not done.cancelled():
+            done.exception()  # seen here, so a failure nobody waited for is not logged twice
+
+    async def _fetch_and_store(self, key: Key, now: float, generation: int) -> V:
+        value = await self._fetch(*key)
         if self._enabled and self._ttl_s > 0 and generation == self._generation:
             self._entries[key] = (now + self._ttl_s, value)
             self._entries.move_to_end(key)
@@ -67,6 +86,9 @@ class PublishedVersionCache(Generic[V]):
 
     def invalidate_bot(self, bot_id: int) -> None:
         self._generation += 1
+        # Lookups under way may return what was true before: later callers start anew.
+        for key in [k for k in self._inflight if k[1] == bot_id]:
+            del self._inflight[key]
         for key in [k for k in self._entries if k[1] == bot_id]:
             del self._entries[key]
 
@@ -74,6 +96,7 @@ class PublishedVersionCache(Generic[V]):
         """Follows the NATS connection: without it invalidations could go unheard."""
         self._generation += 1
         self._entries.clear()
+        self._inflight.clear()
         self._enabled = enabled
 
     async def on_changed_message(self, msg: Any) -> None:
