@@ -20,7 +20,9 @@ The mock answers at once, so the figures are the system's own cost. Scenarios: c
 model asks for 0, 1 and 3 rounds before it answers, for each kind; chats run one after another
 (latency, not throughput).
 
-Prints a markdown table; asserts nothing. The work directory (logs) is kept only on errors.
+Prints a markdown table; stops with an error if a chat does not take its rounds of its kind
+or does not complete, and asserts nothing about the figures. The work directory (logs) is kept
+only on errors.
 """
 
 from __future__ import annotations
