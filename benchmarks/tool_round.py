@@ -4,28 +4,40 @@
     .venv/bin/python benchmarks/tool_round.py --chats 100
 
 It starts its own system on loopback ports (NATS with JetStream, the registry on SQLite, one
-edge, one runner, the mock model), the bot's tool a local plugin made through /v1/plugins
-(the registry's Plugins service resolves it for the runner). The rounds are
-client-side (`local`) function calls: each round is model call -> function_call stored and
-published -> pause in requires_action -> `submit_tool_outputs` -> queued again -> resumed by
-the runner from the registry -> next model call. The mock answers at once, so the figures are
-the system's own cost. Scenarios: chats whose model asks for 0, 1 and 3 rounds before it
-answers; chats run one after another (latency, not throughput). A server-side round (OpenAPI,
-MCP) saves the pause, the submit and the re-queue but adds the tool's own call.
+edge, one runner, the mock model) and makes the bots' tools through /v1/plugins (the
+registry's Plugins service resolves them for the runner). Two kinds of round:
 
-Prints a markdown table; asserts nothing. The work directory (logs) is kept only on errors.
+- client-side (`local` plugin): model call -> function_call stored and published -> pause in
+  requires_action -> `submit_tool_outputs` -> queued again -> resumed by the runner from the
+  registry -> next model call;
+- server-side (`openapi` plugin): model call -> function_call stored and published -> the
+  runner calls the operation over HTTP (outbound safety checks included) -> tool_response
+  stored and published -> next model call. The API is a local HTTP server this benchmark
+  starts on 127.0.0.1 (the runner is allowed 127.0.0.1/32, as in the tests); it answers at
+  once, and the benchmark checks it got exactly one request per round.
+
+The mock answers at once, so the figures are the system's own cost. Scenarios: chats whose
+model asks for 0, 1 and 3 rounds before it answers, for each kind; chats run one after another
+(latency, not throughput).
+
+Prints a markdown table; stops with an error if a chat does not take its rounds of its kind
+or does not complete, and asserts nothing about the figures. The work directory (logs) is kept
+only on errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +58,62 @@ from services.cli.system import (
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROUNDS = (0, 1, 3)
+KINDS = ("local", "openapi")
+LOOPBACK = "127.0.0.1/32"
+
+
+def location_openapi(server_url: str) -> str:
+    return json.dumps(
+        {
+            "openapi": "3.1.0",
+            "info": {"title": "Location", "version": "1"},
+            "servers": [{"url": server_url}],
+            "paths": {
+                "/location": {
+                    "get": {
+                        "operationId": "get_location",
+                        "parameters": [{"name": "p", "in": "query", "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "ok"}},
+                    }
+                }
+            },
+        }
+    )
+
+
+class LocationApi:
+    """The server-side tool: a real HTTP API on loopback that counts the calls it answers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                api.calls += 1
+                body = b'{"city": "Paris"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # no line per request on stderr
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LocationApi:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def cpu_ms(process: ServiceProcess) -> float:
@@ -54,11 +122,11 @@ def cpu_ms(process: ServiceProcess) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / CLK_TCK
 
 
-def _chat(reply: httpx.Response) -> dict[str, Any]:
+def _data(reply: httpx.Response) -> dict[str, Any]:
     if reply.status_code != 200:
         raise RuntimeError(f"HTTP {reply.status_code}: {reply.text}")
-    chat: dict[str, Any] = reply.json()["data"]
-    return chat
+    data: dict[str, Any] = reply.json()["data"]
+    return data
 
 
 def run_chat(http: httpx.Client, bot_id: str) -> int:
@@ -72,7 +140,7 @@ def run_chat(http: httpx.Client, bot_id: str) -> int:
             "additional_messages": [{"role": "user", "content": "where?", "content_type": "text"}],
         },
     )
-    chat = _chat(reply)
+    chat = _data(reply)
     rounds = 0
     while chat["status"] == "requires_action":
         rounds += 1
@@ -85,10 +153,42 @@ def run_chat(http: httpx.Client, bot_id: str) -> int:
                 "stream": False,
             },
         )
-        chat = _chat(reply)
+        chat = _data(reply)
     if chat["status"] != "completed":
         raise RuntimeError(f"chat ended {chat['status']}: {chat['last_error']}")
     return rounds
+
+
+def print_table(results: dict[tuple[str, int], tuple[list[float], float]], chats: int) -> None:
+    columns = [(k, r) for k in KINDS for r in ROUNDS]
+    print(f"| tool rounds per chat | {' | '.join(f'{k} {r}' for k, r in columns)} |")
+    print(f"|---|{'---|' * len(columns)}")
+
+    def median(column: tuple[str, int]) -> float:
+        return statistics.median(results[column][0])
+
+    rows = [
+        ("chat latency, median (ms)", [median(c) for c in columns]),
+        (
+            "chat latency, p95 (ms)",
+            [statistics.quantiles(results[c][0], n=20)[-1] for c in columns],
+        ),
+        ("runner CPU per chat (ms)", [results[c][1] for c in columns]),
+        (
+            "added latency per round, median (ms)",
+            [(median((k, r)) - median((k, 0))) / r if r else 0.0 for k, r in columns],
+        ),
+        (
+            "added runner CPU per round (ms)",
+            [(results[k, r][1] - results[k, 0][1]) / r if r else 0.0 for k, r in columns],
+        ),
+    ]
+    for name, values in rows:
+        print(f"| {name} | {' | '.join(f'{v:.1f}' for v in values)} |")
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\n{chats} chats per scenario, one at a time, on {os.cpu_count()} CPUs")
+    # Other work on the machine shows here; with a high load, the latencies are loaded ones.
+    print(f"load average at the end (1, 5, 15 min): {load}")
 
 
 def main() -> int:
@@ -132,7 +232,10 @@ def main() -> int:
                     port=free_port(),
                     nats_url=nats.url,
                     log_dir=logs,
-                    extra_env={"COZEPLUS_REGISTRY_MODELS_FILE": str(models)},
+                    extra_env={
+                        "COZEPLUS_REGISTRY_MODELS_FILE": str(models),
+                        "COZEPLUS_REGISTRY_PLUGIN_ALLOWED_NETWORKS": LOOPBACK,
+                    },
                 )
             )
             registry_addr = registry.env["COZEPLUS_REGISTRY_LISTEN"]
@@ -152,7 +255,11 @@ def main() -> int:
                     registry_addr=registry_addr,
                     nats_url=nats.url,
                     log_dir=logs,
-                    extra_env={"COZEPLUS_RUNNER_MODELS_FILE": str(models)},
+                    extra_env={
+                        "COZEPLUS_RUNNER_MODELS_FILE": str(models),
+                        # The benchmark's plugin API listens on loopback, refused by default.
+                        "COZEPLUS_RUNNER_PLUGIN_ALLOWED_NETWORKS": LOOPBACK,
+                    },
                 )
             )
             with service_channel(registry_addr) as channel:
@@ -163,28 +270,38 @@ def main() -> int:
                 token = accounts.CreateApiKey(pb.CreateApiKeyRequest(user_id=user.id, name="b"))
             edge_url = f"http://127.0.0.1:{edge.env['COZEPLUS_EDGE_PORT']}"
             headers = {"Authorization": f"Bearer {token.token}"}
-            results: dict[int, tuple[list[float], float]] = {}
-            with httpx.Client(base_url=edge_url, headers=headers, timeout=60) as http:
-                for rounds in ROUNDS:
-                    key = f"[bench-{rounds}]"
+            results: dict[tuple[str, int], tuple[list[float], float]] = {}
+            with (
+                httpx.Client(base_url=edge_url, headers=headers, timeout=60) as http,
+                LocationApi() as location_api,
+            ):
+                local_plugin = {
+                    "name": "device",
+                    "type": "local",
+                    "functions": [{"name": "get_location", "parameters": {"type": "object"}}],
+                }
+                openapi_plugin = {
+                    "name": "location",
+                    "type": "openapi",
+                    "openapi": location_openapi(location_api.url),
+                }
+                for kind, rounds in [(k, r) for k in KINDS for r in ROUNDS]:
+                    key = f"[bench-{kind}-{rounds}]"
                     script = [
                         {"tool_calls": [{"name": "get_location", "arguments": {"p": "city"}}]}
                     ] * rounds + [{"reply": "You are in {tool_output}."}]
-                    httpx.post(f"{mock}/mock/scripts", json={"key": key, "rounds": script})
-                    plugin = http.post(
-                        "/v1/plugins",
-                        json={
-                            "name": "device",
-                            "type": "local",
-                            "functions": [
-                                {"name": "get_location", "parameters": {"type": "object"}}
-                            ],
-                        },
-                    ).json()["data"]
+                    scripted = httpx.post(
+                        f"{mock}/mock/scripts", json={"key": key, "rounds": script}
+                    )
+                    scripted.raise_for_status()
+                    made = http.post(
+                        "/v1/plugins", json=local_plugin if kind == "local" else openapi_plugin
+                    )
+                    plugin = _data(made)
                     created = http.post(
                         "/api/draftbot/create",
                         json={
-                            "name": f"bench {rounds}",
+                            "name": f"bench {kind} {rounds}",
                             "prompt": f"bench {key}",
                             "model": "mock",
                             "tools": [{"type": "plugin", "plugin_id": plugin["plugin_id"]}],
@@ -198,37 +315,27 @@ def main() -> int:
                     latencies: list[float] = []
                     cpu_before = cpu_ms(runner)
                     for _ in range(args.chats):
+                        calls_before = location_api.calls
                         began = time.perf_counter()
-                        assert run_chat(http, bot_id) == rounds
+                        paused = run_chat(http, bot_id)
                         latencies.append((time.perf_counter() - began) * 1000)
-                    results[rounds] = (latencies, (cpu_ms(runner) - cpu_before) / args.chats)
-                    print(f"{rounds} rounds: done", file=sys.stderr)
+                        # Each scenario must really take its rounds, of its own kind.
+                        served = location_api.calls - calls_before
+                        expected = (rounds, 0) if kind == "local" else (0, rounds)
+                        if (paused, served) != expected:
+                            raise RuntimeError(
+                                f"{kind} chat took {paused} client / {served} server rounds, "
+                                f"not {rounds}"
+                            )
+                    results[kind, rounds] = (
+                        latencies,
+                        (cpu_ms(runner) - cpu_before) / args.chats,
+                    )
+                    print(f"{kind}, {rounds} rounds: done", file=sys.stderr)
         finally:
             for service in reversed(services):
                 service.stop()
-    base = statistics.median(results[0][0])
-    base_cpu = results[0][1]
-    print(f"| tool rounds per chat | {' | '.join(str(r) for r in ROUNDS)} |")
-    print(f"|---|{'---|' * len(ROUNDS)}")
-    rows = [
-        ("chat latency, median (ms)", [statistics.median(results[r][0]) for r in ROUNDS]),
-        (
-            "chat latency, p95 (ms)",
-            [statistics.quantiles(results[r][0], n=20)[-1] for r in ROUNDS],
-        ),
-        ("runner CPU per chat (ms)", [results[r][1] for r in ROUNDS]),
-        (
-            "added latency per round, median (ms)",
-            [(statistics.median(results[r][0]) - base) / r if r else 0.0 for r in ROUNDS],
-        ),
-        (
-            "added runner CPU per round (ms)",
-            [(results[r][1] - base_cpu) / r if r else 0.0 for r in ROUNDS],
-        ),
-    ]
-    for name, values in rows:
-        print(f"| {name} | {' | '.join(f'{v:.1f}' for v in values)} |")
-    print(f"\n{args.chats} chats per scenario, one at a time, on {os.cpu_count()} CPUs")
+    print_table(results, args.chats)
     shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -361,7 +361,8 @@ def v1_summary_from_draft(bot: pb.Bot) -> V1BotSummary:
         name=bot.name,
         description=bot.description,
         icon_url=bot.icon_url,
-        is_published=bot.latest_version > 0,
+        # An unpublished bot keeps its versions but is offline until the next publish.
+        is_published=bot.latest_version > 0 and not bot.unpublished,
         version=str(bot.latest_version),
         updated_at=bot.updated_at,
         published_at=bot.published_at,

@@ -154,6 +154,8 @@ class Draft:
     updated_at: int
     latest_version: int
     published_at: int
+    # Taken offline by unpublish (a bot_unpublished row) until the next publish.
+    unpublished: bool
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ class BotService:
                 updated_at=now,
             )
             session.add(record)
-            return _draft_from_record(record)
+            return _draft_from_record(record, unpublished=False)
 
         return await self._db.write(work)
 
@@ -262,7 +264,7 @@ class BotService:
                 for field, value in changes.items():
                     setattr(record, field, value)
                 record.updated_at = int(time.time())
-            return _draft_from_record(record)
+            return _draft_from_record(record, unpublished=_is_unpublished(session, record.id))
 
         return await self._db.write(work)
 
@@ -304,7 +306,7 @@ class BotService:
             if new_json != record.config:
                 record.config = new_json
                 record.updated_at = int(time.time())
-            return _draft_from_record(record)
+            return _draft_from_record(record, unpublished=_is_unpublished(session, record.id))
 
         return await self._db.write(work)
 
@@ -312,7 +314,10 @@ class BotService:
         _require_owner(owner_id)
         _require_bot_id(bot_id)
         return await self._db.read(
-            lambda session: _draft_from_record(_load_bot(session, owner_id, bot_id))
+            lambda session: _draft_from_record(
+                record := _load_bot(session, owner_id, bot_id),
+                unpublished=_is_unpublished(session, record.id),
+            )
         )
 
     async def list_drafts(
@@ -324,7 +329,8 @@ class BotService:
         published: bool | None = None,
     ) -> Page[Draft]:
         """Newest first. space_id 0 lists every space of the owner; `published` keeps only
-        bots with (True) or without (False) a published version."""
+        bots that are live, i.e. published and not unpublished since (True), or the others:
+        never published or unpublished (False)."""
         _require_owner(owner_id)
         if space_id != 0:
             space_id = _resolve_space(owner_id, space_id)
@@ -333,19 +339,20 @@ class BotService:
             conditions: list[Any] = [BotRecord.owner_id == owner_id, BotRecord.deleted_at == 0]
             if space_id:
                 conditions.append(BotRecord.space_id == space_id)
+            offline = sa.exists().where(col(BotUnpublishedRecord.bot_id) == col(BotRecord.id))
             if published is not None:
-                latest = col(BotRecord.latest_version)
-                conditions.append(latest > 0 if published else latest == 0)
+                live = sa.and_(col(BotRecord.latest_version) > 0, ~offline)
+                conditions.append(live if published else ~live)
             total = session.exec(select(func.count()).select_from(BotRecord).where(*conditions))
-            records = session.exec(
-                select(BotRecord)
+            rows = session.exec(
+                select(BotRecord, offline.label("unpublished"))
                 .where(*conditions)
                 # Ids are time-ordered, so this is creation order without a tie.
                 .order_by(col(BotRecord.id).desc())
                 .offset(page.offset)
                 .limit(page.size)
             )
-            return Page([_draft_from_record(r) for r in records], total.one())
+            return Page([_draft_from_record(r, unpublished=bool(u)) for r, u in rows], total.one())
 
         return await self._db.read(work)
 
@@ -691,7 +698,11 @@ def _load_bot(
     return record
 
 
-def _draft_from_record(record: BotRecord) -> Draft:
+def _is_unpublished(session: Session, bot_id: int) -> bool:
+    return session.get(BotUnpublishedRecord, bot_id) is not None
+
+
+def _draft_from_record(record: BotRecord, *, unpublished: bool) -> Draft:
     return Draft(
         id=record.id,
         owner_id=record.owner_id,
@@ -704,6 +715,7 @@ def _draft_from_record(record: BotRecord) -> Draft:
         updated_at=record.updated_at,
         latest_version=record.latest_version,
         published_at=record.published_at,
+        unpublished=unpublished,
     )
 
 

@@ -87,6 +87,16 @@ def test_unpublish_takes_the_bot_offline_until_the_next_publish(
         space_id=space, publish_status=PublishStatus.PUBLISHED_ONLINE, use_api_version=2
     )
     assert bot_id not in [b.id for b in online.items]
+    # The draft lists are per publish state: an unpublished bot is an unpublished draft.
+    published = coze.bots.list(
+        space_id=space, publish_status=PublishStatus.PUBLISHED_DRAFT, use_api_version=2
+    )
+    assert bot_id not in [b.id for b in published.items]
+    unpublished = coze.bots.list(
+        space_id=space, publish_status=PublishStatus.UNPUBLISHED_DRAFT, use_api_version=2
+    )
+    [offline] = [b for b in unpublished.items if b.id == bot_id]
+    assert offline.is_published is False
     # The draft is still there.
     assert coze.bots.retrieve(bot_id=bot_id, is_published=False, use_api_version=2).bot_id == bot_id
 
@@ -95,6 +105,11 @@ def test_unpublish_takes_the_bot_offline_until_the_next_publish(
     assert again.status_code == 409 and again.json()["msg"] == "bot is unpublished already"
 
     assert api.post("/api/draftbot/publish", json={"bot_id": bot_id}).status_code == 200
+    published = coze.bots.list(
+        space_id=space, publish_status=PublishStatus.PUBLISHED_DRAFT, use_api_version=2
+    )
+    [back] = [b for b in published.items if b.id == bot_id]
+    assert back.is_published is True
     answer = coze.chat.create_and_poll(
         bot_id=bot_id, user_id="u", additional_messages=[Message.build_user_question_text("hi")]
     )

@@ -45,7 +45,7 @@ from tests.fuzz.conftest import Tally, tally
 
 EXAMPLES_PER_MODE = 30
 REQUEST_TIMEOUT_S = 10.0
-UNAUTHENTICATED_PATHS = {"/healthz", "/api/passport/register", "/api/passport/login"}
+UNAUTHENTICATED_PATHS = {"/healthz", "/livez", "/api/passport/register", "/api/passport/login"}
 SCHEMA_CHECKS = [response_schema_conformance, content_type_conformance, status_code_conformance]
 
 

@@ -11,11 +11,14 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.rpc.v1 import user_state_pb2 as us
+from cozeplus.rpc.v1.user_state_pb2_grpc import BotPublishingStub
 from tests.registry.conftest import EXTRA_MODEL_ID
 from tests.registry.rpc_expect import expect_status
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryAsyncStub
+    from cozeplus.rpc.v1.user_state_pb2_grpc import BotPublishingAsyncStub
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -592,3 +595,35 @@ async def test_drafts_filtered_by_published_are_paged_and_counted_by_the_query(
     assert all(b.latest_version == 0 for b in never.bots)
     unfiltered = await bots_rpc.ListDrafts(pb.ListDraftsRequest(owner_id=owner_id))
     assert unfiltered.total == 5
+
+
+async def test_an_unpublished_bot_counts_as_not_published_in_drafts(
+    bots_rpc: BotRegistryAsyncStub, registry_channel: grpc.aio.Channel, owner_id: int
+) -> None:
+    publishing: BotPublishingAsyncStub = BotPublishingStub(registry_channel)  # type: ignore[assignment]
+    live, offline, never = [await create_bot(bots_rpc, owner_id, name=f"b{i}") for i in range(3)]
+    for bot in (live, offline):
+        await bots_rpc.Publish(pb.BotRef(owner_id=owner_id, bot_id=bot.id))
+    await publishing.Unpublish(us.UnpublishRequest(owner_id=owner_id, bot_id=offline.id))
+
+    def drafts(flag: bool | None) -> Awaitable[pb.ListDraftsResponse]:
+        request = pb.ListDraftsRequest(owner_id=owner_id)
+        if flag is not None:
+            request.published = flag
+        return bots_rpc.ListDrafts(request)
+
+    published = await drafts(True)
+    assert [b.id for b in published.bots] == [live.id] and published.total == 1
+    not_published = await drafts(False)
+    assert [b.id for b in not_published.bots] == [never.id, offline.id]
+    assert not_published.total == 2
+    flags = {b.id: (b.latest_version, b.unpublished) for b in (await drafts(None)).bots}
+    assert flags == {live.id: (1, False), offline.id: (1, True), never.id: (0, False)}
+    got = await bots_rpc.GetDraft(pb.BotRef(owner_id=owner_id, bot_id=offline.id))
+    assert got.unpublished
+
+    # Publishing again brings it back online.
+    await bots_rpc.Publish(pb.BotRef(owner_id=owner_id, bot_id=offline.id))
+    assert {b.id for b in (await drafts(True)).bots} == {live.id, offline.id}
+    back = await bots_rpc.GetDraft(pb.BotRef(owner_id=owner_id, bot_id=offline.id))
+    assert not back.unpublished

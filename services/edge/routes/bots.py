@@ -237,7 +237,8 @@ async def v1_list_bots(
         PublishStatus,
         Query(
             description="published_online: latest published versions; all: drafts; "
-            "published_draft / unpublished_draft: drafts with / without a published version."
+            "published_draft / unpublished_draft: drafts that are online (published, not "
+            "unpublished since) / the others."
         ),
     ] = "published_online",
     page_index: PageIndex = 1,

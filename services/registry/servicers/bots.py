@@ -191,6 +191,7 @@ def draft_to_proto(draft: bots.Draft) -> pb.Bot:
         updated_at=draft.updated_at,
         latest_version=draft.latest_version,
         published_at=draft.published_at,
+        unpublished=draft.unpublished,
     )
 
 

@@ -257,6 +257,7 @@ class Bot(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     LATEST_VERSION_FIELD_NUMBER: _builtins.int
     PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    UNPUBLISHED_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     owner_id: _builtins.int
     space_id: _builtins.int
@@ -268,6 +269,8 @@ class Bot(_message.Message):
     latest_version: _builtins.int
     """0 while never published."""
     published_at: _builtins.int
+    unpublished: _builtins.bool
+    """True while taken offline by Unpublish, until the next Publish."""
     @_builtins.property
     def config(self) -> Global___BotConfig: ...
     def __init__(
@@ -284,10 +287,11 @@ class Bot(_message.Message):
         updated_at: _builtins.int = ...,
         latest_version: _builtins.int = ...,
         published_at: _builtins.int = ...,
+        unpublished: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created_at", b"created_at", "description", b"description", "icon_url", b"icon_url", "id", b"id", "latest_version", b"latest_version", "name", b"name", "owner_id", b"owner_id", "published_at", b"published_at", "space_id", b"space_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created_at", b"created_at", "description", b"description", "icon_url", b"icon_url", "id", b"id", "latest_version", b"latest_version", "name", b"name", "owner_id", b"owner_id", "published_at", b"published_at", "space_id", b"space_id", "unpublished", b"unpublished", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -497,8 +501,9 @@ class ListDraftsRequest(_message.Message):
     page_num: _builtins.int
     """1-based page number; the official SDKs page by number."""
     published: _builtins.bool
-    """Unset: every draft. true: only bots with a published version; false: only bots never
-    published (the official list's published_draft / unpublished_draft).
+    """Unset: every draft. true: only live bots (published and not unpublished since); false:
+    the others, never published or unpublished (the official list's published_draft /
+    unpublished_draft).
     """
     def __init__(
         self,
