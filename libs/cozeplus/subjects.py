@@ -24,6 +24,11 @@ def chat_cancel(chat_id: int) -> str:
 # Every runner listens here and stops the chat if it holds it.
 CHAT_CANCEL_ALL = "cozeplus.chat.cancel.*"
 
+# Core NATS broadcast: a bot was published, unpublished or deleted; edges and runners drop
+# what they cached of it (its latest published version, its configurations).
+# Payload: JSON {"bot_id": int}.
+BOT_CHANGED = "cozeplus.bots.changed"
+
 # JetStream work queue of document ingestion jobs: the registry publishes one per new
 # document (message id = document id), knowledge workers share one durable pull consumer.
 KNOWLEDGE_INGEST_STREAM = "COZEPLUS_KNOWLEDGE_INGEST"

@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from cozeplus.file_store import declare_files_bucket
-from cozeplus.subjects import AUTH_REVOKED
+from cozeplus.published_versions import PublishedVersionCache
+from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.subjects import AUTH_REVOKED, BOT_CHANGED
 from services.edge.core.auth import Authenticator
 from services.edge.core.bus import ChatBus
 from services.edge.core.chats import ChatCore, ChatTimings
@@ -51,6 +53,15 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         nats_link = NatsLink(settings.nats_url, replicas=settings.nats_replicas)
         nats_link.subscribe(AUTH_REVOKED, authenticator.on_revoked_message)
         nats_link.on_state_change(authenticator.set_cache_enabled)
+
+        async def fetch_published(owner_id: int, bot_id: int) -> pb.BotVersion:
+            return await registry.bots.GetVersion(
+                pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=0)
+            )
+
+        published_versions = PublishedVersionCache(fetch_published, settings.bot_cache_ttl_s)
+        nats_link.subscribe(BOT_CHANGED, published_versions.on_changed_message)
+        nats_link.on_state_change(published_versions.set_enabled)
         # Until NATS is reached the limiter lets requests through (and counts that in
         # /metrics): the edge serves without NATS, so its limits must not need it either.
         rate_limiter = _rate_limiter(settings)
@@ -72,6 +83,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
                 cancel_wait_s=settings.chat_cancel_wait_s,
             ),
             variables=StoredVariables(registry.variables),
+            published_versions=published_versions,
             liveness=registry.liveness,
         )
         app.state.runtime = EdgeRuntime(

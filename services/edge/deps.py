@@ -27,7 +27,9 @@ from services.edge.runtime import EdgeRuntime
 _LIMIT_CLASS_STATE = "rate_limit_class"
 
 
-def get_runtime(request: Request) -> EdgeRuntime:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency on its thread pool, a thread hand-off on every request (seen in profiles).
+async def get_runtime(request: Request) -> EdgeRuntime:
     return cast(EdgeRuntime, request.app.state.runtime)
 
 
@@ -37,7 +39,7 @@ Runtime = Annotated[EdgeRuntime, Depends(get_runtime)]
 def RateLimitClass(limit_class: LimitClass) -> DependsParam:
     """A router's rate-limit class (wire contract section 6), as a router dependency."""
 
-    def declare(request: Request) -> LimitClass:
+    async def declare(request: Request) -> LimitClass:
         setattr(request.state, _LIMIT_CLASS_STATE, limit_class)
         return limit_class
 

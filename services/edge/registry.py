@@ -3,6 +3,7 @@ service credential, a default deadline and the request's log id on every call.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +34,17 @@ if TYPE_CHECKING:
     )
 
 
-class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
-    """Adds a deadline when the caller set none, and the log id as `x-log-id` metadata so the
-    registry's logs can be joined with ours."""
+# Registry calls one edge has under way at once; the others queue (within their deadline).
+MAX_CALLS_IN_FLIGHT = 128
 
-    def __init__(self, timeout_s: float) -> None:
+
+class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds a deadline when the caller set none, the log id as `x-log-id` metadata so the
+    registry's logs can be joined with ours, and a bound on calls under way."""
+
+    def __init__(self, timeout_s: float, max_in_flight: int = MAX_CALLS_IN_FLIGHT) -> None:
         self.timeout_s = timeout_s
+        self._slots = asyncio.Semaphore(max_in_flight)
 
     async def intercept_unary_unary(
         self,
@@ -55,7 +61,12 @@ class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor):
             credentials=client_call_details.credentials,
             wait_for_ready=client_call_details.wait_for_ready,
         )
-        return await continuation(details, request)
+        # Bounded: 2,000 chats arriving at once sent 2,000 calls down the channel together
+        # and some came back CANCELLED; queued here, they wait their turn within the deadline.
+        async with self._slots:
+            call = await continuation(details, request)
+            await call
+        return call
 
 
 class RegistryClient:

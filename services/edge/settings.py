@@ -27,6 +27,9 @@ class EdgeSettings(BaseSettings):
     # Per-call deadline for registry RPCs, so a hung registry turns into a 503, not a hung client.
     registry_timeout_s: float = Field(default=10.0, gt=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # How long a bot's published version is cached for chats; publish, unpublish and delete
+    # evict it at once (BOT_CHANGED). 0 looks it up for every chat.
+    bot_cache_ttl_s: float = Field(default=30.0, ge=0)
     cookie_secure: bool = False
     # Origins besides the edge's own that may make cookie-authenticated state changes
     # (e.g. a web console served from another host), as scheme://host[:port].

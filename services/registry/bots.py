@@ -8,7 +8,7 @@ owner's personal space, whose id equals the owner's id; there are no shared spac
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,6 +180,7 @@ class BotService:
         ids: IdGenerator,
         catalog: ModelCatalog,
         default_model: str,
+        announce_change: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         if default_model not in catalog:
             raise ValueError(
@@ -190,6 +191,8 @@ class BotService:
         self._ids = ids
         self._catalog = catalog
         self._default_model = default_model
+        # Called with the bot id after a publish, unpublish or delete (caches elsewhere).
+        self._announce_change = announce_change
 
     async def create_draft(
         self,
@@ -363,6 +366,11 @@ class BotService:
             record.deleted_at = int(time.time())
 
         await self._db.write(work)
+        await self._changed(bot_id)
+
+    async def _changed(self, bot_id: int) -> None:
+        if self._announce_change is not None:
+            await self._announce_change(bot_id)
 
     async def publish(self, *, owner_id: int, bot_id: int) -> PublishedVersion:
         _require_owner(owner_id)
@@ -401,7 +409,9 @@ class BotService:
             session.flush()
             return _version_from_records(record, version)
 
-        return await self._db.write(work)
+        published = await self._db.write(work)
+        await self._changed(bot_id)
+        return published
 
     async def get_version(self, *, owner_id: int, bot_id: int, version: int) -> PublishedVersion:
         """version 0 is the latest published version."""
@@ -493,7 +503,9 @@ class BotService:
             session.add(BotUnpublishedRecord(bot_id=record.id, unpublished_at=now, reason=reason))
             return now
 
-        return await self._db.write(work)
+        unpublished_at = await self._db.write(work)
+        await self._changed(bot_id)
+        return unpublished_at
 
     def _validate_config(self, config: BotConfig) -> BotConfig:
         """Check every field; returns the config with the default model filled in."""

@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 
+from cozeplus import event_loop
 from cozeplus.embeddings import EmbeddingClient
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.knowledge_jobs import JetStreamIngestionQueue, ensure_ingest_stream
@@ -42,6 +43,7 @@ from cozeplus.rpc.v1 import user_state_pb2 as us
 from cozeplus.rpc.v1 import user_state_pb2_grpc as us_grpc
 from cozeplus.service_auth import MISSING_TOKEN_MSG, ServiceTokenInterceptor
 from services.registry.accounts import AccountService, NatsRevocationBroadcast
+from services.registry.bot_changes import NatsBotChanges
 from services.registry.bots import BotService
 from services.registry.conversations import ConversationService
 from services.registry.database import Database
@@ -137,7 +139,7 @@ async def _serve_with(
                 lease_node_id(nc, owner, settings.nats_replicas)
             )
         ids = IdGenerator(node_id)
-        bot_service = BotService(database, ids, catalog, settings.default_model)
+        bot_service = BotService(database, ids, catalog, settings.default_model, NatsBotChanges(nc))
         account_service = await asyncio.to_thread(
             # Builds an argon2 hash at start-up; keep it off the event loop.
             AccountService,
@@ -285,4 +287,4 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(settings))
+    event_loop.run(serve(settings))

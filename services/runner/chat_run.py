@@ -126,6 +126,11 @@ class BotConfigCache:
             self._versions[key] = config
         return config
 
+    def invalidate_bot(self, bot_id: int) -> None:
+        """A deleted bot's versions must stop running at once (BOT_CHANGED)."""
+        for key in [k for k in self._versions if k[1] == bot_id]:
+            del self._versions[key]
+
 
 class HandedBack(Exception):
     """The runner is stopping and this chat had not started: back to the queue with it."""

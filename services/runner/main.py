@@ -12,6 +12,7 @@ import socket
 
 from nats.aio.msg import Msg
 
+from cozeplus import event_loop
 from cozeplus.chat_queue import (
     ACK_WAIT_S,
     ensure_chat_stream,
@@ -21,6 +22,7 @@ from cozeplus.chat_queue import (
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.model_catalog import ModelCatalog
 from cozeplus.nats_connection import NatsConnection, declare_key_value
+from cozeplus.published_versions import bot_id_of
 from cozeplus.rpc.v1.conversations_pb2_grpc import ConversationsStub
 from cozeplus.rpc.v1.knowledge_pb2_grpc import KnowledgeStub
 from cozeplus.rpc.v1.liveness_pb2_grpc import RunLivenessStub
@@ -28,6 +30,7 @@ from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.service_auth import service_aio_channel
 from cozeplus.subjects import (
+    BOT_CHANGED,
     CHAT_CANCEL_ALL,
     CHAT_REQUEST_STREAM,
     CHAT_REQUEST_SUBJECT,
@@ -108,7 +111,12 @@ async def serve(settings: RunnerSettings) -> None:
                 max_image_bytes=settings.max_image_bytes,
             ),
         )
-        pool = RunnerPool(deps, settings.concurrency)
+        pool = RunnerPool(
+            deps,
+            settings.concurrency,
+            memory_limit_mib=settings.memory_limit_mib,
+            fetch_batch=settings.fetch_batch,
+        )
 
         async def on_cancel(msg: Msg) -> None:
             chat_id = int(msg.subject.rsplit(".", 1)[1])
@@ -116,6 +124,13 @@ async def serve(settings: RunnerSettings) -> None:
                 log.info("chat %d: canceled on request", chat_id)
 
         await nc.subscribe(CHAT_CANCEL_ALL, cb=on_cancel)
+
+        async def on_bot_changed(msg: Msg) -> None:
+            bot_id = bot_id_of(msg.data)
+            if bot_id is not None:
+                deps.bot_configs.invalidate_bot(bot_id)
+
+        await nc.subscribe(BOT_CHANGED, cb=on_bot_changed)
         subscription = await js.pull_subscribe(
             CHAT_REQUEST_SUBJECT,
             durable=CHAT_RUNNER_CONSUMER,
@@ -166,4 +181,4 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(serve(settings))
+    event_loop.run(serve(settings))

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -32,13 +34,35 @@ log = logging.getLogger("cozeplus.runner")
 # After the shutdown grace, how long abandoned chats get to record that they failed.
 ABANDON_S = 10.0
 
+_PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if hasattr(os, "sysconf") else 0.0
+
+
+def resident_mib() -> float | None:
+    """This process's resident memory in MiB (Linux /proc), None where unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_MIB
+    except (OSError, ValueError, IndexError):
+        return None
+
 
 class RunnerPool:
     """Pulls chats while it has free slots and runs each as its own task."""
 
-    def __init__(self, deps: RunnerDeps, concurrency: int) -> None:
+    def __init__(
+        self,
+        deps: RunnerDeps,
+        concurrency: int,
+        *,
+        memory_limit_mib: int = 0,
+        fetch_batch: int = 16,
+        rss_mib: Callable[[], float | None] = lambda: resident_mib(),
+    ) -> None:
         self.deps = deps
         self.concurrency = concurrency
+        self.memory_limit_mib = memory_limit_mib
+        self.fetch_batch = fetch_batch
+        self._rss_mib = rss_mib
         self.running: dict[int, ChatRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
@@ -51,13 +75,15 @@ class RunnerPool:
         cancellation: on Python 3.11 nats-py's fetch (asyncio.wait_for) can swallow one."""
         while not stop.is_set():
             free = self.concurrency - len(self._tasks)
+            if free > 0 and self._over_memory():
+                free = 0
             if free <= 0:
                 self._slot_freed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
                 continue
             try:
-                messages = await subscription.fetch(min(free, 16), timeout=1.0)
+                messages = await subscription.fetch(min(free, self.fetch_batch), timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
                 # An empty fetch: nats-py raises its own TimeoutError or, from inside its
                 # wait_for, the plain asyncio one. Nothing was queued; fetch again at once.
@@ -76,6 +102,13 @@ class RunnerPool:
                 task = asyncio.create_task(self._handle(msg))
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
+
+    def _over_memory(self) -> bool:
+        if not self.memory_limit_mib or not self._tasks:
+            # With nothing running there is nothing to wait for: take work anyway.
+            return False
+        rss = self._rss_mib()
+        return rss is not None and rss > self.memory_limit_mib
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -23,8 +23,15 @@ class RunnerSettings(BaseSettings):
     # /healthz and /metrics; 0 disables the endpoint.
     health_port: int = 9100
     health_host: str = "127.0.0.1"
-    # Chats one runner process runs at once.
-    concurrency: int = 64
+    # Chats one runner process runs at once. A chat mostly waits on the model and the
+    # network, so the bound is memory, not CPU: see memory_limit_mib and the per-chat
+    # memory measured in docs/performance.md.
+    concurrency: int = Field(default=4000, ge=1)
+    # Take no new chats while this process's resident memory is above this many MiB
+    # (they stay queued for other runners); 0 turns the check off.
+    memory_limit_mib: int = Field(default=0, ge=0)
+    # Chats taken from the queue per fetch, at most (and never more than free slots).
+    fetch_batch: int = Field(default=16, ge=1, le=256)
     models_file: Path | None = None
     # Longest wait for the model's next token (the first included) before the chat fails.
     model_timeout_s: float = 60.0

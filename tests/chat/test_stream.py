@@ -9,9 +9,13 @@ from collections.abc import Callable
 import httpx
 import orjson
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
+from cozeplus.rpc.v1 import registry_pb2 as pb
+from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from tests.chat.conftest import user_message
 from tests.chat.sse import CANCEL_TAIL, FAILURE_TAIL, SUCCESS, collapse_deltas, names, parse_stream
+from tests.conftest import Account
 
 MOCK_REPLY_PREFIX = ""
 
@@ -440,3 +444,37 @@ def test_non_stream_model_failure_is_a_failed_chat_not_an_http_error(
     assert data["last_error"]["code"] == 503 and data["last_error"]["msg"]
     # The mock fails after 3 tokens: what the model had said is returned, not "".
     assert data["content"]
+
+
+def answer_of(response: httpx.Response) -> str:
+    events = parse_stream(response.content)
+    assert collapse_deltas(events) == SUCCESS
+    return "".join(e.data["content"] for e in events if e.name == "conversation.message.delta")
+
+
+def test_a_new_publish_is_chatted_with_at_once_despite_the_version_caches(
+    api: httpx.Client,
+    make_bot: Callable[..., str],
+    bots_stub: BotRegistryStub,
+    account: Account,
+) -> None:
+    bot_id = make_bot(model="mock-echo")
+    # Twice: the edge now holds the published version (30 s TTL) and the runner its config.
+    for _ in range(2):
+        assert "before" in answer_of(stream_chat(api, bot_id, "before"))
+    bots_stub.UpdateConfig(
+        pb.UpdateConfigRequest(
+            owner_id=account.user_id,
+            bot_id=int(bot_id),
+            config=pb.BotConfig(model=pb.ModelSettings(model_id="mock-vision")),
+            update_mask=FieldMask(paths=["model"]),
+        )
+    )
+    published = api.post("/api/draftbot/publish", json={"bot_id": bot_id})
+    assert published.status_code == 200, published.text
+    # The registry's BOT_CHANGED broadcast evicts the edge's entry: no TTL to wait out. It
+    # is asynchronous, so allow it a moment, far less than the TTL.
+    deadline = time.monotonic() + 5
+    while "after" in answer_of(stream_chat(api, bot_id, "after")):
+        assert time.monotonic() < deadline, "the edge still chats with the old version"
+        time.sleep(0.05)

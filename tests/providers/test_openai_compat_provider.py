@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from contextlib import aclosing
 
@@ -354,3 +355,36 @@ async def test_mock_server_is_a_real_http_server(mock_server: MockServer) -> Non
     async with httpx.AsyncClient(base_url=mock_server.url) as client:
         models = (await client.get("/v1/models")).json()
         assert models["data"][0]["id"] == "mock"
+
+
+async def test_sequential_streams_reuse_one_connection(mock_server: MockServer) -> None:
+    """A finished stream must hand its connection back to the pool: closing it with unread
+    bytes (after `[DONE]`) would cost every chat a new TCP (and TLS) connection."""
+    upstream = httpx.URL(mock_server.url)
+    accepted = 0
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        server_r, server_w = await asyncio.open_connection(upstream.host, upstream.port)
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    p = provider(f"http://127.0.0.1:{port}/v1")
+    try:
+        for _ in range(4):
+            async with aclosing(p.stream(ask())) as stream:
+                items = [item async for item in stream]
+            assert isinstance(items[-1], Completion)
+    finally:
+        await p.aclose()
+        proxy.close()
+    assert accepted == 1

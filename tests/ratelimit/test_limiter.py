@@ -77,7 +77,7 @@ async def _limiter(nc: NATS, window_s: int = 60) -> RateLimiter:
         (workspaces.router, "/v1/workspaces", LimitClass.OTHER),
     ],
 )
-def test_routes_declare_the_contract_classes(
+async def test_routes_declare_the_contract_classes(
     router: APIRouter, path: str, expected: LimitClass
 ) -> None:
     """Each router (or route) declares its class (services/edge/deps.py); undeclared is
@@ -86,7 +86,10 @@ def test_routes_declare_the_contract_classes(
     assert routes, path
     for route in routes:
         state = SimpleNamespace(state=SimpleNamespace())
-        declared = [d.dependency(state) for d in route.dependencies if d.dependency is not None]
+        # The markers are async (services/edge/deps.py: no thread-pool hand-off per request).
+        declared = [
+            await d.dependency(state) for d in route.dependencies if d.dependency is not None
+        ]
         assert declared == ([] if expected is LimitClass.OTHER else [expected])
         assert declared_limit_class(cast(Any, state)) == expected
 

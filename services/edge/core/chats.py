@@ -32,6 +32,7 @@ from cozeplus.chat_protocol import (
     InputMessage,
 )
 from cozeplus.chat_wire import chat_event, chat_object, json_object
+from cozeplus.published_versions import PublishedVersionCache
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import liveness_pb2 as lpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
@@ -68,6 +69,9 @@ class ChatTarget:
     bot_id: int
     bot_version: int
     model_id: str
+    # Whether the prompt has a `{{name}}` for variables to fill: without one the end user's
+    # stored values cannot change the chat, so they are not looked up (a registry call).
+    prompt_has_variables: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +110,12 @@ class ChatCore:
         timings: ChatTimings,
         variables: StoredVariables | None = None,
         clock: Clock | None = None,
+        published_versions: PublishedVersionCache[pb.BotVersion] | None = None,
         liveness: RunLivenessAsyncStub | None = None,
     ) -> None:
         self.bus = bus
+        # Keeps the per-chat version lookup off the registry (cozeplus.published_versions).
+        self._published = published_versions
         # RunLiveness.EndRun, for a cancel no runner confirms; None: left to the sweeper.
         self._liveness = liveness
         self._variables = variables
@@ -122,14 +129,24 @@ class ChatCore:
     async def published_target(self, owner_id: int, bot_id: int) -> ChatTarget:
         """The bot's latest published version; an unknown, foreign, deleted or never published
         bot is a not-found (the registry says which)."""
-        version = await self._bots.GetVersion(
-            pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=0)
+        if self._published is not None:
+            version = await self._published.get(owner_id, bot_id)
+        else:
+            version = await self._bots.GetVersion(
+                pb.GetVersionRequest(owner_id=owner_id, bot_id=bot_id, version=0)
+            )
+        return ChatTarget(
+            bot_id,
+            version.version,
+            version.config.model.model_id,
+            _has_placeholders(version.config.prompt),
         )
-        return ChatTarget(bot_id, version.version, version.config.model.model_id)
 
     async def draft_target(self, owner_id: int, bot_id: int) -> ChatTarget:
         draft = await self._bots.GetDraft(pb.BotRef(owner_id=owner_id, bot_id=bot_id))
-        return ChatTarget(bot_id, 0, draft.config.model.model_id)
+        return ChatTarget(
+            bot_id, 0, draft.config.model.model_id, _has_placeholders(draft.config.prompt)
+        )
 
     # -------------------------------------------------------------------- start
 
@@ -140,7 +157,7 @@ class ChatCore:
             raise InvalidInput(NO_MESSAGES_MSG)
         bus = self.bus
         bus.check_ready()
-        if self._variables is not None:
+        if self._variables is not None and target.prompt_has_variables:
             chat = await self._variables.merged(owner_id, target.bot_id, chat)
         chat_id = bus.next_id()
         # The largest values the registry could fill in: an upper bound of the size.
@@ -405,3 +422,9 @@ def _check_queueable(request: ChatRequest, max_payload: int) -> None:
             f"request too large to run: the chat would take {size} bytes on the message queue, "
             f"which carries at most {max_payload}; send less content",
         )
+
+
+def _has_placeholders(prompt: str) -> bool:
+    """Whether the runner's `{{name}}` substitution (services/runner/prompt.py) could change
+    this prompt; a cheap superset of its pattern."""
+    return "{{" in prompt

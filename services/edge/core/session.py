@@ -163,6 +163,8 @@ class ChatSession:
         self._runner_lost_s = runner_lost_s
         self._clock: Clock = clock or asyncio.get_running_loop()
         self._events: asyncio.Queue[Msg | _Watchdog] = asyncio.Queue()
+        # Runner messages in _events (watchdog ticks not counted): see pending().
+        self._queued_messages = 0
         self._subscription: Subscription | None = None
         self._timer: TimerHandle | None = None
         self._started = False
@@ -209,6 +211,11 @@ class ChatSession:
 
     # --------------------------------------------------------------------- consumers
 
+    def pending(self) -> int:
+        """Runner events queued and not taken yet: a writer may wait for them to batch its
+        writes (a queued watchdog tick may yield nothing, so it does not count)."""
+        return self._queued_messages
+
     async def events(self) -> AsyncGenerator[ChatEvent, None]:
         """Every event of the chat, then the trailer; heartbeats are never passed on. Ends
         after the trailer; stops listening when the consumer stops (a client gone away)."""
@@ -220,6 +227,8 @@ class ChatSession:
         try:
             while True:
                 item = await self._events.get()
+                if not isinstance(item, _Watchdog):
+                    self._queued_messages -= 1
                 if isinstance(item, _Watchdog):
                     ending = await self._on_watchdog(item)
                     if ending is None:
@@ -263,6 +272,8 @@ class ChatSession:
         try:
             while True:
                 item = await self._events.get()
+                if not isinstance(item, _Watchdog):
+                    self._queued_messages -= 1
                 if isinstance(item, _Watchdog):
                     ending = await self._on_watchdog(item)
                     if ending is not None:
@@ -311,6 +322,7 @@ class ChatSession:
             return
         name = _event_name(msg)
         if name and name != HEARTBEAT_EVENT:
+            self._queued_messages += 1
             self._events.put_nowait(msg)
 
     async def _stored_run(self) -> cpb.ChatRun | None:

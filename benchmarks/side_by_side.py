@@ -1,0 +1,682 @@
+"""Side by side: the same load against the mock model directly and through cozeplus.
+
+    .venv/bin/python benchmarks/side_by_side.py              # quick: about 60-90 s
+    .venv/bin/python benchmarks/side_by_side.py --big        # 2,000 open 30-second streams
+    .venv/bin/python benchmarks/side_by_side.py --streams 1000 --stream-seconds 30
+
+One run starts NATS, the registry (SQLite), the mock OpenAI-compatible model, one edge and
+one runner (chat_load.py's helpers, every process on loopback), then measures each item of
+issue 14 twice: once with a client calling the mock's `/v1/chat/completions` itself (what a
+user gets with no gateway) and once through `POST /v3/chat`, and prints both with the ratio
+or the difference. "Gateway" CPU is edge + runner + registry + NATS; the mock and the client
+are reported apart.
+
+The per-account chat rate limit is raised for the benchmark's edge (as with rate limits
+off): it measures the pipeline, not the limiter. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chat_load import (
+    SUCCESS_TAIL,
+    Scenario,
+    System,
+    Target,
+    ignoring_signals,
+    machine_busy_s,
+    machine_description,
+    nproc,
+    percentile,
+    proc_cpu_s,
+    proc_status_kib,
+    terminate_as_interrupt,
+)
+
+from services.cli.system import edge_process, free_port, runner_process
+
+DELTA = b"conversation.message.delta"
+GATEWAY = ("edge", "runner", "registry", "nats")
+
+
+# --------------------------------------------------------------------------- one chat
+
+
+@dataclass
+class Result:
+    error: str = ""
+    total_s: float = 0.0
+    first_token_s: float = math.nan
+    gaps_s: list[float] = field(default_factory=list)
+
+
+async def direct_chat(client: httpx.AsyncClient, model: str, query: str) -> Result:
+    """One streamed completion straight from the mock, read like a gateway would."""
+    result = Result()
+    body = {
+        "model": model,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": query}],
+    }
+    answer: list[str] = []
+    last = 0.0
+    started = time.perf_counter()
+    try:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as resp:
+            if resp.status_code != 200:
+                await resp.aread()
+                result.error = f"HTTP {resp.status_code}"
+                return result
+            buffer = b""
+            async for chunk in resp.aiter_bytes():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                now = time.perf_counter()
+                for line in lines:
+                    if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+                        continue
+                    data = orjson.loads(line[6:])
+                    for choice in data.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            answer.append(text)
+                            if last:
+                                result.gaps_s.append(now - last)
+                            else:
+                                result.first_token_s = now - started
+                            last = now
+    except (httpx.HTTPError, OSError) as exc:
+        result.error = type(exc).__name__
+    finally:
+        result.total_s = time.perf_counter() - started
+    if not result.error and "".join(answer) != query:
+        result.error = "answer differs from the query"
+    return result
+
+
+async def cozeplus_chat(
+    client: httpx.AsyncClient,
+    target: Target,
+    query: str,
+    user_id: str,
+    conversation_id: str | None = None,
+) -> Result:
+    """One streamed `/v3/chat`, checked like chat_load.one_chat does."""
+    result = Result()
+    body = {"bot_id": target.bot_id, "user_id": user_id, "stream": True, "query": query}
+    params = {"conversation_id": conversation_id} if conversation_id else None
+    names: list[bytes] = []
+    answer: list[str] = []
+    last = 0.0
+    started = time.perf_counter()
+    try:
+        async with client.stream(
+            "POST", "/v3/chat", json=body, headers=target.headers, params=params
+        ) as resp:
+            if resp.status_code != 200:
+                await resp.aread()
+                result.error = f"HTTP {resp.status_code}: {resp.text[:100]}"
+                return result
+            buffer = b""
+            async for chunk in resp.aiter_bytes():
+                buffer += chunk
+                now = time.perf_counter()
+                while (end := buffer.find(b"\n\n")) >= 0:
+                    block, buffer = buffer[:end], buffer[end + 2 :]
+                    name, _, data = block.partition(b"\ndata: ")
+                    name = name.removeprefix(b"event: ")
+                    names.append(name)
+                    if name == DELTA:
+                        answer.append(orjson.loads(data)["content"])
+                        if last:
+                            result.gaps_s.append(now - last)
+                        else:
+                            result.first_token_s = now - started
+                        last = now
+                    elif name == b"conversation.chat.failed" and not result.error:
+                        error = orjson.loads(data).get("last_error") or {}
+                        result.error = f"chat.failed {error.get('code')}: {error.get('msg')}"[:120]
+    except (httpx.HTTPError, OSError) as exc:
+        result.error = type(exc).__name__
+    finally:
+        result.total_s = time.perf_counter() - started
+    if result.error:
+        return result
+    if [n.decode() for n in names[-3:]] != SUCCESS_TAIL:
+        result.error = "stream ended with " + " → ".join(n.decode() for n in names[-3:])
+    elif "".join(answer) != query:
+        result.error = "answer differs from the query"
+    return result
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class Load:
+    results: list[Result]
+    wall_s: float
+    cpu_s: dict[str, float]
+    machine_busy_s: float
+    rss_peak_kib: dict[str, int] = field(default_factory=dict)
+    rss_before_kib: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> list[Result]:
+        return [r for r in self.results if not r.error]
+
+    def errors(self) -> str:
+        counts = Counter(r.error for r in self.results if r.error)
+        if not counts:
+            return "0"
+        return (
+            f"{sum(counts.values())} ("
+            + "; ".join(f"{n}× {e}" for e, n in counts.most_common(3))
+            + ")"
+        )
+
+    def p(self, what: str, q: float) -> float:
+        if what == "gap":
+            return percentile([g for r in self.ok for g in r.gaps_s], q)
+        return percentile([getattr(r, what) for r in self.ok], q)
+
+    def gateway_cpu_s(self) -> float:
+        return sum(self.cpu_s.get(name, 0.0) for name in GATEWAY)
+
+    def chats_per_s(self) -> float:
+        return len(self.results) / self.wall_s if self.wall_s else math.nan
+
+
+async def load(
+    chat: Callable[[int], Awaitable[Result]],
+    count: int,
+    concurrency: int,
+    pids: dict[str, int],
+    sample_rss: Sequence[str] = (),
+) -> Load:
+    """`count` chats, `concurrency` at once; CPU of every pid over exactly this load."""
+    results: list[Result] = []
+    numbers = iter(range(count))
+    peak: dict[str, int] = {}
+    before_rss = {name: proc_status_kib(pids[name], "VmRSS") for name in sample_rss}
+
+    async def worker() -> None:
+        for i in numbers:
+            results.append(await chat(i))
+
+    async def sampler() -> None:
+        while True:
+            for name in sample_rss:
+                peak[name] = max(peak.get(name, 0), proc_status_kib(pids[name], "VmRSS"))
+            await asyncio.sleep(0.25)
+
+    cpu_before = {name: proc_cpu_s(pid) for name, pid in pids.items()}
+    busy_before = machine_busy_s()
+    started = time.perf_counter()
+    sampling = asyncio.create_task(sampler()) if sample_rss else None
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    if sampling is not None:
+        sampling.cancel()
+    cpu = {name: proc_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+    return Load(results, wall, cpu, machine_busy_s() - busy_before, peak, before_rss)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Plan:
+    unloaded_chats: int
+    loaded_chats: int
+    long_chats: int
+    gap_chats: int
+    history_chats: int
+    history_messages: int
+    streams: int
+    stream_seconds: int
+    runner_concurrency: int | None
+
+
+QUICK = Plan(30, 600, 100, 300, 20, 1000, 200, 10, None)
+BIG = Plan(100, 3000, 400, 1500, 50, 1000, 2000, 30, None)
+
+# Mock behaviours: (ttft ms, inter-token ms).
+UNLOADED = (10, 10)  # a fast real model: unloaded first-token and gap fidelity
+INSTANT = (0, 0)  # all time is the pipeline's own
+GAPS = (0, 10)  # the issue's "model sends every 10 ms"
+
+
+def model_scenario(name: str, behaviour: tuple[int, int], tokens: int) -> Scenario:
+    return Scenario(name, 0, 0, 1, behaviour[0], behaviour[1], tokens)
+
+
+class Bench:
+    def __init__(self, work_dir: Path, plan: Plan) -> None:
+        self.plan = plan
+        self.stream_itl_ms = 500 if plan.stream_seconds <= 10 else 1000
+        self.stream_tokens = plan.stream_seconds * 1000 // self.stream_itl_ms + 1
+        self.models = {
+            "unloaded": model_scenario("unloaded", UNLOADED, 20),
+            "instant": model_scenario("instant", INSTANT, 20),
+            "long": model_scenario("long", INSTANT, 200),
+            "gaps": model_scenario("gaps", GAPS, 20),
+            "streams": model_scenario("streams", (0, self.stream_itl_ms), self.stream_tokens),
+        }
+        self.system = System(work_dir, list(self.models.values()))
+        self.mock_url = ""
+        self.edge_url = ""
+        self.pids: dict[str, int] = {}
+        self.targets: dict[str, Target] = {}
+        self.only: set[str] = set()
+
+    def start(self) -> None:
+        system = self.system
+        system.start_shared()
+        mock = system.process("mock-llm")
+        self.mock_url = f"http://127.0.0.1:{mock.args[1]}"
+        edge = edge_process(
+            port=free_port(),
+            registry_addr=system.registry_addr,
+            nats_url=system.nats.url,
+            log_dir=system.log_dir,
+            name="edge",
+            extra_env={
+                "COZEPLUS_EDGE_RATE_LIMIT_CHAT": "100000000",
+                "COZEPLUS_EDGE_RATE_LIMIT_OTHER": "100000000",
+                "COZEPLUS_EDGE_MAX_CHAT_MESSAGES": str(self.plan.history_messages + 1),
+                "COZEPLUS_EDGE_MAX_BODY_BYTES": str(16 * 1024 * 1024),
+            },
+        )
+        runner_env = {
+            "COZEPLUS_RUNNER_MODELS_FILE": str(system.models_file),
+            "COZEPLUS_RUNNER_SHUTDOWN_GRACE_S": "3",
+        }
+        if self.plan.runner_concurrency:
+            runner_env["COZEPLUS_RUNNER_CONCURRENCY"] = str(self.plan.runner_concurrency)
+        runner = runner_process(
+            health_port=free_port(),
+            registry_addr=system.registry_addr,
+            nats_url=system.nats.url,
+            log_dir=system.log_dir,
+            name="runner",
+            extra_env=runner_env,
+        )
+        for service in (edge, runner):
+            system.per_scenario.append(service)
+            service.start()
+        for service in (edge, runner):
+            service.wait_ready()
+        self.edge_url = f"http://127.0.0.1:{edge.env['COZEPLUS_EDGE_PORT']}"
+        self.pids = {
+            **system.shared_pids(),
+            "edge": edge.process.pid if edge.process else 0,
+            "runner": runner.process.pid if runner.process else 0,
+            "client": os.getpid(),
+        }
+        for key, scenario in self.models.items():
+            self.targets[key] = system.make_targets(self.edge_url, scenario, 1)[0]
+
+    def direct(self, key: str) -> Callable[[httpx.AsyncClient], Callable[[int], Awaitable[Result]]]:
+        scenario = self.models[key]
+        return lambda client: (
+            lambda _i: direct_chat(client, scenario.provider_model, scenario.query)
+        )
+
+    def cozeplus(
+        self, key: str
+    ) -> Callable[[httpx.AsyncClient], Callable[[int], Awaitable[Result]]]:
+        scenario, target = self.models[key], self.targets[key]
+        return lambda client: lambda i: cozeplus_chat(client, target, scenario.query, f"u{i % 16}")
+
+    async def pair(
+        self,
+        key: str,
+        count: int,
+        concurrency: int,
+        warmup: int,
+        sample_rss: Sequence[str] = (),
+    ) -> tuple[Load, Load]:
+        out = []
+        for make, base in ((self.direct(key), self.mock_url), (self.cozeplus(key), self.edge_url)):
+            limits = httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            )
+            timeout = httpx.Timeout(120.0, connect=30.0, pool=120.0)
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
+                chat = make(client)
+                if warmup:
+                    await load(chat, warmup, min(concurrency, warmup), self.pids)
+                out.append(await load(chat, count, concurrency, self.pids, sample_rss))
+        return out[0], out[1]
+
+    async def history(self) -> tuple[Load, Load]:
+        """Chats one at a time in a fresh conversation vs one with a long history."""
+        plan, target, scenario = self.plan, self.targets["instant"], self.models["instant"]
+        timeout = httpx.Timeout(120.0, connect=30.0)
+        async with httpx.AsyncClient(base_url=self.edge_url, timeout=timeout) as client:
+            messages = [
+                {
+                    "role": "user" if i % 2 == 0 else "assistant",
+                    "content": f"message {i} of the history",
+                    "content_type": "text",
+                }
+                for i in range(plan.history_messages)
+            ]
+            created = await client.post(
+                "/v1/conversation/create",
+                headers=target.headers,
+                json={"bot_id": target.bot_id, "messages": messages},
+            )
+            if created.status_code != 200 or created.json().get("code"):
+                raise RuntimeError(f"creating the long conversation failed: {created.text[:200]}")
+            long_id = created.json()["data"]["id"]
+            fresh = await load(
+                lambda i: cozeplus_chat(client, target, scenario.query, "h"),
+                plan.history_chats,
+                1,
+                self.pids,
+            )
+            long = await load(
+                lambda i: cozeplus_chat(client, target, scenario.query, "h", long_id),
+                plan.history_chats,
+                1,
+                self.pids,
+            )
+        return fresh, long
+
+    async def run(self) -> dict[str, tuple[Load, Load]]:
+        plan = self.plan
+        out: dict[str, tuple[Load, Load]] = {}
+        steps: list[tuple[str, Callable[[], Awaitable[tuple[Load, Load]]]]] = [
+            ("unloaded", lambda: self.pair("unloaded", plan.unloaded_chats, 1, 5)),
+            ("instant50", lambda: self.pair("instant", plan.loaded_chats, 50, 100)),
+            ("long50", lambda: self.pair("long", plan.long_chats, 50, 50)),
+            ("gaps50", lambda: self.pair("gaps", plan.gap_chats, 50, 50)),
+            ("history", self.history),
+            (
+                "streams",
+                lambda: self.pair(
+                    "streams", plan.streams, plan.streams, 0, sample_rss=("edge", "runner")
+                ),
+            ),
+        ]
+        for name, step in steps:
+            if self.only and name not in self.only:
+                continue
+            started = time.monotonic()
+            print(f"  {name} ...", file=sys.stderr, end="", flush=True)
+            out[name] = await step()
+            direct, ours = out[name]
+            print(
+                f" {time.monotonic() - started:.0f} s; errors direct {direct.errors()}, "
+                f"cozeplus {ours.errors()}",
+                file=sys.stderr,
+            )
+        return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt_ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "–"
+    value = seconds * 1000
+    return (
+        f"{value:.2f}"
+        if abs(value) < 10
+        else f"{value:.1f}"
+        if abs(value) < 100
+        else f"{value:.0f}"
+    )
+
+
+def report(
+    out: dict[str, tuple[Load, Load]], plan: Plan, bench: Bench
+) -> tuple[str, dict[str, Any]]:
+    empty = Load([], 0.0, {}, 0.0)
+    ran = set(out)
+    out = {
+        name: out.get(name, (empty, empty))
+        for name in ("unloaded", "instant50", "long50", "gaps50", "history", "streams")
+    }
+    rows: list[tuple[str, str, str, str, str]] = []
+    raw: dict[str, Any] = {}
+
+    d, c = out["unloaded"]
+    for q in (50, 99):
+        added = c.p("first_token_s", q) - d.p("first_token_s", q)
+        rows.append(
+            (
+                f"added time to first token, unloaded, p{q} (ms)",
+                fmt_ms(d.p("first_token_s", q)),
+                fmt_ms(c.p("first_token_s", q)),
+                f"+{fmt_ms(added)}",
+                "≤ 5" if q == 50 else "≤ 15",
+            )
+        )
+        raw[f"added_ttft_p{q}_ms"] = added * 1000
+
+    d, c = out["instant50"]
+    per_chat_ms = c.gateway_cpu_s() / len(c.results) * 1000 if c.results else math.nan
+    split = " + ".join(
+        f"{name} {c.cpu_s.get(name, 0.0) / max(1, len(c.results)) * 1000:.1f}" for name in GATEWAY
+    )
+    rows.append(
+        (
+            "gateway CPU per streamed 20-token chat (ms): " + split,
+            "–",
+            f"{per_chat_ms:.1f}",
+            "",
+            "≤ 10",
+        )
+    )
+    raw["cpu_per_chat_ms"] = per_chat_ms
+    raw["cpu_per_chat_split_ms"] = {
+        name: c.cpu_s.get(name, 0.0) / max(1, len(c.results)) * 1000 for name in GATEWAY
+    }
+    _, cl_ = out["long50"]
+    per_chat_long_ms = cl_.gateway_cpu_s() / len(cl_.results) * 1000 if cl_.results else math.nan
+    per_token_us = (per_chat_long_ms - per_chat_ms) / 180 * 1000
+    rows.append(
+        (
+            "gateway CPU per streamed token (µs; 200- vs 20-token chats)",
+            "–",
+            f"{per_token_us:.0f}",
+            "",
+            "≤ 30",
+        )
+    )
+    raw["cpu_per_token_us"] = per_token_us
+    rows.append(
+        (
+            "streamed chats/s, 50 in flight (instant model, 20 tokens)",
+            f"{d.chats_per_s():.0f}",
+            f"{c.chats_per_s():.1f}",
+            f"{c.chats_per_s() / d.chats_per_s():.2f}×" if d.chats_per_s() else "",
+            "≥ 150",
+        )
+    )
+    raw["chats_per_s"] = {"direct": d.chats_per_s(), "cozeplus": c.chats_per_s()}
+    rows.append(
+        (
+            "end-to-end p50 / p99 at 50 in flight (ms)",
+            f"{fmt_ms(d.p('total_s', 50))} / {fmt_ms(d.p('total_s', 99))}",
+            f"{fmt_ms(c.p('total_s', 50))} / {fmt_ms(c.p('total_s', 99))}",
+            f"p99/p50 {c.p('total_s', 99) / c.p('total_s', 50):.1f}",
+            "p99 ≤ 2× p50",
+        )
+    )
+    raw["e2e_50_s"] = {"p50": c.p("total_s", 50), "p99": c.p("total_s", 99)}
+    d, c = out["gaps50"]
+    rows.append(
+        (
+            f"inter-token gap p50 / p99, model every {GAPS[1]} ms, 50 in flight (ms)",
+            f"{fmt_ms(d.p('gap', 50))} / {fmt_ms(d.p('gap', 99))}",
+            f"{fmt_ms(c.p('gap', 50))} / {fmt_ms(c.p('gap', 99))}",
+            f"+{fmt_ms(c.p('gap', 99) - d.p('gap', 99))} at p99",
+            "p99 within 5 of the model's",
+        )
+    )
+    raw["gap_p99_ms"] = {"direct": d.p("gap", 99) * 1000, "cozeplus": c.p("gap", 99) * 1000}
+    fresh, long = out["history"]
+
+    def chat_cost(x: Load) -> float:
+        return x.gateway_cpu_s() / max(1, len(x.results)) * 1000
+
+    rows.append(
+        (
+            f"chat in a {plan.history_messages}-message conversation vs a new one: "
+            "gateway CPU (ms), end-to-end p50 (ms)",
+            f"new: {chat_cost(fresh):.1f}, {fmt_ms(fresh.p('total_s', 50))}",
+            f"long: {chat_cost(long):.1f}, {fmt_ms(long.p('total_s', 50))}",
+            f"{chat_cost(long) / chat_cost(fresh):.2f}× CPU" if chat_cost(fresh) else "",
+            "same",
+        )
+    )
+    raw["history"] = {
+        "fresh_cpu_ms": chat_cost(fresh),
+        "long_cpu_ms": chat_cost(long),
+        "fresh_p50_s": fresh.p("total_s", 50),
+        "long_p50_s": long.p("total_s", 50),
+    }
+    d, c = out["streams"]
+    per_stream = {
+        name: (c.rss_peak_kib.get(name, 0) - c.rss_before_kib.get(name, 0)) / plan.streams
+        for name in ("edge", "runner")
+    }
+    rows.append(
+        (
+            f"{plan.streams} concurrent {plan.stream_seconds}-second streams: ok / failed",
+            f"{len(d.ok)} / {len(d.results) - len(d.ok)}",
+            f"{len(c.ok)} / {len(c.results) - len(c.ok)}",
+            c.errors() if len(c.ok) < len(c.results) else "",
+            "all ok",
+        )
+    )
+    rows.append(
+        (
+            "memory per open stream, edge / runner (KiB; peak RSS − before, ÷ streams)",
+            "–",
+            f"{per_stream['edge']:.0f} / {per_stream['runner']:.0f}",
+            "",
+            "measured",
+        )
+    )
+    raw["streams"] = {
+        "count": plan.streams,
+        "seconds": plan.stream_seconds,
+        "ok": len(c.ok),
+        "errors": c.errors(),
+        "direct_ok": len(d.ok),
+        "kib_per_stream": per_stream,
+        "rss_before_kib": c.rss_before_kib,
+        "rss_peak_kib": c.rss_peak_kib,
+    }
+    busy = []
+    for name, (_, c) in out.items():
+        if name not in ran:
+            continue
+        ours = sum(c.cpu_s.values())
+        others = max(0.0, c.machine_busy_s - ours) / max(1e-9, c.wall_s * nproc())
+        busy.append(f"{name} {others * 100:.0f} %")
+    raw["other_programs_busy"] = busy
+    lines = [
+        "| metric | direct to the mock | through cozeplus | ratio / added | goal (issue 14) |",
+        "|---|---|---|---|---|",
+        *(f"| {a} | {b} | {c_} | {r} | {g} |" for a, b, c_, r, g in rows),
+    ]
+    lines.append("")
+    lines.append("Other programs' CPU share during each cozeplus load: " + ", ".join(busy) + ".")
+    return "\n".join(lines), raw
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--big", action="store_true", help="the issue's sizes: 2,000 × 30 s streams")
+    p.add_argument("--streams", type=int, help="concurrent long streams")
+    p.add_argument("--stream-seconds", type=int, help="how long each long stream lasts")
+    p.add_argument("--loaded-chats", type=int, help="chats at 50 in flight")
+    p.add_argument("--runner-concurrency", type=int, help="COZEPLUS_RUNNER_CONCURRENCY")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated steps to run (unloaded, instant50, long50, gaps50, history, "
+        "streams); the table then shows only what they measure",
+    )
+    p.add_argument("--json", type=Path, help="also write the raw figures here")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = BIG if args.big else QUICK
+    overrides = {
+        "streams": args.streams,
+        "stream_seconds": args.stream_seconds,
+        "loaded_chats": args.loaded_chats,
+        "runner_concurrency": args.runner_concurrency,
+    }
+    plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    work_dir = Path(tempfile.mkdtemp(prefix="cozeplus-sbs-"))
+    bench = Bench(work_dir, plan)
+    bench.only = {name for name in args.only.split(",") if name}
+    started = time.monotonic()
+    out: dict[str, tuple[Load, Load]] = {}
+    failed = False
+    with terminate_as_interrupt():
+        try:
+            print(f"starting the system in {work_dir}", file=sys.stderr)
+            bench.start()
+            out = asyncio.run(bench.run())
+        except KeyboardInterrupt:
+            failed = True
+            print("interrupted: stopping everything", file=sys.stderr)
+        except Exception as exc:
+            failed = True
+            print(f"benchmark failed: {exc!r}", file=sys.stderr)
+            for service in (*bench.system.per_scenario, *bench.system.shared):
+                print(f"--- {service.name} ---\n{service.log_tail(15)}", file=sys.stderr)
+        finally:
+            with ignoring_signals():
+                bench.system.close()
+            if args.keep or failed:
+                print(f"work directory kept: {work_dir}", file=sys.stderr)
+            else:
+                shutil.rmtree(work_dir, ignore_errors=True)
+    if failed or not out:
+        return 1
+    table, raw = report(out, plan, bench)
+    print(f"\nMachine: {machine_description()}. Whole run {time.monotonic() - started:.0f} s.\n")
+    print(table)
+    if args.json:
+        with contextlib.suppress(OSError):
+            args.json.write_text(json.dumps({"machine": machine_description(), **raw}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
