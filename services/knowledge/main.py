@@ -64,7 +64,8 @@ class IngestionPool:
                 continue
             try:
                 messages = await subscription.fetch(free, timeout=1.0)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
+                # An empty fetch (nats-py may raise the plain asyncio TimeoutError too).
                 continue
             except Exception:
                 log.exception("fetching jobs failed; retrying")
