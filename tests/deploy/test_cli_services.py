@@ -38,14 +38,6 @@ def test_services_are_found_by_module_name() -> None:
     assert service_main("no_such_service") is None
 
 
-def test_a_service_missing_from_this_install_is_a_clear_error() -> None:
-    if service_main("knowledge") is not None:
-        pytest.skip("services.knowledge is installed here")
-    result = cozeplus("knowledge")
-    assert result.returncode == 2
-    assert "the knowledge service is not part of this install" in result.stderr
-
-
 def test_health_finds_the_service_from_the_containers_main_process(tmp_path: Path) -> None:
     cmdline = tmp_path / "cmdline"
     cmdline.write_bytes(b"/opt/cozeplus/bin/python\0/opt/cozeplus/bin/cozeplus\0runner\0")
@@ -66,14 +58,6 @@ def test_health_of_a_runner_without_its_endpoint_is_a_configuration_error() -> N
     result = cozeplus("health", "runner", env={"COZEPLUS_RUNNER_HEALTH_PORT": "0"})
     assert result.returncode == 2
     assert "COZEPLUS_RUNNER_HEALTH_PORT is 0" in result.stderr
-
-
-def test_health_of_a_service_missing_from_this_install_says_so() -> None:
-    if service_main("knowledge") is not None:
-        pytest.skip("services.knowledge is installed here")
-    result = cozeplus("health", "knowledge")
-    assert result.returncode == 2
-    assert "the knowledge service is not part of this install" in result.stderr
 
 
 def test_health_of_a_service_that_is_not_running_fails(unused_port: int) -> None:
