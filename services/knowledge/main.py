@@ -14,8 +14,6 @@ import logging
 import signal
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.client import JetStreamContext
 
 from cozeplus.embeddings import EmbeddingClient
 from cozeplus.file_store import declare_files_bucket
@@ -34,6 +32,7 @@ from cozeplus.subjects import (
     KNOWLEDGE_INGEST_SUBJECT,
     KNOWLEDGE_WORKER_CONSUMER,
 )
+from cozeplus.work_queue import PullPool
 from services.knowledge.ingestion import IngestionDeps, ingest
 from services.knowledge.settings import KnowledgeSettings
 from services.knowledge.web_page import WebLimits
@@ -42,48 +41,13 @@ from services.runner.health import health_server
 log = logging.getLogger("cozeplus.knowledge")
 
 
-class IngestionPool:
+class IngestionPool(PullPool):
     """Pulls jobs while it has free slots and ingests each as its own task."""
 
     def __init__(self, deps: IngestionDeps, concurrency: int, keepalive_s: float) -> None:
+        super().__init__(concurrency, fetch_batch=concurrency, log=log)
         self.deps = deps
-        self.concurrency = concurrency
         self.keepalive_s = keepalive_s
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
-
-    async def consume(
-        self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event
-    ) -> None:
-        while not stop.is_set():
-            free = self.concurrency - len(self._tasks)
-            if free <= 0:
-                self._slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
-                continue
-            try:
-                messages = await subscription.fetch(free, timeout=1.0)
-            except (NatsTimeoutError, TimeoutError):
-                # An empty fetch (nats-py may raise the plain asyncio TimeoutError too).
-                continue
-            except Exception:
-                log.exception("fetching jobs failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if stop.is_set():
-                for msg in messages:
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
-                return
-            for msg in messages:
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slot_freed.set()
 
     async def _handle(self, msg: Msg) -> None:
         try:

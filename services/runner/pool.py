@@ -22,10 +22,9 @@ import os
 from collections.abc import Callable
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.client import JetStreamContext
 
 from cozeplus.chat_protocol import ChatRequest
+from cozeplus.work_queue import PullPool
 from services.runner.chat_run import ChatRun, HandedBack, RunnerDeps
 from services.runner.metrics import CHATS_RUNNING, CHATS_TOTAL
 
@@ -46,7 +45,7 @@ def resident_mib() -> float | None:
         return None
 
 
-class RunnerPool:
+class RunnerPool(PullPool):
     """Pulls chats while it has free slots and runs each as its own task."""
 
     def __init__(
@@ -58,61 +57,19 @@ class RunnerPool:
         fetch_batch: int = 16,
         rss_mib: Callable[[], float | None] = lambda: resident_mib(),
     ) -> None:
+        super().__init__(concurrency, fetch_batch=fetch_batch, log=log)
         self.deps = deps
-        self.concurrency = concurrency
         self.memory_limit_mib = memory_limit_mib
-        self.fetch_batch = fetch_batch
         self._rss_mib = rss_mib
         self.running: dict[int, ChatRun] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
         self._stopping = False
 
-    async def consume(
-        self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event
-    ) -> None:
-        """Fetch while not stopping. Stopping is a flag checked between fetches, not a task
-        cancellation: on Python 3.11 nats-py's fetch (asyncio.wait_for) can swallow one."""
-        while not stop.is_set():
-            free = self.concurrency - len(self._tasks)
-            if free > 0 and self._over_memory():
-                free = 0
-            if free <= 0:
-                self._slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
-                continue
-            try:
-                messages = await subscription.fetch(min(free, self.fetch_batch), timeout=1.0)
-            except (NatsTimeoutError, TimeoutError):
-                # An empty fetch: nats-py raises its own TimeoutError or, from inside its
-                # wait_for, the plain asyncio one. Nothing was queued; fetch again at once.
-                continue
-            except Exception:
-                log.exception("fetching chats failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if stop.is_set():
-                # Fetched as we stop: hand them straight back to the other runners.
-                for msg in messages:
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
-                return
-            for msg in messages:
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
-
-    def _over_memory(self) -> bool:
+    def _may_take(self) -> bool:
         if not self.memory_limit_mib or not self._tasks:
             # With nothing running there is nothing to wait for: take work anyway.
-            return False
+            return True
         rss = self._rss_mib()
-        return rss is not None and rss > self.memory_limit_mib
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slot_freed.set()
+        return rss is None or rss <= self.memory_limit_mib
 
     async def _handle(self, msg: Msg) -> None:
         try:

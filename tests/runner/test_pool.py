@@ -39,7 +39,7 @@ async def test_an_empty_fetch_is_no_error(
 
     assert queue.calls == 3
     # Not taken for a failure (a traceback, then a 1 s back-off before the next fetch).
-    assert not [r for r in caplog.records if "fetching chats failed" in r.getMessage()]
+    assert not [r for r in caplog.records if "fetching work failed" in r.getMessage()]
 
 
 async def test_no_chats_are_taken_while_memory_is_over_the_limit() -> None:
