@@ -33,10 +33,10 @@ from cozeplus.subjects import (
     KNOWLEDGE_WORKER_CONSUMER,
 )
 from cozeplus.work_queue import PullPool
+from cozeplus.worker_health import health_server
 from services.knowledge.ingestion import IngestionDeps, ingest
 from services.knowledge.settings import KnowledgeSettings
 from services.knowledge.web_page import WebLimits
-from services.runner.health import health_server
 
 log = logging.getLogger("cozeplus.knowledge")
 

@@ -36,8 +36,8 @@ from cozeplus.subjects import (
     CHAT_REQUEST_SUBJECT,
     CHAT_RUNNER_CONSUMER,
 )
+from cozeplus.worker_health import health_server
 from services.runner.chat_run import BotConfigCache, RunnerDeps
-from services.runner.health import health_server
 from services.runner.liveness import RunHeartbeats
 from services.runner.pool import RunnerPool
 from services.runner.prompt_context import RegistryPromptContext

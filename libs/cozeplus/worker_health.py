@@ -1,4 +1,5 @@
-"""/healthz and /metrics for a runner process, served by uvicorn in the runner's loop."""
+"""/healthz and /metrics for a worker process (runner, knowledge worker), served by uvicorn
+inside the worker's own event loop."""
 
 from __future__ import annotations
 
