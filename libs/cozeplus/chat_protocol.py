@@ -55,6 +55,16 @@ class InputMessage(BaseModel):
     meta_data: dict[str, str] = Field(default_factory=dict)
 
 
+class HistoryMessage(BaseModel):
+    """A stored message of the conversation's history window, as a prompt reads it."""
+
+    role: str
+    type: str
+    content: str
+    content_type: str = "text"
+    meta_data_json: str = ""
+
+
 class ChatRequest(BaseModel):
     """One chat, queued by an edge for any runner. `bot_version` 0 runs the draft."""
 
@@ -77,6 +87,10 @@ class ChatRequest(BaseModel):
     # the registry's state (history, stored tool messages, custom variables) rather than
     # from `messages`, which is empty.
     resume_id: int = 0
+    # The history window the registry gave the edge with CreateChat; None when not sent (a
+    # resumption, or too large for the queue): the runner then waits for StartRun's. With it
+    # a runner sends the model its request while StartRun is still under way.
+    history: list[HistoryMessage] | None = None
 
     @property
     def resumes(self) -> bool:

@@ -218,6 +218,13 @@ class MessagePage:
 
 
 @dataclass(frozen=True)
+class CreatedChat:
+    run: ChatRunView
+    # The history window StartRun would give, read in the same transaction.
+    history: list[MessageView]
+
+
+@dataclass(frozen=True)
 class StartedRun:
     run: ChatRunView
     history: list[MessageView]
@@ -603,10 +610,13 @@ class ConversationService:
         messages: Sequence[NewMessage],
         meta_data_json: str,
         auto_save_history: bool,
-    ) -> ChatRunView:
+        history_rounds: int = 0,
+    ) -> CreatedChat:
         """Records a chat as created; conversation_id 0 starts a new conversation.
 
-        chat_id 0 mints the chat's id; an edge may pass one it minted itself.
+        chat_id 0 mints the chat's id; an edge may pass one it minted itself. The history
+        window (`history_rounds` rounds, as StartRun gives it) comes along, so the runner
+        need not wait for StartRun before asking the model.
         """
         _require_owner(owner_id)
         _validate_user_id(user_id)
@@ -616,6 +626,8 @@ class ConversationService:
             raise InvalidArgument("chat_id and conversation_id must not be negative")
         if bot_version < 0:
             raise InvalidArgument("bot_version must not be negative")
+        if not 0 <= history_rounds <= MAX_HISTORY_ROUNDS:
+            raise InvalidArgument(f"history_rounds must be between 0 and {MAX_HISTORY_ROUNDS}")
         if len(model_id) > MAX_MODEL_ID_CHARS:
             raise InvalidArgument(f"model_id must be at most {MAX_MODEL_ID_CHARS} characters")
         if len(messages) > MAX_CHAT_MESSAGES:
@@ -626,7 +638,7 @@ class ConversationService:
         new_conversation_id = 0 if conversation_id else self._ids.next_id()
         message_ids = [self._ids.next_id() for _ in checked] if auto_save_history else []
 
-        def work(session: Session) -> ChatRunView:
+        def work(session: Session) -> CreatedChat:
             _require_bot(session, owner_id, bot_id)
             if session.get(ChatRunRecord, run_id) is not None:
                 raise AlreadyExists(f"chat {run_id} already exists")
@@ -668,7 +680,9 @@ class ConversationService:
                         conversation, checked, message_ids, chat_id=run_id, now=now, bot_id=bot_id
                     )
                 )
-            return _run_view(run)
+            # A new conversation has none: no need to look.
+            history = _history(session, run, history_rounds) if conversation_id else []
+            return CreatedChat(_run_view(run), history)
 
         return await self._db.write(work)
 

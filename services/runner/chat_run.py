@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import grpc
 import orjson
 
-from cozeplus.chat_protocol import ChatRequest
+from cozeplus.chat_protocol import ChatRequest, InputMessage
 from cozeplus.chat_wire import function_call_content, json_object
 from cozeplus.ids import IdGenerator
 from cozeplus.model_catalog import ModelCatalog, ModelSpec
@@ -46,6 +46,7 @@ from services.runner.providers.base import (
     ModelProvider,
     PromptMessage,
     ProviderError,
+    StreamItem,
     TextDelta,
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
@@ -151,6 +152,56 @@ class ModelReply:
     completion: Completion
 
 
+class ModelCall:
+    """One streamed model call. Begun early, its request is sent (and its first item read)
+    at once, by a task of its own; otherwise nothing is sent until it is iterated."""
+
+    def __init__(self, request: CompletionRequest, items: AsyncGenerator[StreamItem, None]) -> None:
+        self.request = request
+        self._items = items
+        self._first: asyncio.Task[StreamItem] | None = None
+
+    @classmethod
+    def begin(cls, provider: ModelProvider, request: CompletionRequest) -> ModelCall:
+        return cls(request, provider.stream(request))
+
+    def send_now(self) -> None:
+        async def first() -> StreamItem:
+            return await anext(self._items)
+
+        self._first = asyncio.create_task(first())
+
+    def __aiter__(self) -> ModelCall:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        first, self._first = self._first, None
+        if first is not None:
+            return await first
+        return await anext(self._items)
+
+    async def aclose(self) -> None:
+        """Closing mid-answer drops the connection: the provider stops generating."""
+        first, self._first = self._first, None
+        if first is not None:
+            # The generator runs in that task: it must have stopped before it is closed.
+            first.cancel()
+            await asyncio.wait([first])
+            if not first.cancelled():
+                first.exception()  # retrieved: an early failure nobody will read
+        await self._items.aclose()
+
+
+@dataclass
+class EarlyStart:
+    """What was prepared, up to the model's first call, while StartRun was under way."""
+
+    spec: ModelSpec
+    tools: dict[str, Tool]
+    state: RunState
+    call: ModelCall
+
+
 @dataclass
 class RunState:
     """What the loop has done so far."""
@@ -173,11 +224,18 @@ class ChatRun:
     """One chat on this runner. `cancel()` stops it from outside, wherever it is."""
 
     def __init__(
-        self, deps: RunnerDeps, request: ChatRequest, keepalive: Callable[[], Awaitable[None]]
+        self,
+        deps: RunnerDeps,
+        request: ChatRequest,
+        keepalive: Callable[[], Awaitable[None]],
+        *,
+        first_delivery: bool = True,
     ) -> None:
         self.deps = deps
         self.request = request
         self._keepalive = keepalive
+        # A redelivered chat most likely started elsewhere: no model call before StartRun.
+        self._first_delivery = first_delivery
         self.events = RunEvents(
             deps.events,
             chat_id=request.chat_id,
@@ -249,7 +307,7 @@ class ChatRun:
     async def _execute(self) -> None:
         self._started_at = time.monotonic()
         config = await self._load_bot()
-        started = await self._start_run(config)
+        started, early = await self._start(config)
         if started is None:
             return
         self.holding = True
@@ -270,21 +328,28 @@ class ChatRun:
             error = cpb.ChatError(code=404, msg="the bot no longer exists")
             await self._finish(ChatStatus.FAILED, error=error)
             return
-        spec = self.deps.catalog.get(config.model.model_id)
-        if spec is None:
-            msg = f"model {config.model.model_id!r} is not configured"
-            await self._finish(ChatStatus.FAILED, error=cpb.ChatError(code=500, msg=msg))
-            return
-        try:
-            tools = await self._load_tools(config)
-        except RunFailed as failed:
-            await self._finish(ChatStatus.FAILED, error=failed.error)
-            return
-        context = await self._gather_context(config, spec, started)
-        state = self._build_state(config, started, context)
+        if early is None:
+            spec = self.deps.catalog.get(config.model.model_id)
+            if spec is None:
+                msg = f"model {config.model.model_id!r} is not configured"
+                await self._finish(ChatStatus.FAILED, error=cpb.ChatError(code=500, msg=msg))
+                return
+            try:
+                tools = await self._load_tools(config)
+            except RunFailed as failed:
+                await self._finish(ChatStatus.FAILED, error=failed.error)
+                return
+            new_messages = () if self.request.resumes else self.request.messages
+            context = await self._gather_context(
+                config, spec, started.history, new_messages, started.chat_messages
+            )
+            state = self._build_state(config, started, context)
+            first_call = None
+        else:
+            spec, tools, state, first_call = early.spec, early.tools, early.state, early.call
         state.answer_id = self.deps.ids.next_id()
         self.events.open_answer(run, state.answer_id)
-        status, error = await self._run_loop(config, spec, tools, state)
+        status, error = await self._run_loop(config, spec, tools, state, first_call)
         if status == ChatStatus.REQUIRES_ACTION:
             await self._pause(state)
             return
@@ -294,6 +359,58 @@ class ChatRun:
         await self._finish(
             status, error=error, answer=answer, answer_id=state.answer_id, usage=state.usage
         )
+
+    async def _start(
+        self, config: pb.BotConfig | None
+    ) -> tuple[cpb.StartRunResponse | None, EarlyStart | None]:
+        """StartRun, and, when the queued chat brought its history window, the steps up to
+        the model's first call meanwhile: the model then answers while the registry does.
+        Nothing is published before StartRun says this runner holds the run; if it does
+        not, the early call is closed unread."""
+        history = self.request.history
+        if (
+            config is None
+            or history is None
+            or self.request.resumes
+            or not self._first_delivery
+            or self._handing_back
+        ):
+            return await self._start_run(config), None
+        start = asyncio.create_task(self._start_run(config))
+        early: EarlyStart | None = None
+        try:
+            early = await self._prepare_early(
+                config, [cpb.Message(**m.model_dump()) for m in history]
+            )
+            started = await start
+        except BaseException:
+            start.cancel()
+            if early is not None:
+                await early.call.aclose()
+            raise
+        if early is not None and (started is None or started.restarted):
+            await early.call.aclose()
+            early = None
+        return started, early
+
+    async def _prepare_early(
+        self, config: pb.BotConfig, history: Sequence[cpb.Message]
+    ) -> EarlyStart | None:
+        """None when a step would fail: the usual order then reports it after StartRun."""
+        spec = self.deps.catalog.get(config.model.model_id)
+        if spec is None:
+            return None
+        try:
+            tools = await self._load_tools(config)
+        except RunFailed:
+            return None
+        context = await self._gather_context(config, spec, history, self.request.messages, ())
+        state = self._new_state(config, history, context)
+        provider = self.deps.provider_for(spec)
+        definitions = [tool.definition for tool in tools.values()]
+        call = ModelCall.begin(provider, self._completion_request(config, definitions, state))
+        call.send_now()
+        return EarlyStart(spec, tools, state, call)
 
     async def _load_bot(self) -> pb.BotConfig | None:
         request = self.request
@@ -360,16 +477,20 @@ class ChatRun:
         return {tool.definition.name: tool for tool in tools}
 
     async def _gather_context(
-        self, config: pb.BotConfig, spec: ModelSpec, started: cpb.StartRunResponse
+        self,
+        config: pb.BotConfig,
+        spec: ModelSpec,
+        history: Sequence[cpb.Message],
+        new_messages: Sequence[InputMessage],
+        chat_messages: Sequence[cpb.Message],
     ) -> PromptContext:
         """The knowledge chunks (bots that auto-call datasets) and, for a vision model, the
         images named by file id. Neither may fail the chat: a failed search or file read is
         logged and the model answers without the chunks, or sees the image's note."""
         request = self.request
-        new_messages = () if request.resumes else request.messages
         source = self.deps.context
         chunks: Sequence[KnowledgeChunk] = ()
-        question = latest_question(started.history, new_messages, started.chat_messages)
+        question = latest_question(history, new_messages, chat_messages)
         try:
             chunks = await source.knowledge(
                 owner_id=request.owner_id, config=config, query=question
@@ -382,7 +503,7 @@ class ChatRun:
             )
         file_urls: Mapping[str, str] = {}
         if spec.vision:
-            file_ids = image_file_ids(started.history, new_messages, started.chat_messages)
+            file_ids = image_file_ids(history, new_messages, chat_messages)
             try:
                 file_urls = await source.images(owner_id=request.owner_id, file_ids=file_ids)
             except Exception as err:
@@ -396,39 +517,43 @@ class ChatRun:
     def _build_state(
         self, config: pb.BotConfig, started: cpb.StartRunResponse, context: PromptContext
     ) -> RunState:
-        request = self.request
-        knowledge = knowledge_prompt(context.knowledge)
-        if request.resumes:
-            variables = {
-                str(k): str(v) for k, v in json_object(started.run.custom_variables_json).items()
-            }
-            prompt = build_prompt(
-                config,
-                started.history,
-                (),
-                variables,
-                started.chat_messages,
-                knowledge=knowledge,
-                file_urls=context.file_urls,
-            )
-        else:
-            prompt = build_prompt(
-                config,
-                started.history,
-                request.messages,
-                request.custom_variables,
-                knowledge=knowledge,
-                file_urls=context.file_urls,
-            )
+        if not self.request.resumes:
+            state = self._new_state(config, started.history, context)
+            state.usage.CopyFrom(started.run.usage)
+            return state
+        # A resumed chat continues from what the registry stored: its own tool messages,
+        # the usage so far and the custom variables it was started with.
+        variables = {
+            str(k): str(v) for k, v in json_object(started.run.custom_variables_json).items()
+        }
+        prompt = build_prompt(
+            config,
+            started.history,
+            (),
+            variables,
+            started.chat_messages,
+            knowledge=knowledge_prompt(context.knowledge),
+            file_urls=context.file_urls,
+        )
         usage = cpb.Usage()
         usage.CopyFrom(started.run.usage)
         # A resumed run has used the rounds its chat's stored calls show.
-        rounds = (
-            sum(1 for m in stored_messages(started.chat_messages) if m.tool_calls)
-            if request.resumes
-            else 0
-        )
+        rounds = sum(1 for m in stored_messages(started.chat_messages) if m.tool_calls)
         return RunState(prompt=prompt, usage=usage, tool_rounds=rounds)
+
+    def _new_state(
+        self, config: pb.BotConfig, history: Sequence[cpb.Message], context: PromptContext
+    ) -> RunState:
+        """A new chat's: its history window and its input."""
+        prompt = build_prompt(
+            config,
+            history,
+            self.request.messages,
+            self.request.custom_variables,
+            knowledge=knowledge_prompt(context.knowledge),
+            file_urls=context.file_urls,
+        )
+        return RunState(prompt=prompt)
 
     async def _run_loop(
         self,
@@ -436,15 +561,22 @@ class ChatRun:
         spec: ModelSpec,
         tools: Mapping[str, Tool],
         state: RunState,
+        first_call: ModelCall | None = None,
     ) -> tuple[ChatStatus, cpb.ChatError]:
-        """Runs the rounds as one task, so a cancel stops a model call or tool calls alike."""
+        """Runs the rounds as one task, so a cancel stops a model call or tool calls alike.
+        `first_call`: the first round's model call, begun before StartRun came back."""
         self._state = state
-        self._loop_task = asyncio.create_task(self._rounds(config, spec, tools, state))
+        self._loop_task = asyncio.create_task(self._rounds(config, spec, tools, state, first_call))
         if self._canceled or self._abandoned:
             # Stopped between StartRun and here, before there was anything to stop.
             self._loop_task.cancel()
         try:
-            await self._loop_task
+            try:
+                await self._loop_task
+            finally:
+                if first_call is not None:
+                    # Closed already unless the loop was cancelled before it ran.
+                    await first_call.aclose()
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -473,12 +605,19 @@ class ChatRun:
         spec: ModelSpec,
         tools: Mapping[str, Tool],
         state: RunState,
+        first_call: ModelCall | None,
     ) -> None:
         limit = config.max_tool_rounds or DEFAULT_MAX_TOOL_ROUNDS
         provider = self.deps.provider_for(spec)
         definitions = [tool.definition for tool in tools.values()]
+        call = first_call
         while True:
-            reply = await self._call_model(provider, config, definitions, state)
+            if call is None:
+                call = ModelCall.begin(
+                    provider, self._completion_request(config, definitions, state)
+                )
+            reply = await self._call_model(call, state)
+            call = None
             if not reply.tool_calls:
                 return
             if state.tool_rounds >= limit:
@@ -495,15 +634,11 @@ class ChatRun:
             state.answer_id = self.deps.ids.next_id()
             self.events.renumber_answer(state.answer_id)
 
-    async def _call_model(
-        self,
-        provider: ModelProvider,
-        config: pb.BotConfig,
-        definitions: Sequence[ToolDefinition],
-        state: RunState,
-    ) -> ModelReply:
+    def _completion_request(
+        self, config: pb.BotConfig, definitions: Sequence[ToolDefinition], state: RunState
+    ) -> CompletionRequest:
         model = config.model
-        request = CompletionRequest(
+        return CompletionRequest(
             messages=list(state.prompt),
             tools=definitions,
             temperature=model.temperature if model.HasField("temperature") else None,
@@ -511,12 +646,14 @@ class ChatRun:
             top_p=model.top_p if model.HasField("top_p") else None,
             timeout_s=self.deps.model_timeout_s,
         )
+
+    async def _call_model(self, call: ModelCall, state: RunState) -> ModelReply:
         text: list[str] = []
         calls: list[ToolCall] = []
         completion: Completion | None = None
         try:
-            async with contextlib.aclosing(provider.stream(request)) as items:
-                async for item in items:
+            async with contextlib.aclosing(call):
+                async for item in call:
                     if isinstance(item, TextDelta):
                         if not item.text:
                             continue
@@ -533,7 +670,7 @@ class ChatRun:
             # Ended early: count what this call spent, as the provider will not say.
             _add_usage(
                 state.usage,
-                count_prompt_tokens(request.messages),
+                count_prompt_tokens(call.request.messages),
                 count_text_tokens("".join(text)),
             )
             raise

@@ -78,7 +78,9 @@ class RunnerPool(PullPool):
             log.error("dropping a malformed chat request: %r", msg.data[:200])
             await msg.term()
             return
-        run = ChatRun(self.deps, request, keepalive=msg.in_progress)
+        run = ChatRun(
+            self.deps, request, keepalive=msg.in_progress, first_delivery=_first_delivery(msg)
+        )
         if self._stopping:
             run.hand_back()
         self.running[request.chat_id] = run
@@ -146,3 +148,10 @@ class RunnerPool(PullPool):
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
+
+
+def _first_delivery(msg: Msg) -> bool:
+    try:
+        return msg.metadata.num_delivered == 1
+    except Exception:
+        return False  # not a JetStream delivery: take the careful path

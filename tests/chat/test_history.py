@@ -100,3 +100,39 @@ def test_auto_save_history_false_saves_no_messages(
         json={"bot_id": bot_id, "user_id": "u", "query": "next"},
     )
     assert [m["content"] for m in _sent_messages(mock_llm)] == ["next"]
+
+
+def test_a_history_window_too_large_for_the_queue_reaches_the_model_through_start_run(
+    api: httpx.Client,
+    account: Account,
+    make_bot: Callable[..., str],
+    conversations: ConversationsStub,
+    mock_llm: str,
+) -> None:
+    # The edge queues a chat with its history window when the message can carry it (the
+    # runner then asks the model while StartRun is under way); 4 × 300 KB cannot.
+    bot_id = make_bot(model="mock-echo", prompt="", history_rounds=2)
+    old = [
+        cpb.NewMessage(
+            role="user" if i % 2 == 0 else "assistant",
+            type="question" if i % 2 == 0 else "answer",
+            content=f"{i}" + "长" * 99_000,
+            content_type="text",
+        )
+        for i in range(4)
+    ]
+    conversation = conversations.CreateConversation(
+        cpb.CreateConversationRequest(
+            owner_id=account.user_id, user_id="u", bot_id=int(bot_id), messages=old
+        )
+    )
+    response = api.post(
+        f"/v3/chat?conversation_id={conversation.id}",
+        json={"bot_id": bot_id, "user_id": "u", "query": "and now?"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    sent = _sent_messages(mock_llm)
+    assert [str(m["content"])[:1] for m in sent[:-1]] == ["0", "1", "2", "3"]
+    assert all(len(str(m["content"])) == 99_001 for m in sent[:-1])
+    assert sent[-1]["content"] == "and now?"

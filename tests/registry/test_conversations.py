@@ -66,6 +66,23 @@ class Fixture:
         auto_save_history: bool = True,
         **fields: Any,
     ) -> cpb.ChatRun:
+        created = await self.created(
+            conversation_id,
+            *messages,
+            user_id=user_id,
+            auto_save_history=auto_save_history,
+            **fields,
+        )
+        return created.run
+
+    async def created(
+        self,
+        conversation_id: int = 0,
+        *messages: cpb.NewMessage,
+        user_id: str = "u",
+        auto_save_history: bool = True,
+        **fields: Any,
+    ) -> cpb.CreatedChat:
         fields.setdefault("bot_id", self.bot_id)
         return await self.rpc.CreateChat(
             cpb.CreateChatRequest(
@@ -641,6 +658,7 @@ async def test_starting_a_running_chat_again_reports_a_restart(f: Fixture) -> No
     assert again.run == first.run, "unchanged"
     await expect_status(f.start(chat.id, history_rounds=101), INVALID, "history_rounds")
     await expect_status(f.start(chat.id, history_rounds=-1), INVALID, "history_rounds")
+    await expect_status(f.chat(0, history_rounds=101), INVALID, "history_rounds")
 
 
 async def test_concurrent_starts_let_exactly_one_runner_start_the_chat(f: Fixture) -> None:
@@ -746,9 +764,14 @@ async def test_history_window_of_a_thousand_message_conversation(f: Fixture) -> 
 
     async def history(rounds: int) -> list[str]:
         # Not saved, so probing leaves the conversation as it was.
-        chat = await f.chat(conversation.id, user("new"), auto_save_history=False)
-        started = await f.start(chat.id, history_rounds=rounds)
-        return [m.content for m in started.history]
+        created = await f.created(
+            conversation.id, user("new"), auto_save_history=False, history_rounds=rounds
+        )
+        started = await f.start(created.run.id, history_rounds=rounds)
+        window = [m.content for m in started.history]
+        # CreateChat gives the edge the same window, for the runner to ask the model early.
+        assert [m.content for m in created.history] == window
+        return window
 
     assert await history(3) == [f"message {i}" for i in range(994, 1000)]
     assert await history(1) == ["message 998", "message 999"]

@@ -106,7 +106,7 @@ class World:
         await self.db.write(work)
 
     async def chat(self) -> ChatRunView:
-        return await self.conversations.create_chat(
+        created = await self.conversations.create_chat(
             owner_id=OWNER,
             user_id="u",
             chat_id=0,
@@ -118,6 +118,7 @@ class World:
             meta_data_json="",
             auto_save_history=True,
         )
+        return created.run
 
     async def started(self) -> ChatRunView:
         run = await self.chat()

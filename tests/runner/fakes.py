@@ -12,7 +12,13 @@ from typing import Any
 import grpc
 import orjson
 
-from cozeplus.chat_protocol import EVENT_HEADER, HEARTBEAT_EVENT, ChatRequest, InputMessage
+from cozeplus.chat_protocol import (
+    EVENT_HEADER,
+    HEARTBEAT_EVENT,
+    ChatRequest,
+    HistoryMessage,
+    InputMessage,
+)
 from cozeplus.ids import IdGenerator
 from cozeplus.model_catalog import ModelCatalog, ModelSpec
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
@@ -75,6 +81,8 @@ class Conversations:
         # applies (the registry is away), "lost" applies it and then fails (its reply lost).
         self.faults: dict[str, list[str]] = {}
         self.calls: dict[str, int] = {}
+        # When set, StartRun waits for it (to see what a run does meanwhile).
+        self.start_gate: asyncio.Event | None = None
 
     def _fault(self, rpc: str, when: str) -> None:
         """Raises UNAVAILABLE if the next fault planned for `rpc` is `when`."""
@@ -129,6 +137,8 @@ class Conversations:
         timeout: float | None = None,  # noqa: ASYNC109 (gRPC's)
     ) -> cpb.StartRunResponse:
         self.calls["StartRun"] = self.calls.get("StartRun", 0) + 1
+        if self.start_gate is not None:
+            await self.start_gate.wait()
         self._fault("StartRun", "down")
         run = self.runs[request.chat_id]
         history = [m for m in self.messages if m.chat_id != run.id]
@@ -247,22 +257,34 @@ class ScriptedProvider:
 
     rounds: list[Round]
     requests: list[CompletionRequest] = field(default_factory=list)
+    # Streams closed before their end (a cancel, or an early call nobody reads).
+    closed_early: int = 0
     spec: ModelSpec = field(default_factory=lambda: ModelSpec(id="fake", provider="echo"))
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
         plan = self.rounds[min(len(self.requests), len(self.rounds) - 1)]
         self.requests.append(request)
-        await asyncio.sleep(0)
-        if plan.fail:
-            raise ProviderUnavailable("model 'fake' failed (HTTP 500)")
-        if plan.text:
-            yield TextDelta(plan.text)
-        for name, arguments in plan.calls:
-            yield ToolCall(
-                id=f"call_{next(self._ids)}", name=name, arguments=orjson.dumps(arguments).decode()
+        finished = False
+        try:
+            await asyncio.sleep(0)
+            if plan.fail:
+                raise ProviderUnavailable("model 'fake' failed (HTTP 500)")
+            if plan.text:
+                yield TextDelta(plan.text)
+            for name, arguments in plan.calls:
+                yield ToolCall(
+                    id=f"call_{next(self._ids)}",
+                    name=name,
+                    arguments=orjson.dumps(arguments).decode(),
+                )
+            finished = True
+            yield Completion(
+                Usage(*plan.usage), finish_reason="tool_calls" if plan.calls else "stop"
             )
-        yield Completion(Usage(*plan.usage), finish_reason="tool_calls" if plan.calls else "stop")
+        finally:
+            if not finished:
+                self.closed_early += 1
 
     async def aclose(self) -> None:
         return None
@@ -331,6 +353,8 @@ class Harness:
         resume: bool = False,
         custom_variables: dict[str, str] | None = None,
         content_type: str = "text",
+        history: list[HistoryMessage] | None = None,
+        first_delivery: bool = True,
     ) -> ChatRun:
         if not resume:
             self.conversations.create(chat_id, question, content_type)
@@ -348,12 +372,13 @@ class Harness:
             custom_variables=custom_variables or {},
             created_at=0,
             resume_id=1 if resume else 0,
+            history=history,
         )
 
         async def keepalive() -> None:
             return None
 
-        run = ChatRun(self.deps, request, keepalive)
+        run = ChatRun(self.deps, request, keepalive, first_delivery=first_delivery)
         await run.execute()
         return run
 

@@ -29,6 +29,7 @@ from cozeplus.chat_protocol import (
     EVENT_HEADER,
     TERMINAL_CHAT_EVENTS,
     ChatRequest,
+    HistoryMessage,
     InputMessage,
 )
 from cozeplus.chat_wire import chat_event, chat_object, json_object
@@ -72,6 +73,8 @@ class ChatTarget:
     # Whether the prompt has a `{{name}}` for variables to fill: without one the end user's
     # stored values cannot change the chat, so they are not looked up (a registry call).
     prompt_has_variables: bool = True
+    # The bot's history window, asked of CreateChat so the runner gets it with the chat.
+    history_rounds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +143,17 @@ class ChatCore:
             version.version,
             version.config.model.model_id,
             _has_placeholders(version.config.prompt),
+            version.config.history_rounds,
         )
 
     async def draft_target(self, owner_id: int, bot_id: int) -> ChatTarget:
         draft = await self._bots.GetDraft(pb.BotRef(owner_id=owner_id, bot_id=bot_id))
         return ChatTarget(
-            bot_id, 0, draft.config.model.model_id, _has_placeholders(draft.config.prompt)
+            bot_id,
+            0,
+            draft.config.model.model_id,
+            _has_placeholders(draft.config.prompt),
+            draft.config.history_rounds,
         )
 
     # -------------------------------------------------------------------- start
@@ -168,10 +176,12 @@ class ChatCore:
         session = self._session(owner_id, chat_id)
         await session.open()
         try:
-            run = await self._record(chat_id, owner_id, target, chat)
+            created = await self._record(chat_id, owner_id, target, chat)
+            run = created.run
             request = _chat_request(
                 chat_id, run.conversation_id, run.section_id, run.created_at, owner_id, target, chat
             )
+            _add_history(request, created.history, bus.max_payload)
             await self._queue(request)
             session.start(run)
         except BaseException:
@@ -181,7 +191,7 @@ class ChatCore:
 
     async def _record(
         self, chat_id: int, owner_id: int, target: ChatTarget, chat: ChatInput
-    ) -> cpb.ChatRun:
+    ) -> cpb.CreatedChat:
         return await self._conversations.CreateChat(
             cpb.CreateChatRequest(
                 owner_id=owner_id,
@@ -203,6 +213,7 @@ class ChatCore:
                 ],
                 meta_data_json=_meta_json(chat.meta_data),
                 auto_save_history=chat.auto_save_history,
+                history_rounds=target.history_rounds,
             )
         )
 
@@ -409,6 +420,23 @@ def _resume_request(run: cpb.ChatRun, owner_id: int, resume_id: int) -> ChatRequ
         created_at=run.created_at,
         resume_id=resume_id,
     )
+
+
+def _add_history(request: ChatRequest, history: Sequence[cpb.Message], max_payload: int) -> None:
+    """Sends the history window with the chat when the queue message can carry it; a
+    longer one the runner reads from StartRun instead, as before."""
+    request.history = [
+        HistoryMessage(
+            role=m.role,
+            type=m.type,
+            content=m.content,
+            content_type=m.content_type,
+            meta_data_json=m.meta_data_json,
+        )
+        for m in history
+    ]
+    if history and len(request.encode()) + _QUEUE_HEADERS_ALLOWANCE > max_payload:
+        request.history = None
 
 
 def _check_queueable(request: ChatRequest, max_payload: int) -> None:

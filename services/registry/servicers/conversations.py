@@ -144,8 +144,8 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
 
     # --------------------------------------------------------------- chat runs
 
-    async def CreateChat(self, request: cpb.CreateChatRequest, context: Any) -> cpb.ChatRun:
-        run = await self._conversations.create_chat(
+    async def CreateChat(self, request: cpb.CreateChatRequest, context: Any) -> cpb.CreatedChat:
+        created = await self._conversations.create_chat(
             owner_id=request.owner_id,
             user_id=request.user_id,
             chat_id=request.chat_id,
@@ -156,8 +156,12 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             messages=new_messages_from_proto(request.messages),
             meta_data_json=request.meta_data_json,
             auto_save_history=request.auto_save_history,
+            history_rounds=request.history_rounds,
         )
-        return run_to_proto(run)
+        return cpb.CreatedChat(
+            run=run_to_proto(created.run),
+            history=[message_to_proto(m) for m in created.history],
+        )
 
     async def StartRun(self, request: cpb.StartRunRequest, context: Any) -> cpb.StartRunResponse:
         started = await self._conversations.start_run(

@@ -692,6 +692,7 @@ class CreateChatRequest(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     META_DATA_JSON_FIELD_NUMBER: _builtins.int
     AUTO_SAVE_HISTORY_FIELD_NUMBER: _builtins.int
+    HISTORY_ROUNDS_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.int
     user_id: _builtins.str
     chat_id: _builtins.int
@@ -702,6 +703,10 @@ class CreateChatRequest(_message.Message):
     model_id: _builtins.str
     meta_data_json: _builtins.str
     auto_save_history: _builtins.bool
+    history_rounds: _builtins.int
+    """Rounds of history to return with the run (as StartRun would): the edge queues them
+    with the chat, so a runner can send the model its request while StartRun is under way.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___NewMessage]:
         """The run's input; stored as question messages when auto_save_history."""
@@ -719,14 +724,43 @@ class CreateChatRequest(_message.Message):
         messages: _abc.Iterable[Global___NewMessage] | None = ...,
         meta_data_json: _builtins.str = ...,
         auto_save_history: _builtins.bool = ...,
+        history_rounds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_save_history", b"auto_save_history", "bot_id", b"bot_id", "bot_version", b"bot_version", "chat_id", b"chat_id", "conversation_id", b"conversation_id", "messages", b"messages", "meta_data_json", b"meta_data_json", "model_id", b"model_id", "owner_id", b"owner_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_save_history", b"auto_save_history", "bot_id", b"bot_id", "bot_version", b"bot_version", "chat_id", b"chat_id", "conversation_id", b"conversation_id", "history_rounds", b"history_rounds", "messages", b"messages", "meta_data_json", b"meta_data_json", "model_id", b"model_id", "owner_id", b"owner_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateChatRequest: _TypeAlias = CreateChatRequest  # noqa: Y015
+
+@_typing.final
+class CreatedChat(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___ChatRun: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """The conversation's current section before this chat, oldest first, at most
+        history_rounds rounds; empty for a new conversation.
+        """
+
+    def __init__(
+        self,
+        *,
+        run: Global___ChatRun | None = ...,
+        history: _abc.Iterable[Global___Message] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatedChat: _TypeAlias = CreatedChat  # noqa: Y015
 
 @_typing.final
 class ChatRef(_message.Message):

@@ -92,7 +92,7 @@ class ConversationsStub:
         self.CreateChat = channel.unary_unary(
                 '/cozeplus.rpc.v1.Conversations/CreateChat',
                 request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.SerializeToString,
-                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.FromString,
                 _registered_method=True)
         self.StartRun = channel.unary_unary(
                 '/cozeplus.rpc.v1.Conversations/StartRun',
@@ -350,7 +350,7 @@ def add_ConversationsServicer_to_server(servicer, server):
             'CreateChat': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateChat,
                     request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.FromString,
-                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.SerializeToString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.SerializeToString,
             ),
             'StartRun': grpc.unary_unary_rpc_method_handler(
                     servicer.StartRun,
@@ -721,7 +721,7 @@ class Conversations:
             target,
             '/cozeplus.rpc.v1.Conversations/CreateChat',
             cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.SerializeToString,
-            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.FromString,
             options,
             channel_credentials,
             insecure,

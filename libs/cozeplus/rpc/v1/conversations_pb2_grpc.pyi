@@ -49,7 +49,7 @@ class ConversationsStub:
     ListMessages: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ListMessagesRequest, _conversations_pb2.ListMessagesResponse]
     ModifyMessage: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ModifyMessageRequest, _conversations_pb2.Message]
     DeleteMessage: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.MessageRef, _conversations_pb2.Message]
-    CreateChat: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.ChatRun]
+    CreateChat: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.CreatedChat]
     """Called by the edge before it queues a chat: creates the conversation when
     conversation_id is 0, records the run as "created" and stores the input.
     """
@@ -101,7 +101,7 @@ class ConversationsAsyncStub(ConversationsStub):
     ListMessages: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListMessagesRequest, _conversations_pb2.ListMessagesResponse]  # type: ignore[assignment]
     ModifyMessage: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ModifyMessageRequest, _conversations_pb2.Message]  # type: ignore[assignment]
     DeleteMessage: _aio.UnaryUnaryMultiCallable[_conversations_pb2.MessageRef, _conversations_pb2.Message]  # type: ignore[assignment]
-    CreateChat: _aio.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.ChatRun]  # type: ignore[assignment]
+    CreateChat: _aio.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.CreatedChat]  # type: ignore[assignment]
     """Called by the edge before it queues a chat: creates the conversation when
     conversation_id is 0, records the run as "created" and stores the input.
     """
@@ -222,7 +222,7 @@ class ConversationsServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _conversations_pb2.CreateChatRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_conversations_pb2.ChatRun, _abc.Awaitable[_conversations_pb2.ChatRun]]:
+    ) -> _typing.Union[_conversations_pb2.CreatedChat, _abc.Awaitable[_conversations_pb2.CreatedChat]]:
         """Called by the edge before it queues a chat: creates the conversation when
         conversation_id is 0, records the run as "created" and stores the input.
         """
