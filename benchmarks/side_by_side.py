@@ -208,6 +208,19 @@ class Load:
         return len(self.results) / self.wall_s if self.wall_s else math.nan
 
 
+def _merged(loads: Sequence[Load]) -> Load:
+    """Several loads of one kind as one (CPU and wall time summed)."""
+    cpu: Counter[str] = Counter()
+    for x in loads:
+        cpu.update(x.cpu_s)
+    return Load(
+        results=[r for x in loads for r in x.results],
+        wall_s=sum(x.wall_s for x in loads),
+        cpu_s=dict(cpu),
+        machine_busy_s=sum(x.machine_busy_s for x in loads),
+    )
+
+
 async def load(
     chat: Callable[[int], Awaitable[Result]],
     count: int,
@@ -259,8 +272,11 @@ class Plan:
     runner_concurrency: int | None
 
 
-QUICK = Plan(30, 600, 100, 300, 20, 1000, 200, 10, None)
-BIG = Plan(100, 3000, 400, 1500, 50, 1000, 2000, 30, None)
+QUICK = Plan(30, 600, 100, 300, 40, 1000, 200, 10, None)
+BIG = Plan(100, 3000, 400, 1500, 100, 1000, 2000, 30, None)
+
+# The shorter conversation of the history step: already past the bot's 20-message window.
+SHORT_HISTORY = 100
 
 # Mock behaviours: (ttft ms, inter-token ms).
 UNLOADED = (10, 10)  # a fast real model: unloaded first-token and gap fidelity
@@ -372,39 +388,46 @@ class Bench:
         return out[0], out[1]
 
     async def history(self) -> tuple[Load, Load]:
-        """Chats one at a time in a fresh conversation vs one with a long history."""
+        """Chats one at a time in a conversation of SHORT_HISTORY messages vs one of
+        `history_messages`: both fill the bot's window (10 rounds, 20 messages), so any
+        difference is what the conversation's length costs."""
         plan, target, scenario = self.plan, self.targets["instant"], self.models["instant"]
         timeout = httpx.Timeout(120.0, connect=30.0)
         async with httpx.AsyncClient(base_url=self.edge_url, timeout=timeout) as client:
-            messages = [
-                {
-                    "role": "user" if i % 2 == 0 else "assistant",
-                    "content": f"message {i} of the history",
-                    "content_type": "text",
-                }
-                for i in range(plan.history_messages)
-            ]
-            created = await client.post(
-                "/v1/conversation/create",
-                headers=target.headers,
-                json={"bot_id": target.bot_id, "messages": messages},
-            )
-            if created.status_code != 200 or created.json().get("code"):
-                raise RuntimeError(f"creating the long conversation failed: {created.text[:200]}")
-            long_id = created.json()["data"]["id"]
-            fresh = await load(
-                lambda i: cozeplus_chat(client, target, scenario.query, "h"),
-                plan.history_chats,
-                1,
-                self.pids,
-            )
-            long = await load(
-                lambda i: cozeplus_chat(client, target, scenario.query, "h", long_id),
-                plan.history_chats,
-                1,
-                self.pids,
-            )
-        return fresh, long
+
+            async def conversation(size: int) -> str:
+                messages = [
+                    {
+                        "role": "user" if i % 2 == 0 else "assistant",
+                        "content": f"message {i} of the history",
+                        "content_type": "text",
+                    }
+                    for i in range(size)
+                ]
+                created = await client.post(
+                    "/v1/conversation/create",
+                    headers=target.headers,
+                    json={"bot_id": target.bot_id, "messages": messages},
+                )
+                if created.status_code != 200 or created.json().get("code"):
+                    raise RuntimeError(f"creating a conversation failed: {created.text[:200]}")
+                return str(created.json()["data"]["id"])
+
+            short_id = await conversation(SHORT_HISTORY)
+            long_id = await conversation(plan.history_messages)
+            # Interleaved halves, so a drift of the machine over the step hits both alike.
+            short_loads, long_loads = [], []
+            for _ in range(2):
+                for ids, into in ((short_id, short_loads), (long_id, long_loads)):
+                    into.append(
+                        await load(
+                            lambda i, c=ids: cozeplus_chat(client, target, scenario.query, "h", c),
+                            plan.history_chats // 2,
+                            1,
+                            self.pids,
+                        )
+                    )
+        return _merged(short_loads), _merged(long_loads)
 
     async def run(self) -> dict[str, tuple[Load, Load]]:
         plan = self.plan
@@ -541,25 +564,30 @@ def report(
         )
     )
     raw["gap_p99_ms"] = {"direct": d.p("gap", 99) * 1000, "cozeplus": c.p("gap", 99) * 1000}
-    fresh, long = out["history"]
+    short, long = out["history"]
 
     def chat_cost(x: Load) -> float:
         return x.gateway_cpu_s() / max(1, len(x.results)) * 1000
 
     rows.append(
         (
-            f"chat in a {plan.history_messages}-message conversation vs a new one: "
-            "gateway CPU (ms), end-to-end p50 (ms)",
-            f"new: {chat_cost(fresh):.1f}, {fmt_ms(fresh.p('total_s', 50))}",
-            f"long: {chat_cost(long):.1f}, {fmt_ms(long.p('total_s', 50))}",
-            f"{chat_cost(long) / chat_cost(fresh):.2f}× CPU" if chat_cost(fresh) else "",
+            f"chat in a {plan.history_messages}- vs a {SHORT_HISTORY}-message conversation "
+            "(both a full 10-round window): gateway CPU (ms), end-to-end p50 (ms)",
+            f"{SHORT_HISTORY}: {chat_cost(short):.1f}, {fmt_ms(short.p('total_s', 50))}",
+            f"{plan.history_messages}: {chat_cost(long):.1f}, {fmt_ms(long.p('total_s', 50))}",
+            f"{chat_cost(long) / chat_cost(short):.2f}× CPU, "
+            f"{long.p('total_s', 50) / short.p('total_s', 50):.2f}× p50"
+            if chat_cost(short)
+            else "",
             "same",
         )
     )
     raw["history"] = {
-        "fresh_cpu_ms": chat_cost(fresh),
+        "short_messages": SHORT_HISTORY,
+        "long_messages": plan.history_messages,
+        "short_cpu_ms": chat_cost(short),
         "long_cpu_ms": chat_cost(long),
-        "fresh_p50_s": fresh.p("total_s", 50),
+        "short_p50_s": short.p("total_s", 50),
         "long_p50_s": long.p("total_s", 50),
     }
     d, c = out["streams"]
