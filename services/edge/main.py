@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from cozeplus import heap
 from services.edge.app import create_app
 from services.edge.http_server import edge_http_protocol
 from services.edge.middleware import LogIdFilter
@@ -29,8 +30,10 @@ def configure_logging(level: str) -> None:
 def main() -> None:
     settings = EdgeSettings()
     configure_logging(settings.log_level)
+    app = create_app(settings)
+    heap.settle()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -15,6 +15,7 @@ import signal
 
 from nats.aio.msg import Msg
 
+from cozeplus import heap
 from cozeplus.embeddings import EmbeddingClient
 from cozeplus.file_store import declare_files_bucket
 from cozeplus.knowledge_jobs import (
@@ -157,4 +158,5 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    heap.settle()
     asyncio.run(serve(settings))
