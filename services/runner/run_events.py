@@ -98,22 +98,29 @@ class RunEvents:
         )
 
     async def _send(self, data: bytes, headers: dict[str, str]) -> None:
+        try:
+            await self._publisher.publish(self._subject, data, headers=headers)
+        except nats.errors.Error as err:
+            await self._retry(data, headers, err)
+
+    async def _retry(self, data: bytes, headers: dict[str, str], err: nats.errors.Error) -> None:
+        """A publish that failed, retried with backoff; apart from _send so the per-token path
+        reads no clock."""
         delay, give_up_at = 0.05, time.monotonic() + PUBLISH_RETRY_S
-        while True:
+        while time.monotonic() + delay <= give_up_at:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
             try:
                 await self._publisher.publish(self._subject, data, headers=headers)
                 return
-            except nats.errors.Error as err:
-                if time.monotonic() + delay > give_up_at:
-                    log.warning(
-                        "chat %d: event %s could not be published (%r); the edge will see the gap",
-                        self._chat_id,
-                        headers.get(SEQ_HEADER, "heartbeat"),
-                        err,
-                    )
-                    return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            except nats.errors.Error as again:
+                err = again
+        log.warning(
+            "chat %d: event %s could not be published (%r); the edge will see the gap",
+            self._chat_id,
+            headers.get(SEQ_HEADER, "heartbeat"),
+            err,
+        )
 
     async def heartbeat(self) -> None:
         """Not numbered: it names the last number sent, so a lost tail shows."""
