@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -155,6 +156,10 @@ async def serve(settings: RunnerSettings) -> None:
                 interval_s=settings.registry_heartbeat_s,
             ).run(heartbeats_stop)
         )
+        # What startup made (modules, protobuf descriptors, clients) lives as long as the
+        # process: out of the collector's generations, so its collections walk only what
+        # chats allocate (the collector was 15 % of the runner's CPU under load, py-spy).
+        gc.freeze()
         consumer = asyncio.create_task(pool.consume(subscription, stop))
         await stop.wait()
         log.info("runner stopping: %d chats running", len(pool.running))

@@ -39,17 +39,11 @@ import os
 import re
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import httpx2
 import orjson
-from openai.types.chat import (
-    ChatCompletionContentPartParam,
-    ChatCompletionMessageParam,
-    ChatCompletionMessageToolCallParam,
-    ChatCompletionToolParam,
-)
 
 from cozeplus.model_catalog import ModelSpec
 from services.runner.providers.base import (
@@ -70,6 +64,16 @@ from services.runner.providers.base import (
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
 from services.runner.tools.base import ToolCall, ToolDefinition
+
+if TYPE_CHECKING:
+    # Only the SDK's param types, to check the bodies: importing the SDK itself would load
+    # thousands of pydantic models every collection of the garbage collector walks.
+    from openai.types.chat import (
+        ChatCompletionContentPartParam,
+        ChatCompletionMessageParam,
+        ChatCompletionMessageToolCallParam,
+        ChatCompletionToolParam,
+    )
 
 # Local servers (Ollama, vLLM without --api-key) need no key, but the SDK insists on an
 # Authorization header: they ignore this one.
