@@ -104,7 +104,7 @@ async def serve(settings: RunnerSettings) -> None:
             tool_timeout_s=settings.tool_timeout_s,
             heartbeat_s=min(settings.heartbeat_s, ACK_WAIT_S / 3),
             registry=RegistryRetry(budget_s=settings.registry_retry_s),
-            outcomes=NatsRunOutcomes(js),
+            outcomes=NatsRunOutcomes(js, nc),
             context=RegistryPromptContext(
                 knowledge,
                 nc.jetstream,
