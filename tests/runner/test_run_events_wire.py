@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
+import orjson
 from nats.aio.msg import Msg
 
 from cozeplus.chat_protocol import (
@@ -45,9 +46,9 @@ async def test_events_carry_the_headers_nats_py_would_send(nats_url: str) -> Non
         {EVENT_HEADER: MESSAGE_DELTA, SEQ_HEADER: str(i), PUBLISHER_HEADER: events.publisher_id}
         for i in (1, 2, 3)
     ]
-    assert [m.data for m in streamed] == [
-        events._answer.encode(MESSAGE_DELTA, text)  # type: ignore[union-attr]
-        for text in deltas
+    payloads = [orjson.loads(m.data) for m in streamed]
+    assert [(p["event"], p["content"], p["message_item"]["content"]) for p in payloads] == [
+        (MESSAGE_DELTA, text, text) for text in deltas
     ]
     assert heartbeat.headers is not None and heartbeat.headers[SEQ_SENT_HEADER] == "3"
     assert ours.headers == reference

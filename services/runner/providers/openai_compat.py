@@ -75,8 +75,8 @@ if TYPE_CHECKING:
         ChatCompletionToolParam,
     )
 
-# Local servers (Ollama, vLLM without --api-key) need no key, but the SDK insists on an
-# Authorization header: they ignore this one.
+# Local servers (Ollama, vLLM without --api-key) need no key and ignore this one; it is sent
+# anyway, as the SDK did, so every server sees the request it saw before.
 NO_KEY_PLACEHOLDER = "cozeplus-no-key"
 # Upstream messages are shown to end users: keep them short.
 MAX_UPSTREAM_MESSAGE = 200
