@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from cozepy import Chat, Message
 
-from cozeplus.chat_protocol import CHAT_COMPLETED, CHAT_FAILED, MESSAGE_DELTA
+from cozeplus.chat_protocol import CHAT_COMPLETED, CHAT_FAILED, MESSAGE_COMPLETED, MESSAGE_DELTA
 from cozeplus.chat_wire import (
     MessageEvents,
     chat_event,
@@ -13,6 +14,7 @@ from cozeplus.chat_wire import (
     error_event,
     sse_frame,
     stream_trailer,
+    wire_json,
 )
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 
@@ -90,3 +92,49 @@ def test_failed_stream_trailer_carries_the_error() -> None:
 
 def test_sse_frame_is_exactly_three_lines() -> None:
     assert sse_frame("done", b'{"event":"done"}') == b'event: done\ndata: {"event":"done"}\n\n'
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        ["你好", "!", ""],
+        ['quote " and \\ backslash', "line\nbreak", "one\u2028two\u2029three\x85four"],
+        # The layout's own mark as content, and one in the fixed fields, change nothing.
+        ["\x00cozeplus-content\x00"],
+    ],
+)
+@pytest.mark.parametrize("meta_value", ["", "\x00cozeplus-content\x00"])
+def test_message_events_are_the_bytes_of_the_whole_payload(
+    contents: list[str], meta_value: str
+) -> None:
+    message = {
+        "id": "7391",
+        "conversation_id": "7390",
+        "section_id": "7390",
+        "bot_id": "7388",
+        "chat_id": "7392",
+        "role": "assistant",
+        "type": "answer",
+        "content": "",
+        "content_type": "text",
+        "reasoning_content": "",
+        "meta_data": {"k": meta_value} if meta_value else {},
+        "created_at": 1,
+        "updated_at": 1,
+    }
+    events = MessageEvents(message)
+    for content in contents:
+        payload = {"event": MESSAGE_DELTA, **message, "content": content}
+        payload["message_item"] = {
+            "id": "7391",
+            "role": "assistant",
+            "type": "answer",
+            "content": content,
+            "content_type": "text",
+        }
+        assert events.encode(MESSAGE_DELTA, content) == wire_json(payload)
+    completed = {**payload, "event": MESSAGE_COMPLETED, "updated_at": 2}  # the same key order
+    assert events.encode(MESSAGE_COMPLETED, contents[-1], 2) == wire_json(completed)
+    # A delta after a newer updated_at carries it (no stale layout).
+    later = {**payload, "updated_at": 2}
+    assert events.encode(MESSAGE_DELTA, contents[-1]) == wire_json(later)

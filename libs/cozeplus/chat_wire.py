@@ -43,7 +43,10 @@ _LINE_BREAKS = (
 
 def wire_json(value: Any) -> bytes:
     """One line of JSON for every line reader."""
-    data = orjson.dumps(value)
+    return _escape_line_breaks(orjson.dumps(value))
+
+
+def _escape_line_breaks(data: bytes) -> bytes:
     for raw, escaped in _LINE_BREAKS:
         if raw in data:
             data = data.replace(raw, escaped)
@@ -197,10 +200,18 @@ def chat_event(event: str, chat: dict[str, Any]) -> bytes:
     return wire_json({"event": event, **chat, "run_record_item": record})
 
 
+# Stands in for the content while an event's fixed bytes are laid out (MessageEvents).
+_CONTENT_MARK = "\x00cozeplus-content\x00"
+_ENCODED_MARK = orjson.dumps(_CONTENT_MARK)
+
+
 class MessageEvents:
     """Encodes the delta and completed events of one answer message.
 
-    The message's fixed fields are laid out once; each delta only swaps the content.
+    Every event of one name differs only in its content (twice: the message's and its
+    `message_item`'s), so the bytes around the content are encoded once per event name and
+    each event joins them with the encoded content: the same bytes as encoding the whole
+    payload, for a fraction of the work per streamed token.
     """
 
     def __init__(self, message: dict[str, Any]) -> None:
@@ -213,13 +224,31 @@ class MessageEvents:
             "content_type": message["content_type"],
         }
         self._payload["message_item"] = self._item
+        # event name -> the bytes before, between and after the two contents (None: the
+        # mark also occurs elsewhere in the payload, so the whole payload is encoded).
+        self._layouts: dict[str, list[bytes] | None] = {}
 
     def encode(self, event: str, content: str, updated_at: int | None = None) -> bytes:
+        if updated_at is not None and updated_at != self._payload["updated_at"]:
+            self._payload["updated_at"] = updated_at
+            self._layouts.clear()
+        if event in self._layouts:
+            layout = self._layouts[event]
+        else:
+            layout = self._layouts[event] = self._layout(event)
+        if layout is None:
+            return self._encode_whole(event, content)
+        encoded = _escape_line_breaks(orjson.dumps(content))
+        return layout[0] + encoded + layout[1] + encoded + layout[2]
+
+    def _layout(self, event: str) -> list[bytes] | None:
+        parts = self._encode_whole(event, _CONTENT_MARK).split(_ENCODED_MARK)
+        return parts if len(parts) == 3 else None
+
+    def _encode_whole(self, event: str, content: str) -> bytes:
         self._payload["event"] = event
         self._payload["content"] = content
         self._item["content"] = content
-        if updated_at is not None:
-            self._payload["updated_at"] = updated_at
         return wire_json(self._payload)
 
 

@@ -847,8 +847,9 @@ class ChatRun:
             log.info("chat %d ended elsewhere: %s", self.request.chat_id, err.details())
             await self.deps.outcomes.forget(self.request.chat_id)
             return
-        await self.deps.outcomes.forget(self.request.chat_id)
+        # The client hears first: forgetting is a JetStream round trip it need not wait for.
         await self.events.ended(finished)
+        await self.deps.outcomes.forget(self.request.chat_id)
 
 
 def _add_usage(usage: cpb.Usage, prompt_tokens: int, completion_tokens: int) -> None:

@@ -16,6 +16,7 @@ import secrets
 import time
 from typing import Protocol
 
+import nats.aio.client
 import nats.errors
 
 from cozeplus.chat_protocol import (
@@ -89,31 +90,49 @@ class RunEvents:
         self.publisher_id = secrets.token_hex(4)
         # The number of the last event published.
         self.seq = 0
+        self._nats = publisher if isinstance(publisher, nats.aio.client.Client) else None
+        self._subject_bytes = self._subject.encode()
+        self._header_tail = f"\r\n{PUBLISHER_HEADER}: {self.publisher_id}\r\n\r\n".encode()
 
     async def _publish(self, event: str, data: bytes) -> None:
         self.seq += 1
+        nc = self._nats
+        if nc is not None and nc.is_connected and not nc.is_draining:
+            header = _header_head(event) + str(self.seq).encode() + self._header_tail
+            try:
+                await _publish_with_header(nc, self._subject_bytes, header, data)
+                return
+            except nats.errors.Error:
+                pass  # published the ordinary way below, retried while NATS reconnects
         await self._send(
             data,
             {EVENT_HEADER: event, SEQ_HEADER: str(self.seq), PUBLISHER_HEADER: self.publisher_id},
         )
 
     async def _send(self, data: bytes, headers: dict[str, str]) -> None:
+        try:
+            await self._publisher.publish(self._subject, data, headers=headers)
+        except nats.errors.Error as err:
+            await self._retry(data, headers, err)
+
+    async def _retry(self, data: bytes, headers: dict[str, str], err: nats.errors.Error) -> None:
+        """A publish that failed, retried with backoff; apart from _send so the per-token path
+        reads no clock."""
         delay, give_up_at = 0.05, time.monotonic() + PUBLISH_RETRY_S
-        while True:
+        while time.monotonic() + delay <= give_up_at:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
             try:
                 await self._publisher.publish(self._subject, data, headers=headers)
                 return
-            except nats.errors.Error as err:
-                if time.monotonic() + delay > give_up_at:
-                    log.warning(
-                        "chat %d: event %s could not be published (%r); the edge will see the gap",
-                        self._chat_id,
-                        headers.get(SEQ_HEADER, "heartbeat"),
-                        err,
-                    )
-                    return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            except nats.errors.Error as again:
+                err = again
+        log.warning(
+            "chat %d: event %s could not be published (%r); the edge will see the gap",
+            self._chat_id,
+            headers.get(SEQ_HEADER, "heartbeat"),
+            err,
+        )
 
     async def heartbeat(self) -> None:
         """Not numbered: it names the last number sent, so a lost tail shows."""
@@ -168,3 +187,39 @@ class RunEvents:
         """completed, failed, canceled or requires_action, as the registry recorded it."""
         event = END_EVENTS[ChatStatus(run.status)]
         await self._publish(event, chat_event(event, chat_object(run, self._meta_data)))
+
+
+_HEADER_HEADS: dict[str, bytes] = {}
+
+
+def _header_head(event: str) -> bytes:
+    """The header block up to the sequence number, as nats-py lays out the same headers."""
+    head = _HEADER_HEADS.get(event)
+    if head is None:
+        head = _HEADER_HEADS[event] = (
+            f"NATS/1.0\r\n{EVENT_HEADER}: {event}\r\n{SEQ_HEADER}: ".encode()
+        )
+    return head
+
+
+async def _publish_with_header(
+    nc: nats.aio.client.Client, subject: bytes, header: bytes, payload: bytes
+) -> None:
+    """What `nc.publish(subject, payload, headers=...)` sends, from a header block laid out
+    here. nats-py validates and escapes every header key and value on every publish (regex,
+    strip, translate): 6.8 us a publish against 1.6 us this way, one publish per streamed
+    token. Our subject and headers need none of it; the connection's checks that matter
+    (connected, payload size) are the caller's and the server's. Uses nats-py's own
+    command queue and flusher (private, stable since nats-py 2.0), so ordering with other
+    publishes and the write coalescing are unchanged."""
+    if len(payload) > nc.max_payload:
+        raise nats.errors.MaxPayloadError
+    nc.stats["out_msgs"] += 1
+    nc.stats["out_bytes"] += len(payload)
+    await nc._send_command(
+        b"HPUB %b %d %d\r\n%b%b\r\n"
+        % (subject, len(header), len(header) + len(payload), header, payload)
+    )
+    flush_queue = nc._flush_queue
+    if flush_queue is not None and flush_queue.empty():
+        await nc._flush_pending()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import Header, KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_OP, KV_PURGE, MSG_ROLLUP_SUBJECT, KeyValue
 
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from services.runner.run_events import EventPublisher
 
 log = logging.getLogger("cozeplus.runner.outcomes")
 
@@ -45,9 +46,14 @@ class RunOutcomes(Protocol):
     async def forget(self, chat_id: int) -> None: ...
 
 
+# KeyValue.purge's message: a purge marker that rolls up (removes) the key's value.
+_PURGE_HEADERS = {KV_OP: KV_PURGE, Header.ROLLUP: MSG_ROLLUP_SUBJECT}
+
+
 class NatsRunOutcomes:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, publisher: EventPublisher) -> None:
         self._js = js
+        self._publisher = publisher
         self._kv: KeyValue | None = None
 
     async def _bucket(self) -> KeyValue:
@@ -74,8 +80,13 @@ class NatsRunOutcomes:
         return cpb.FinishRunRequest.FromString(entry.value)
 
     async def forget(self, chat_id: int) -> None:
+        """KeyValue.purge's message, published without waiting for JetStream's ack (a round
+        trip per chat): a purge that does not land leaves an outcome nobody reads, as its
+        run has ended, and the bucket's TTL removes it."""
         try:
-            await (await self._bucket()).purge(str(chat_id))
+            await self._publisher.publish(
+                f"$KV.{OUTCOME_BUCKET}.{chat_id}", b"", headers=_PURGE_HEADERS
+            )
         except Exception as err:
             log.debug("chat %d: could not forget its outcome (%r)", chat_id, err)
 

@@ -1,7 +1,15 @@
 """Models behind any OpenAI-compatible chat completions API (OpenAI, DeepSeek, Qwen/DashScope,
-Moonshot, vLLM, Ollama, LM Studio, ...), through the official `openai` SDK.
+Moonshot, vLLM, Ollama, LM Studio, ...).
 
 Decisions worth knowing:
+
+- The request goes out through aiohttp, not the `openai` SDK: the SDK's request path
+  (parameter transformation, request building, httpx's connection pool checking every idle
+  connection's socket on each request) was a third of the runner's CPU, and its streaming
+  read twice aiohttp's per chunk (docs/performance.md). The body is the same JSON the SDK
+  sent (its param types still check it), the URL is `{base_url}/chat/completions`, the key a
+  Bearer header, and HTTP errors map to the provider errors below as the SDK's exceptions
+  did (the `error` object of a JSON body, or the body's text).
 
 - Always streams, with `stream_options.include_usage`, so usage comes from the provider
   when it supports it; otherwise the adapter counts tokens (token_count.py) and marks the
@@ -12,8 +20,8 @@ Decisions worth knowing:
   `[image: URL]` notes so the model still knows an image was there.
 - The API key is read from the environment at each call, so rotating it needs no restart,
   and it travels in a per-request header rather than living on the shared client.
-- No SDK retries: the runner decides about retrying, and a retry would double the time to
-  the first token the user waits for.
+- No retries: the runner decides about retrying, and a retry would double the time to the
+  first token the user waits for.
 - Tools use the API's native tool calling: the request's tools become `tools` function
   definitions; streamed `tool_calls` fragments are joined per index and yielded as whole
   `ToolCall`s once the stream ends; assistant messages carry their `tool_calls` and tool
@@ -29,21 +37,13 @@ import asyncio
 import contextlib
 import os
 import re
-import ssl
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp
 import httpx2
-import openai
 import orjson
-from openai import AsyncOpenAI, omit
-from openai.types.chat import (
-    ChatCompletionContentPartParam,
-    ChatCompletionMessageParam,
-    ChatCompletionMessageToolCallParam,
-    ChatCompletionToolParam,
-)
 
 from cozeplus.model_catalog import ModelSpec
 from services.runner.providers.base import (
@@ -65,20 +65,29 @@ from services.runner.providers.base import (
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
 from services.runner.tools.base import ToolCall, ToolDefinition
 
-# Local servers (Ollama, vLLM without --api-key) need no key, but the SDK insists on an
-# Authorization header: they ignore this one.
+if TYPE_CHECKING:
+    # Only the SDK's param types, to check the bodies: importing the SDK itself would load
+    # thousands of pydantic models every collection of the garbage collector walks.
+    from openai.types.chat import (
+        ChatCompletionContentPartParam,
+        ChatCompletionMessageParam,
+        ChatCompletionMessageToolCallParam,
+        ChatCompletionToolParam,
+    )
+
+# Local servers (Ollama, vLLM without --api-key) need no key and ignore this one; it is sent
+# anyway, as the SDK did, so every server sees the request it saw before.
 NO_KEY_PLACEHOLDER = "cozeplus-no-key"
 # Upstream messages are shown to end users: keep them short.
 MAX_UPSTREAM_MESSAGE = 200
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key|api[-_]?key)[-_][A-Za-z0-9*._\-]{6,}", re.IGNORECASE)
 _BEARER = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
 
-# The SDK maps these only inside its own Stream; the raw response hands them through.
-_TRANSPORT_TIMEOUTS = (httpx2.TimeoutException,)
-_TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError)
 # How long the rest of a response after `[DONE]` may take to arrive before the connection is
-# dropped instead of reused (the SDK's own stream waits as long).
+# dropped instead of reused (the SDK's own stream waited as long).
 _DRAIN_S = 0.1
+# How long an idle connection to a model is kept for reuse (httpx's default, which the SDK used).
+_KEEPALIVE_S = 5.0
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -169,24 +178,39 @@ class OpenAICompatProvider:
         if not spec.base_url:
             raise ValueError(f"model {spec.id!r}: base_url is required for provider 'openai'")
         self._spec = spec
-        self._client = AsyncOpenAI(
-            base_url=spec.base_url,
-            api_key=NO_KEY_PLACEHOLDER,
-            max_retries=0,
-            # The SDK's default caps a client at 1,000 connections, and a runner holds up
-            # to `concurrency` streams to one model at once: the runner's own intake is
-            # the bound, so the pool must not queue (or time out) streams behind it.
-            http_client=openai.DefaultAsyncHttpxClient(
-                limits=httpx2.Limits(max_connections=None, max_keepalive_connections=256)
-            ),
-        )
+        self._url = spec.base_url.rstrip("/") + "/chat/completions"
+        # Made on first use, in the event loop that uses it (aiohttp binds a session to one).
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def spec(self) -> ModelSpec:
         return self._spec
 
     async def aclose(self) -> None:
-        await self._client.close()
+        session, self._session = self._session, None
+        if session is not None and self._session_loop is asyncio.get_running_loop():
+            await session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._session_loop is not loop:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    # No cap: the runner's own intake bounds the streams to one model, and a
+                    # capped pool would queue (or time out) streams behind it.
+                    limit=0,
+                    keepalive_timeout=_KEEPALIVE_S,
+                    # The trust store the SDK's httpx client used (certifi, or SSL_CERT_FILE).
+                    ssl=httpx2.create_ssl_context(),
+                ),
+                # Proxies from HTTP(S)_PROXY / NO_PROXY, as the SDK's client honoured them.
+                trust_env=True,
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+            self._session, self._session_loop = session, loop
+        return session
 
     def _api_key(self) -> str:
         env = self._spec.api_key_env
@@ -200,16 +224,39 @@ class OpenAICompatProvider:
             )
         return key
 
-    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
+    def _body(self, request: CompletionRequest) -> bytes:
         spec = self._spec
-        key = self._api_key()
         defaults = spec.defaults
+        body: dict[str, Any] = {
+            "messages": to_openai_messages(request.messages, vision=spec.vision),
+            "model": spec.model or spec.id,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         temperature = (
             request.temperature if request.temperature is not None else defaults.temperature
         )
         max_tokens = request.max_tokens if request.max_tokens is not None else defaults.max_tokens
         top_p = request.top_p if request.top_p is not None else defaults.top_p
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if top_p is not None:
+            body["top_p"] = top_p
+        if request.tools:
+            body["tools"] = to_openai_tools(request.tools)
+        return orjson.dumps(body)
+
+    async def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
+        spec = self._spec
+        key = self._api_key()
         timeout_s = request.timeout_s
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
         loop = asyncio.get_running_loop()
         # One deadline covers connecting, the response headers and the first chunk; it is
         # pushed back by every chunk after that.
@@ -223,41 +270,37 @@ class OpenAICompatProvider:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 async with asyncio.timeout_at(deadline):
-                    # The raw streaming response: the SDK still does auth, the base URL,
-                    # status errors and timeouts, but each chunk is parsed once by orjson
-                    # instead of becoming a pydantic ChatCompletionChunk (profiled at ~40 %
-                    # of the runner's CPU while streaming).
                     response = await stack.enter_async_context(
-                        self._client.chat.completions.with_streaming_response.create(
-                            model=spec.model or spec.id,
-                            messages=to_openai_messages(request.messages, vision=spec.vision),
-                            stream=True,
-                            stream_options={"include_usage": True},
-                            temperature=temperature if temperature is not None else omit,
-                            max_tokens=max_tokens if max_tokens is not None else omit,
-                            top_p=top_p if top_p is not None else omit,
-                            tools=to_openai_tools(request.tools) if request.tools else omit,
-                            extra_headers={"Authorization": f"Bearer {key}"},
+                        self._http().post(
+                            self._url,
+                            data=self._body(request),
+                            headers=headers,
                             # Backstop only: the asyncio deadlines above and below are what
-                            # fire; this bounds a connect or write the loop could not see.
-                            timeout=timeout_s + 5.0,
+                            # fire; this bounds a connect or read the loop could not see.
+                            timeout=aiohttp.ClientTimeout(
+                                total=None,
+                                sock_connect=timeout_s + 5.0,
+                                sock_read=timeout_s + 5.0,
+                            ),
                         )
                     )
+                    if response.status >= 400:
+                        raise _status_error(spec.id, response.status, await response.read(), key)
                 answering = True
                 # Closing the response mid-body drops the connection: that is what tells
                 # the provider to stop generating when the chat is cancelled.
                 items = await stack.enter_async_context(
-                    aclosing(_iter_chunk_dicts(response.http_response))
+                    aclosing(_iter_chunk_dicts(response.content, deadline, timeout_s))
                 )
-                while True:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await anext(items, None)
-                    if chunk is None:
-                        break
-                    deadline = loop.time() + timeout_s
+                async for chunk in items:
                     error = chunk.get("error")
                     if error:
-                        raise _stream_error(error, response.http_response.request)
+                        # An error event inside a 200 stream: the provider failed mid-answer.
+                        detail = _upstream_detail(error, key)
+                        suffix = f": {detail}" if detail else ""
+                        raise ProviderUnavailable(
+                            f"model {spec.id!r} failed while answering{suffix}"
+                        )
                     chunk_usage = chunk.get("usage")
                     if isinstance(chunk_usage, dict):
                         usage = Usage(
@@ -283,19 +326,20 @@ class OpenAICompatProvider:
                                 function.get("name"),
                                 function.get("arguments"),
                             )
-        except _TRANSPORT_TIMEOUTS as err:
+        except aiohttp.ServerTimeoutError as err:
+            # The socket backstop (before the TimeoutError below: it is one too).
             raise ProviderTimeout(f"model {spec.id!r} timed out") from err
-        except _TRANSPORT_ERRORS as err:
+        except TimeoutError as err:
+            what = "stopped streaming" if parts else "did not start answering"
+            raise ProviderTimeout(f"model {spec.id!r} {what} within {timeout_s:g}s") from err
+        except (aiohttp.ClientError, OSError) as err:
             raise ProviderUnavailable(
                 f"model {spec.id!r} broke off its answer (connection lost)"
                 if answering
                 else f"model {spec.id!r} is unreachable (connection failed)"
             ) from err
-        except TimeoutError as err:
-            what = "stopped streaming" if parts else "did not start answering"
-            raise ProviderTimeout(f"model {spec.id!r} {what} within {timeout_s:g}s") from err
-        except openai.OpenAIError as err:
-            raise self._map_error(err, key, answering=answering) from err
+        except orjson.JSONDecodeError as err:
+            raise ProviderUnavailable(f"model {spec.id!r} sent a malformed chunk") from err
         if finish is None:
             # A clean end of stream without a finish reason means the provider (or a proxy
             # between us) cut the answer short: report it rather than pass a truncated
@@ -313,61 +357,66 @@ class OpenAICompatProvider:
             )
         yield Completion(usage=usage, finish_reason=finish, usage_estimated=estimated)
 
-    def _map_error(self, err: openai.OpenAIError, key: str, *, answering: bool) -> ProviderError:
-        model = self._spec.id
-        if isinstance(err, openai.APITimeoutError):
-            return ProviderTimeout(f"model {model!r} timed out")
-        if isinstance(err, openai.APIConnectionError):
-            if answering:
-                return ProviderUnavailable(
-                    f"model {model!r} broke off its answer (connection lost)"
-                )
-            return ProviderUnavailable(f"model {model!r} is unreachable (connection failed)")
-        if isinstance(err, openai.APIStatusError):
-            status = err.status_code
-            detail = _upstream_detail(err.body, key)
-            suffix = f": {detail}" if detail else ""
-            if status == 408:
-                return ProviderTimeout(
-                    f"model {model!r} timed out (HTTP {status}){suffix}", upstream_status=status
-                )
-            if status == 429:
-                return ProviderUnavailable(
-                    f"model {model!r} is rate limited or out of quota (HTTP 429){suffix}",
-                    upstream_status=status,
-                )
-            if status >= 500:
-                return ProviderUnavailable(
-                    f"model {model!r} failed (HTTP {status}){suffix}", upstream_status=status
-                )
-            if status in (401, 403):
-                return ProviderRejected(
-                    f"model {model!r} rejected the API key (HTTP {status}){suffix}",
-                    upstream_status=status,
-                )
-            return ProviderRejected(
-                f"model {model!r} rejected the request (HTTP {status}){suffix}",
-                upstream_status=status,
-            )
-        if isinstance(err, openai.APIError):
-            # An error event inside a 200 stream: the provider failed mid-answer.
-            detail = _upstream_detail(err.body, key)
-            suffix = f": {detail}" if detail else ""
-            return ProviderUnavailable(f"model {model!r} failed while answering{suffix}")
-        return ProviderError(500, f"model {model!r} call failed ({type(err).__name__})")
+
+def _status_error(model: str, status: int, raw: bytes, key: str) -> ProviderError:
+    """An HTTP error answer, mapped as the SDK's status errors were: the detail is the
+    message of the body's `error` object (or of the body), or the body's text."""
+    body: object
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = raw.decode(errors="replace").strip()
+    if isinstance(body, dict):
+        body = body.get("error", body)
+    detail = _upstream_detail(body, key)
+    suffix = f": {detail}" if detail else ""
+    if status == 408:
+        return ProviderTimeout(
+            f"model {model!r} timed out (HTTP {status}){suffix}", upstream_status=status
+        )
+    if status == 429:
+        return ProviderUnavailable(
+            f"model {model!r} is rate limited or out of quota (HTTP 429){suffix}",
+            upstream_status=status,
+        )
+    if status >= 500:
+        return ProviderUnavailable(
+            f"model {model!r} failed (HTTP {status}){suffix}", upstream_status=status
+        )
+    if status in (401, 403):
+        return ProviderRejected(
+            f"model {model!r} rejected the API key (HTTP {status}){suffix}",
+            upstream_status=status,
+        )
+    return ProviderRejected(
+        f"model {model!r} rejected the request (HTTP {status}){suffix}",
+        upstream_status=status,
+    )
 
 
-async def _iter_chunk_dicts(response: httpx2.Response) -> AsyncGenerator[dict[str, Any], None]:
+async def _iter_chunk_dicts(
+    body: aiohttp.StreamReader, deadline: float, timeout_s: float
+) -> AsyncGenerator[dict[str, Any], None]:
     """The stream's server-sent events as parsed JSON objects, up to `[DONE]`.
 
     Splits the body on newlines itself (no text decoding of the whole stream): an event's
     `data:` lines are joined, other fields (`event:`, `id:`, comments) are ignored, as the
     chat completions stream only carries data.
+
+    A read that waits past `deadline` raises TimeoutError; each block received pushes it
+    `timeout_s` back. The timeout is armed per read of the socket, not per event: events
+    arrive several to a block under load, and an asyncio timeout per event was ~7 % of the
+    runner's CPU while streaming.
     """
+    loop = asyncio.get_running_loop()
     buffer = b""
     data: list[bytes] = []
-    blocks = response.aiter_bytes()
-    async for block in blocks:
+    while True:
+        async with asyncio.timeout_at(deadline):
+            block = await body.readany()
+        if not block:
+            return
+        deadline = loop.time() + timeout_s
         buffer += block
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
@@ -385,22 +434,14 @@ async def _iter_chunk_dicts(response: httpx2.Response) -> AsyncGenerator[dict[st
                 # Read the body to its end (briefly) so the connection goes back to the pool:
                 # closing a response with unread bytes drops it, and the next chat would
                 # pay a new TCP (and TLS) connection (seen in profiles as connect_tcp).
-                with contextlib.suppress(TimeoutError, httpx2.HTTPError):
+                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
                     async with asyncio.timeout(_DRAIN_S):
-                        async for _ in blocks:
+                        async for _ in body.iter_any():
                             pass
                 return
             parsed = orjson.loads(payload)
             if isinstance(parsed, dict):
                 yield cast(dict[str, Any], parsed)
-
-
-def _stream_error(error: object, request: httpx2.Request) -> openai.APIError:
-    """An `error` object inside a 200 stream, as the SDK itself would raise it."""
-    message = error.get("message") if isinstance(error, dict) else None
-    if not isinstance(message, str) or not message:
-        message = "An error occurred during streaming"
-    return openai.APIError(message=message, request=request, body=error)
 
 
 def _upstream_detail(body: object, key: str) -> str:
