@@ -24,7 +24,7 @@ def _settled(**env: str) -> str:
 
 
 def test_settle_freezes_the_start_up_heap_and_batches_young_collections() -> None:
-    assert _settled(COZEPLUS_GC="") == "True 50000"
+    assert _settled(COZEPLUS_GC="") == "True 20000"
 
 
 def test_cozeplus_gc_default_leaves_the_interpreter_alone() -> None:

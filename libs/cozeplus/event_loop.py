@@ -14,8 +14,6 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from cozeplus import heap
-
 T = TypeVar("T")
 
 
@@ -30,7 +28,6 @@ def use_uvloop() -> bool:
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    heap.settle()
     if use_uvloop():
         import uvloop
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -13,7 +12,7 @@ import socket
 
 from nats.aio.msg import Msg
 
-from cozeplus import event_loop
+from cozeplus import event_loop, heap
 from cozeplus.chat_queue import (
     ACK_WAIT_S,
     ensure_chat_stream,
@@ -156,14 +155,7 @@ async def serve(settings: RunnerSettings) -> None:
                 interval_s=settings.registry_heartbeat_s,
             ).run(heartbeats_stop)
         )
-        # What startup made (modules, protobuf descriptors, clients) lives as long as the
-        # process: out of the collector's generations, so its collections walk only what
-        # chats allocate (the collector was 15 % of the runner's CPU under load, py-spy).
-        # A chat allocates thousands of short-lived objects (events, chunks, headers): the
-        # young generation is collected every 20,000 allocations rather than 700 (200-token
-        # chats at 50 in flight: 6.9-7.1 -> 6.0-6.4 ms of runner CPU each).
-        gc.freeze()
-        gc.set_threshold(20_000, 10, 10)
+        heap.settle()
         consumer = asyncio.create_task(pool.consume(subscription, stop))
         await stop.wait()
         log.info("runner stopping: %d chats running", len(pool.running))

@@ -90,7 +90,15 @@ class RunEvents:
         self.publisher_id = secrets.token_hex(4)
         # The number of the last event published.
         self.seq = 0
-        self._nats = publisher if isinstance(publisher, nats.aio.client.Client) else None
+        # The header-block fast path needs nats-py's private command queue; any other
+        # publisher (or a nats-py without it) takes the public publish.
+        self._nats = (
+            publisher
+            if isinstance(publisher, nats.aio.client.Client)
+            and hasattr(publisher, "_send_command")
+            and hasattr(publisher, "_flush_pending")
+            else None
+        )
         self._subject_bytes = self._subject.encode()
         self._header_tail = f"\r\n{PUBLISHER_HEADER}: {self.publisher_id}\r\n\r\n".encode()
 
