@@ -144,6 +144,15 @@ class Database:
     async def write(self, work: Callable[[Session], T]) -> T:
         return await self._run(self._write_engine, self._writer, work)
 
+    async def read_rows(self, work: Callable[[sa.Connection], T]) -> T:
+        """`read` for work written as Core statements: no ORM session, identity map or
+        unit of work around them, which the hot paths (a chat's calls) cannot afford."""
+        return await self._run_connection(self.engine, self._executor, work)
+
+    async def write_rows(self, work: Callable[[sa.Connection], T]) -> T:
+        """`write` for work written as Core statements (see `read_rows`)."""
+        return await self._run_connection(self._write_engine, self._writer, work)
+
     async def _run(
         self, engine: sa.Engine, executor: ThreadPoolExecutor, work: Callable[[Session], T]
     ) -> T:
@@ -151,6 +160,18 @@ class Database:
             with Session(engine, expire_on_commit=False) as session, session.begin():
                 return work(session)
 
+        return await self._in_thread(executor, in_transaction)
+
+    async def _run_connection(
+        self, engine: sa.Engine, executor: ThreadPoolExecutor, work: Callable[[sa.Connection], T]
+    ) -> T:
+        def in_transaction() -> T:
+            with engine.begin() as connection:
+                return work(connection)
+
+        return await self._in_thread(executor, in_transaction)
+
+    async def _in_thread(self, executor: ThreadPoolExecutor, in_transaction: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(executor, in_transaction)
