@@ -1165,9 +1165,7 @@ def _stored_alike(
 
 
 def _chat_messages(connection: sa.Connection, run: sa.Row[Any]) -> list[MessageView]:
-    rows = connection.execute(
-        _MESSAGES_OF_CHAT, {"p_conversation": run.conversation_id, "p_chat": run.id}
-    )
+    rows = connection.execute(_MESSAGES_OF_CHAT, {"p_chat": run.id})
     return [_message_view(r) for r in rows]
 
 
@@ -1596,12 +1594,12 @@ _ANSWER_OF_CHAT = (
     .where(_MESSAGES.c.chat_id == sa.bindparam("p_chat"), _MESSAGES.c.type == MessageType.ANSWER)
     .limit(1)
 )
+# By the chat alone: its messages are all in its conversation (whatever adds one takes the
+# conversation from the run), and naming the conversation too let SQLite walk the
+# conversation's whole (conversation_id, id) index instead of the chat's few rows.
 _MESSAGES_OF_CHAT = (
     sa.select(*_MESSAGES.c)
-    .where(
-        _MESSAGES.c.conversation_id == sa.bindparam("p_conversation"),
-        _MESSAGES.c.chat_id == sa.bindparam("p_chat"),
-    )
+    .where(_MESSAGES.c.chat_id == sa.bindparam("p_chat"))
     .order_by(_MESSAGES.c.id.asc())
     .limit(MAX_HISTORY_MESSAGES)
 )
@@ -1611,7 +1609,8 @@ _MESSAGES_OF_CHAT = (
 _BEFORE_RUN = (
     _MESSAGES.c.conversation_id == sa.bindparam("p_conversation"),
     _MESSAGES.c.section_id == sa.bindparam("p_section"),
-    _MESSAGES.c.type.in_(HISTORY_TYPES),
+    # Inline constants: a bound IN list is expanded into the SQL again on every execution.
+    _MESSAGES.c.type.in_([sa.literal_column(f"'{t}'") for t in HISTORY_TYPES]),
     _MESSAGES.c.chat_id != sa.bindparam("p_chat"),
     _MESSAGES.c.id < sa.bindparam("p_chat"),
 )
