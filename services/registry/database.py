@@ -20,12 +20,13 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -59,20 +60,29 @@ def normalize_database_url(url: str) -> sa.URL:
     return parsed
 
 
-def create_database_engine(url: str | sa.URL) -> sa.Engine:
+def create_database_engine(url: str | sa.URL, *, sqlite_begin_event: bool = True) -> sa.Engine:
+    """`sqlite_begin_event` False: SQLite connections whose caller issues BEGIN itself (see
+    `Database.read_rows`); any connection event listener makes SQLAlchemy dispatch events
+    around every statement, about a quarter of a cached Core statement's cost."""
     parsed = normalize_database_url(str(url) if isinstance(url, sa.URL) else url)
     if parsed.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(parsed)
+        return _create_sqlite_engine(parsed, begin_event=sqlite_begin_event)
     return sa.create_engine(
         parsed,
         pool_size=DB_THREADS,
         max_overflow=0,
         pool_pre_ping=True,
         connect_args={"connect_timeout": 10},
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
     )
 
 
-def _create_sqlite_engine(url: sa.URL) -> sa.Engine:
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _create_sqlite_engine(url: sa.URL, *, begin_event: bool) -> sa.Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
@@ -80,6 +90,8 @@ def _create_sqlite_engine(url: sa.URL) -> sa.Engine:
         pool_size=DB_THREADS,
         max_overflow=0,
         connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_TIMEOUT_S},
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
     )
 
     @event.listens_for(engine, "connect")
@@ -97,16 +109,21 @@ def _create_sqlite_engine(url: sa.URL) -> sa.Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def begin_transaction(connection: sa.Connection) -> None:
-        # A deferred transaction that reads and then writes cannot wait for the write
-        # lock: SQLite fails it at once with "database is locked". Writers therefore
-        # begin IMMEDIATE, which takes the lock up front and queues behind the busy
-        # timeout; readers stay DEFERRED and never block anyone under WAL.
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+    if begin_event:
+
+        @event.listens_for(engine, "begin")
+        def begin_transaction(connection: sa.Connection) -> None:
+            connection.exec_driver_sql(sqlite_begin(connection.get_execution_options()))
 
     return engine
+
+
+def sqlite_begin(options: Mapping[str, Any]) -> str:
+    """A deferred transaction that reads and then writes cannot wait for the write lock:
+    SQLite fails it at once with "database is locked". Writers therefore begin IMMEDIATE,
+    which takes the lock up front and queues behind the busy timeout; readers stay
+    DEFERRED and never block anyone under WAL."""
+    return f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}"
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -187,6 +204,18 @@ class Database:
             if self.backend == "sqlite"
             else self.engine
         )
+        # Core work (read_rows, write_rows) on SQLite: its own pool, without the BEGIN
+        # event (its transactions begin in _run_connection).
+        self._rows_engine = (
+            create_database_engine(url, sqlite_begin_event=False)
+            if self.backend == "sqlite"
+            else self.engine
+        )
+        self._write_rows_engine = (
+            self._rows_engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.backend == "sqlite"
+            else self.engine
+        )
         self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="registry-db")
         # SQLite: the single writer (see the module docstring).
         self._writer: WriterThread | ThreadPoolExecutor = (
@@ -208,11 +237,11 @@ class Database:
     async def read_rows(self, work: Callable[[sa.Connection], T]) -> T:
         """`read` for work written as Core statements: no ORM session, identity map or
         unit of work around them, which the hot paths (a chat's calls) cannot afford."""
-        return await self._run_connection(self.engine, self._executor, work)
+        return await self._run_connection(self._rows_engine, self._executor, work)
 
     async def write_rows(self, work: Callable[[sa.Connection], T]) -> T:
         """`write` for work written as Core statements (see `read_rows`)."""
-        return await self._run_connection(self._write_engine, self._writer, work)
+        return await self._run_connection(self._write_rows_engine, self._writer, work)
 
     async def _run(
         self, engine: sa.Engine, executor: WriterThread | Executor, work: Callable[[Session], T]
@@ -229,9 +258,18 @@ class Database:
         executor: WriterThread | Executor,
         work: Callable[[sa.Connection], T],
     ) -> T:
+        begin = sqlite_begin(engine.get_execution_options()) if self.backend == "sqlite" else ""
+
         def in_transaction() -> T:
-            with engine.begin() as connection:
-                return work(connection)
+            if not begin:
+                with engine.begin() as connection:
+                    return work(connection)
+            # Leaving the block without the commit rolls back (the pool's reset on return).
+            with engine.connect() as connection:
+                connection.exec_driver_sql(begin)
+                result = work(connection)
+                connection.commit()
+                return result
 
         return await self._in_thread(executor, in_transaction)
 
@@ -251,3 +289,4 @@ class Database:
             self._writer.shutdown()
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+        self._rows_engine.dispose()
