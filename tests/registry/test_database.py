@@ -1,0 +1,83 @@
+"""The registry's database runner on SQLite: Core work's own transactions, and the writer
+thread's hand-off."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from services.registry.database import Database
+from services.registry.tables import metadata
+
+LEASES = metadata.tables["registry_leases"]
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
+    db.upgrade_to_head()
+    yield db
+    db.close()
+
+
+def lease(name: str) -> dict[str, object]:
+    return {"name": name, "holder": "h", "expires_at_ms": 1}
+
+
+def names(connection: sa.Connection) -> list[str]:
+    return [str(n) for n in connection.scalars(sa.select(LEASES.c.name).order_by(LEASES.c.name))]
+
+
+async def test_core_work_commits_or_rolls_back_whole(database: Database) -> None:
+    def insert_then_fail(connection: sa.Connection) -> None:
+        connection.execute(sa.insert(LEASES), lease("undone"))
+        raise RuntimeError("after the insert")
+
+    await database.write_rows(lambda c: c.execute(sa.insert(LEASES), lease("kept")))
+    with pytest.raises(RuntimeError, match="after the insert"):
+        await database.write_rows(insert_then_fail)
+
+    assert await database.read_rows(names) == ["kept"]
+
+
+async def test_a_core_write_holds_the_write_lock_from_its_start(
+    database: Database, tmp_path: Path
+) -> None:
+    # BEGIN IMMEDIATE, not DEFERRED: a write transaction that reads first must not find
+    # the lock taken by another process when it comes to write.
+    def read_only(connection: sa.Connection) -> bool:
+        connection.execute(sa.select(LEASES.c.name)).all()
+        other = sqlite3.connect(tmp_path / "registry.db", timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            other.close()
+        return False
+
+    assert await database.write_rows(read_only), "another writer got the lock"
+    assert not await database.read_rows(read_only), "a read holds no write lock"
+
+
+async def test_a_write_whose_caller_gave_up_before_its_turn_does_not_run(
+    database: Database,
+) -> None:
+    release = threading.Event()
+    await_turn = asyncio.ensure_future(database.write_rows(lambda _c: release.wait(10)))
+    abandoned = asyncio.ensure_future(
+        database.write_rows(lambda c: c.execute(sa.insert(LEASES), lease("abandoned")))
+    )
+    await asyncio.sleep(0.05)
+    abandoned.cancel()
+    release.set()
+    assert await await_turn
+    await database.write_rows(lambda c: c.execute(sa.insert(LEASES), lease("later")))
+
+    assert await database.read_rows(names) == ["later"]
