@@ -20,11 +20,12 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -137,15 +138,25 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 class WriterThread:
-    """SQLite's one writer: a thread running jobs in the order they come.
+    """SQLite's one writer: a thread running write jobs in the order they come.
 
     Lighter than a one-thread ThreadPoolExecutor behind `run_in_executor`, which wraps each
     job in a concurrent.futures.Future (a Condition, an RLock) chained to an asyncio
     future, per job: under load that hand-off was a tenth of the event loop's time. Here
     a job is a queue entry and its asyncio future, settled on the loop's thread.
+
+    Group commit: Core jobs (`submit_rows`) found waiting together, up to
+    MAX_GROUP_COMMIT, run in one transaction, each in a savepoint of its own, so a job
+    that fails is undone alone and reports its own error. The group commits once: the
+    pages its jobs share (the newest leaf of each table and index) go to the WAL once
+    instead of once per job. Results are handed back after the commit, and a failed
+    commit fails every job of the group. A job alone runs in its own transaction, as
+    do ORM jobs (`submit`).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, rows_engine: sa.Engine) -> None:
+        # Begins IMMEDIATE (see sqlite_begin) and has no BEGIN event of its own.
+        self._rows_engine = rows_engine
         self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         # A daemon: a process that exits without close() must not hang on the idle thread
         # (SQLite rolls back a transaction cut short by the exit).
@@ -153,9 +164,19 @@ class WriterThread:
         self._thread.start()
 
     def submit(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        """`work` makes its own transaction."""
+        return self._put(work, None)
+
+    def submit_rows(self, work: Callable[[sa.Connection], T]) -> asyncio.Future[T]:
+        """`work` runs in a transaction it may share with others (see the class doc)."""
+        return self._put(None, work)
+
+    def _put(
+        self, alone: Callable[[], T] | None, rows: Callable[[sa.Connection], T] | None
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(work, loop, future))
+        self._jobs.put(_Job(alone, rows, loop, future))
         return future
 
     def shutdown(self) -> None:
@@ -164,35 +185,126 @@ class WriterThread:
         self._thread.join()
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        carried: _Job[Any] | None = None
+        stopping = False
+        while True:
+            if carried is not None:
+                job, carried = carried, None
+            else:
+                taken = None if stopping else self._jobs.get()
+                if taken is None:
+                    return
+                job = taken
+            group = [job]
+            while job.rows is not None and len(group) < MAX_GROUP_COMMIT:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None or more.rows is None:
+                    stopping, carried = more is None, more
+                    break
+                group.append(more)
             # A caller that gave up before its turn (a deadline) has nothing to wait for,
             # as with an executor's cancelled future.
-            if job.future.cancelled():
+            group = [j for j in group if not j.future.cancelled()]
+            if not group:
                 continue
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = job.work()
-            except BaseException as exc:  # handed to the caller, whatever it is
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the caller's loop has closed
-                job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+            outcomes = [_attempt(job.alone)] if job.alone is not None else self._run_rows(group)
+            _hand_back(group, outcomes)
+
+    def _run_rows(self, jobs: list[_Job[Any]]) -> list[_Outcome]:
+        try:
+            # Leaving the block without the commit rolls back (the pool's reset on return).
+            with self._rows_engine.connect() as connection:
+                connection.exec_driver_sql(sqlite_begin(self._rows_engine.get_execution_options()))
+                if len(jobs) == 1:
+                    outcomes = [_attempt(partial(_rows_work(jobs[0]), connection))]
+                else:
+                    # A job whose caller gave up while the group ran (see _run) is skipped.
+                    # Savepoints straight on the driver: SQLAlchemy need not know of them,
+                    # and its statement machinery would cost more than the savepoint.
+                    driver = connection.connection.driver_connection
+                    assert driver is not None
+                    outcomes = []
+                    for job in jobs:
+                        if job.future.cancelled():
+                            outcomes.append(_Outcome(None, None))
+                            continue
+                        driver.execute("SAVEPOINT job")
+                        outcome = _attempt(partial(_rows_work(job), connection))
+                        if outcome.error is not None:
+                            driver.execute("ROLLBACK TO job")
+                        driver.execute("RELEASE job")
+                        outcomes.append(outcome)
+                if any(o.error is None for o in outcomes):
+                    _commit(connection)
+                return outcomes
+        except Exception as exc:  # the transaction itself failed: none of it stays
+            return [_Outcome(None, exc)] * len(jobs)
+
+
+def _commit(connection: sa.Connection) -> None:
+    """Commits a transaction begun with an explicit BEGIN. A COMMIT that fails (a deferred
+    constraint, an I/O error) leaves SQLite's transaction open, while SQLAlchemy counts it
+    as ended and would hand the connection back to the pool without a rollback."""
+    try:
+        connection.commit()
+    except BaseException:
+        driver = connection.connection.driver_connection
+        if driver is not None and driver.in_transaction:
+            driver.rollback()
+        raise
+
+
+# Write jobs queued together that commit together, at most (see WriterThread).
+MAX_GROUP_COMMIT = 16
 
 
 @dataclass(frozen=True, slots=True)
 class _Job(Generic[T]):
-    work: Callable[[], T]
+    alone: Callable[[], T] | None
+    rows: Callable[[sa.Connection], T] | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
 
 
-def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(cast(T, result))
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    result: Any
+    error: BaseException | None
+
+
+def _rows_work(job: _Job[T]) -> Callable[[sa.Connection], T]:
+    assert job.rows is not None
+    return job.rows
+
+
+def _attempt(work: Callable[[], Any]) -> _Outcome:
+    try:
+        return _Outcome(work(), None)
+    except BaseException as exc:  # handed to the caller, whatever it is
+        return _Outcome(None, exc)
+
+
+def _hand_back(jobs: list[_Job[Any]], outcomes: list[_Outcome]) -> None:
+    """One wake-up of each caller's loop for the whole group."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, outcome))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the caller's loop has closed
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    for future, outcome in settled:
+        if future.cancelled():
+            continue
+        if outcome.error is not None:
+            future.set_exception(outcome.error)
+        else:
+            future.set_result(outcome.result)
 
 
 class Database:
@@ -219,7 +331,9 @@ class Database:
         self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="registry-db")
         # SQLite: the single writer (see the module docstring).
         self._writer: WriterThread | ThreadPoolExecutor = (
-            WriterThread("registry-db-writer") if self.backend == "sqlite" else self._executor
+            WriterThread("registry-db-writer", self._write_rows_engine)
+            if self.backend == "sqlite"
+            else self._executor
         )
 
     def upgrade_to_head(self) -> None:
@@ -240,7 +354,11 @@ class Database:
         return await self._run_connection(self._rows_engine, self._executor, work)
 
     async def write_rows(self, work: Callable[[sa.Connection], T]) -> T:
-        """`write` for work written as Core statements (see `read_rows`)."""
+        """`write` for work written as Core statements (see `read_rows`). On SQLite it may
+        share its transaction with other writes (WriterThread's group commit), each undone
+        alone if it raises: `work` must not commit, roll back or use savepoints itself."""
+        if isinstance(self._writer, WriterThread):
+            return await self._unavailable_on_failure(self._writer.submit_rows(work))
         return await self._run_connection(self._write_rows_engine, self._writer, work)
 
     async def _run(
@@ -268,7 +386,7 @@ class Database:
             with engine.connect() as connection:
                 connection.exec_driver_sql(begin)
                 result = work(connection)
-                connection.commit()
+                _commit(connection)
                 return result
 
         return await self._in_thread(executor, in_transaction)
@@ -276,10 +394,15 @@ class Database:
     async def _in_thread(
         self, executor: WriterThread | Executor, in_transaction: Callable[[], T]
     ) -> T:
+        if isinstance(executor, WriterThread):
+            return await self._unavailable_on_failure(executor.submit(in_transaction))
+        return await self._unavailable_on_failure(
+            asyncio.get_running_loop().run_in_executor(executor, in_transaction)
+        )
+
+    async def _unavailable_on_failure(self, done: Awaitable[T]) -> T:
         try:
-            if isinstance(executor, WriterThread):
-                return await executor.submit(in_transaction)
-            return await asyncio.get_running_loop().run_in_executor(executor, in_transaction)
+            return await done
         except sa.exc.OperationalError as exc:
             log.exception("database operation failed")
             raise Unavailable("database unavailable, try again") from exc

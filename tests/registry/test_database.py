@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,3 +81,72 @@ async def test_a_write_whose_caller_gave_up_before_its_turn_does_not_run(
     await database.write_rows(lambda c: c.execute(sa.insert(LEASES), lease("later")))
 
     assert await database.read_rows(names) == ["later"]
+
+
+async def test_writes_queued_together_commit_together_but_fail_alone(
+    database: Database,
+) -> None:
+    # Held back behind a first write, these three are taken as one group: one transaction,
+    # a savepoint each.
+    release = threading.Event()
+    first = asyncio.ensure_future(database.write_rows(lambda _c: release.wait(10)))
+    await asyncio.sleep(0.05)
+
+    def insert_then_fail(connection: sa.Connection) -> None:
+        connection.execute(sa.insert(LEASES), lease("b"))
+        raise RuntimeError("b failed")
+
+    def insert_and_see(name: str) -> Callable[[sa.Connection], list[str]]:
+        def work(connection: sa.Connection) -> list[str]:
+            connection.execute(sa.insert(LEASES), lease(name))
+            return names(connection)
+
+        return work
+
+    grouped = asyncio.gather(
+        database.write_rows(insert_and_see("a")),
+        database.write_rows(insert_then_fail),
+        database.write_rows(insert_and_see("c")),
+        return_exceptions=True,
+    )
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await first
+    a, b, c = await grouped
+
+    assert a == ["a"]
+    assert isinstance(b, RuntimeError) and str(b) == "b failed"
+    assert c == ["a", "c"], "b's insert was undone before c ran"
+    assert await database.read_rows(names) == ["a", "c"]
+
+
+async def test_a_group_whose_commit_fails_fails_every_write_in_it(
+    database: Database, tmp_path: Path
+) -> None:
+    release = threading.Event()
+    first = asyncio.ensure_future(database.write_rows(lambda _c: release.wait(10)))
+    await asyncio.sleep(0.05)
+
+    def insert(name: str) -> Callable[[sa.Connection], None]:
+        return lambda connection: connection.execute(sa.insert(LEASES), lease(name))
+
+    def fail_the_commit(connection: sa.Connection) -> None:
+        # A deferred foreign key is checked at COMMIT: the whole group's commit fails.
+        connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        connection.exec_driver_sql(
+            "INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, revoked_at)"
+            " VALUES (1, 424242, 'x', 0, 0, 0)"
+        )
+
+    grouped = asyncio.gather(
+        database.write_rows(insert("a")),
+        database.write_rows(fail_the_commit),
+        return_exceptions=True,
+    )
+    await asyncio.sleep(0.05)
+    release.set()
+    await first
+    a, broken = await grouped
+
+    assert isinstance(a, Exception) and isinstance(broken, Exception)
+    assert await database.read_rows(names) == []
