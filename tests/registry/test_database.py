@@ -150,3 +150,32 @@ async def test_a_group_whose_commit_fails_fails_every_write_in_it(
 
     assert isinstance(a, Exception) and isinstance(broken, Exception)
     assert await database.read_rows(names) == []
+
+
+async def test_a_constraint_violation_in_a_group_spoils_only_its_own_write(
+    database: Database,
+) -> None:
+    # The primary-key checks of CreateChat and FinishRun fail inside the statement: the
+    # shared transaction must go on for the writes after it.
+    await database.write_rows(lambda c: c.execute(sa.insert(LEASES), lease("taken")))
+    release = threading.Event()
+    first = asyncio.ensure_future(database.write_rows(lambda _c: release.wait(10)))
+    await asyncio.sleep(0.05)
+
+    def insert_then_collide(connection: sa.Connection) -> None:
+        connection.execute(sa.insert(LEASES), lease("undone"))
+        connection.execute(sa.insert(LEASES), lease("taken"))
+
+    grouped = asyncio.gather(
+        database.write_rows(insert_then_collide),
+        database.write_rows(lambda c: c.execute(sa.insert(LEASES), lease("after"))),
+        return_exceptions=True,
+    )
+    await asyncio.sleep(0.05)
+    release.set()
+    await first
+    collided, after = await grouped
+
+    assert isinstance(collided, sa.exc.IntegrityError)
+    assert not isinstance(after, BaseException)
+    assert await database.read_rows(names) == ["after", "taken"]
