@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
@@ -38,6 +39,7 @@ from services.registry.tables import (
     ChatRunRecord,
     ConversationRecord,
     MessageRecord,
+    metadata,
 )
 
 ROLES = tuple(MessageRole)
@@ -638,53 +640,88 @@ class ConversationService:
         new_conversation_id = 0 if conversation_id else self._ids.next_id()
         message_ids = [self._ids.next_id() for _ in checked] if auto_save_history else []
 
-        def work(session: Session) -> CreatedChat:
-            _require_bot(session, owner_id, bot_id)
-            if session.get(ChatRunRecord, run_id) is not None:
-                raise AlreadyExists(f"chat {run_id} already exists")
+        def work(connection: sa.Connection) -> CreatedChat:
+            bot = connection.execute(_BOT_ALIVE, {"p_bot": bot_id, "p_owner": owner_id})
+            if bot.first() is None:
+                raise NotFound(f"bot {bot_id} not found")
             now = int(time.time())
             if conversation_id:
-                conversation = _load_conversation(
-                    session, owner_id, conversation_id, user_id, for_update=True
-                )
+                found = connection.execute(
+                    _CONVERSATION_FOR_CHAT, {"p_id": conversation_id, "p_owner": owner_id}
+                ).first()
+                if found is None or (user_id and found.user_id and found.user_id != user_id):
+                    raise NotFound(f"conversation {conversation_id} not found")
+                chat_conversation_id, section_id = conversation_id, found.last_section_id
             else:
-                conversation = _new_conversation(
-                    new_conversation_id,
-                    owner_id,
-                    user_id,
-                    bot_id,
-                    _default_name(checked),
-                    {},
-                    now,
+                chat_conversation_id = section_id = new_conversation_id
+                connection.execute(
+                    _INSERT_CONVERSATION,
+                    _conversation_row(
+                        new_conversation_id,
+                        owner_id,
+                        user_id,
+                        bot_id,
+                        _default_name(checked),
+                        {},
+                        now,
+                    ),
                 )
-                session.add(conversation)
-            run = ChatRunRecord(
-                id=run_id,
-                conversation_id=conversation.id,
-                section_id=conversation.last_section_id,
-                owner_id=owner_id,
-                user_id=user_id,
-                bot_id=bot_id,
-                bot_version=bot_version,
-                model_id=model_id,
-                status=CREATED,
-                created_at=now,
-                progress_at=now,
-                meta_data=meta_data,
-                auto_save_history=auto_save_history,
-            )
-            session.add(run)
-            if auto_save_history:
-                session.add_all(
-                    _message_records(
-                        conversation, checked, message_ids, chat_id=run_id, now=now, bot_id=bot_id
-                    )
+            run = {
+                "id": run_id,
+                "conversation_id": chat_conversation_id,
+                "section_id": section_id,
+                "owner_id": owner_id,
+                "user_id": user_id,
+                "bot_id": bot_id,
+                "bot_version": bot_version,
+                "model_id": model_id,
+                "status": CREATED,
+                "created_at": now,
+                "started_at": 0,
+                "completed_at": 0,
+                "failed_at": 0,
+                "canceled_at": 0,
+                "last_error_code": 0,
+                "last_error_msg": "",
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "meta_data": meta_data,
+                "first_token_ms": 0,
+                "duration_ms": 0,
+                "auto_save_history": auto_save_history,
+                "pending_tool_calls": [],
+                "paused_until": 0,
+                "custom_variables": {},
+                "progress_at": now,
+            }
+            try:
+                # The primary key is the existence check: no read before the insert.
+                connection.execute(_INSERT_RUN, run)
+            except sa.exc.IntegrityError:
+                raise AlreadyExists(f"chat {run_id} already exists") from None
+            if auto_save_history and checked:
+                connection.execute(
+                    _INSERT_MESSAGE,
+                    [
+                        _message_row(
+                            message_id,
+                            chat_conversation_id,
+                            section_id,
+                            run_id,
+                            owner_id,
+                            bot_id,
+                            message,
+                            now,
+                        )
+                        for message, message_id in zip(checked, message_ids, strict=True)
+                    ],
                 )
+            view = _run_view(SimpleNamespace(**run))
             # A new conversation has none: no need to look.
-            history = _history(session, run, history_rounds) if conversation_id else []
-            return CreatedChat(_run_view(run), history)
+            history = _history(connection, view, history_rounds) if conversation_id else []
+            return CreatedChat(view, history)
 
-        return await self._db.write(work)
+        return await self._db.write_rows(work)
 
     async def start_run(self, *, owner_id: int, chat_id: int, history_rounds: int) -> StartedRun:
         """created -> in_progress, with the history window for the prompt.
@@ -699,27 +736,30 @@ class ConversationService:
         if not 0 <= history_rounds <= MAX_HISTORY_ROUNDS:
             raise InvalidArgument(f"history_rounds must be between 0 and {MAX_HISTORY_ROUNDS}")
 
-        def work(session: Session) -> StartedRun:
-            run = _load_run(session, owner_id, chat_id)
-            if run.status == CREATED and _transition(
-                session, run, CREATED, status=IN_PROGRESS, started_at=int(time.time())
-            ):
+        def work(connection: sa.Connection) -> StartedRun:
+            def started(run: sa.Row[Any], restarted: bool) -> StartedRun:
                 return StartedRun(
                     _run_view(run),
-                    _history(session, run, history_rounds),
-                    False,
-                    _chat_messages(session, run),
+                    _history(connection, run, history_rounds),
+                    restarted,
+                    _chat_messages(connection, run),
                 )
-            if run.status == IN_PROGRESS:
-                return StartedRun(
-                    _run_view(run),
-                    _history(session, run, history_rounds),
-                    True,
-                    _chat_messages(session, run),
-                )
+
+            params = {"p_id": chat_id, "p_owner": owner_id, "p_now": int(time.time())}
+            # Twice: a run can go back to created (its tool outputs submitted) between an
+            # UPDATE that found it in another status and the read after it.
+            for _ in range(2):
+                updated = connection.execute(_START_RUN, params).first()
+                if updated is not None:
+                    return started(updated, restarted=False)
+                run = _load_run_row(connection, owner_id, chat_id)
+                if run.status == IN_PROGRESS:
+                    return started(run, restarted=True)
+                if run.status != CREATED:
+                    break
             raise FailedPrecondition(f"chat already {run.status}")
 
-        return await self._db.write(work)
+        return await self._db.write_rows(work)
 
     async def finish_run(
         self,
@@ -745,54 +785,58 @@ class ConversationService:
         if min(usage.prompt_tokens, usage.completion_tokens, first_token_ms, duration_ms) < 0:
             raise InvalidArgument("usage, first_token_ms and duration_ms must not be negative")
         message_id = answer_message_id or self._ids.next_id()
+        finish = _FINISH_RUN[ChatStatus(status)]
 
-        def work(session: Session) -> ChatRunView:
-            run = _load_run(session, owner_id, chat_id)
+        def work(connection: sa.Connection) -> ChatRunView:
             now = int(time.time())
-            finished = _transition(
-                session,
-                run,
-                IN_PROGRESS,
-                status=status,
-                last_error_code=last_error.code,
-                last_error_msg=last_error.msg,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                first_token_ms=first_token_ms,
-                duration_ms=duration_ms,
-                **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
-            )
-            if not finished:
-                if _finished_alike(session, run, status, last_error, answer, answer_message_id):
+            run = connection.execute(
+                finish,
+                {
+                    "p_id": chat_id,
+                    "p_owner": owner_id,
+                    "p_now": now,
+                    "p_code": last_error.code,
+                    "p_msg": last_error.msg,
+                    "p_prompt_tokens": usage.prompt_tokens,
+                    "p_completion_tokens": usage.completion_tokens,
+                    "p_first_token_ms": first_token_ms,
+                    "p_duration_ms": duration_ms,
+                },
+            ).first()
+            if run is None:
+                run = _load_run_row(connection, owner_id, chat_id)
+                if _finished_alike(connection, run, status, last_error, answer, answer_message_id):
                     # The retry of a FinishRun that landed but whose reply was lost.
                     return _run_view(run)
                 if run.status == CREATED:
                     raise FailedPrecondition("chat has not been started")
                 raise FailedPrecondition(f"chat already {run.status}")
             if run.auto_save_history and answer:
-                if session.get(MessageRecord, message_id) is not None:
-                    raise AlreadyExists(f"message {message_id} already exists")
-                session.add(
-                    MessageRecord(
-                        id=message_id,
-                        conversation_id=run.conversation_id,
-                        section_id=run.section_id,
-                        chat_id=run.id,
-                        owner_id=run.owner_id,
-                        bot_id=run.bot_id,
-                        role=MessageRole.ASSISTANT,
-                        type=MessageType.ANSWER,
-                        content=answer,
-                        content_type="text",
-                        reasoning_content=reasoning_content,
-                        meta_data={},
-                        created_at=now,
-                        updated_at=now,
+                try:
+                    connection.execute(
+                        _INSERT_MESSAGE,
+                        {
+                            "id": message_id,
+                            "conversation_id": run.conversation_id,
+                            "section_id": run.section_id,
+                            "chat_id": run.id,
+                            "owner_id": run.owner_id,
+                            "bot_id": run.bot_id,
+                            "role": MessageRole.ASSISTANT,
+                            "type": MessageType.ANSWER,
+                            "content": answer,
+                            "content_type": "text",
+                            "reasoning_content": reasoning_content,
+                            "meta_data": {},
+                            "created_at": now,
+                            "updated_at": now,
+                        },
                     )
-                )
+                except sa.exc.IntegrityError:
+                    raise AlreadyExists(f"message {message_id} already exists") from None
             return _run_view(run)
 
-        return await self._db.write(work)
+        return await self._db.write_rows(work)
 
     async def get_chat(self, *, owner_id: int, chat_id: int, conversation_id: int) -> ChatRunView:
         _require_owner(owner_id)
@@ -1095,8 +1139,8 @@ def _run_message_records(
 
 
 def _finished_alike(
-    session: Session,
-    run: ChatRunRecord,
+    connection: sa.Connection,
+    run: sa.Row[Any],
     status: str,
     last_error: ChatError,
     answer: str,
@@ -1111,11 +1155,7 @@ def _finished_alike(
         return False
     if not run.auto_save_history:
         return True
-    stored = session.exec(
-        select(MessageRecord).where(
-            MessageRecord.chat_id == run.id, MessageRecord.type == MessageType.ANSWER
-        )
-    ).first()
+    stored = connection.execute(_ANSWER_OF_CHAT, {"p_chat": run.id}).first()
     if not answer:
         return stored is None
     return stored is not None and stored.content == answer and answer_message_id in (0, stored.id)
@@ -1139,17 +1179,9 @@ def _stored_alike(
     raise AlreadyExists(f"message {taken} already exists")
 
 
-def _chat_messages(session: Session, run: ChatRunRecord) -> list[MessageView]:
-    records = session.exec(
-        select(MessageRecord)
-        .where(
-            MessageRecord.conversation_id == run.conversation_id,
-            MessageRecord.chat_id == run.id,
-        )
-        .order_by(col(MessageRecord.id).asc())
-        .limit(MAX_HISTORY_MESSAGES)
-    )
-    return [_message_view(r) for r in records]
+def _chat_messages(connection: sa.Connection, run: sa.Row[Any]) -> list[MessageView]:
+    rows = connection.execute(_MESSAGES_OF_CHAT, {"p_chat": run.id})
+    return [_message_view(r) for r in rows]
 
 
 def _transition(session: Session, run: ChatRunRecord, expected: str, **values: Any) -> bool:
@@ -1170,45 +1202,26 @@ def _transition(session: Session, run: ChatRunRecord, expected: str, **values: A
     return cast("sa.CursorResult[Any]", result).rowcount == 1
 
 
-def _history(session: Session, run: ChatRunRecord, rounds: int) -> list[MessageView]:
-    """The run's section before the run, from the start of its `rounds`-th last round.
-
-    Two indexed reads of (conversation_id, section_id, id) touch only the window, however
-    long the conversation: one skips to the round's opening user message, the other
-    reads from there on.
-    """
+def _history(
+    connection: sa.Connection, run: sa.Row[Any] | ChatRunView, rounds: int
+) -> list[MessageView]:
+    """The run's section before the run, from the start of its `rounds`-th last round
+    (one statement, see _HISTORY)."""
     if rounds == 0:
         return []
-    message_id = col(MessageRecord.id)
-    conditions: list[sa.ColumnElement[bool]] = [
-        col(MessageRecord.conversation_id) == run.conversation_id,
-        col(MessageRecord.section_id) == run.section_id,
-        col(MessageRecord.type).in_(HISTORY_TYPES),
-        col(MessageRecord.chat_id) != run.id,
-        # Ids are time-ordered: this is "created before the chat", and it keeps out the
-        # messages of chats that came later.
-        message_id < run.id,
-    ]
-    round_start = session.exec(
-        select(MessageRecord.id)
-        .where(*conditions, MessageRecord.role == "user")
-        .order_by(message_id.desc())
-        .offset(rounds - 1)
-        .limit(1)
-    ).first()
-    if round_start is not None:
-        # Fewer rounds than asked for: the whole section is the window.
-        conditions.append(message_id >= round_start)
-    records = list(
-        session.exec(
-            select(MessageRecord)
-            .where(*conditions)
-            .order_by(message_id.desc())
-            .limit(MAX_HISTORY_MESSAGES)
+    rows = list(
+        connection.execute(
+            _HISTORY,
+            {
+                "p_conversation": run.conversation_id,
+                "p_section": run.section_id,
+                "p_chat": run.id,
+                "p_skip": rounds - 1,
+            },
         )
     )
-    records.reverse()
-    return [_message_view(r) for r in records]
+    rows.reverse()
+    return [_message_view(r) for r in rows]
 
 
 def _require_owner(owner_id: int) -> None:
@@ -1458,7 +1471,7 @@ def _conversation_view(record: ConversationRecord) -> ConversationView:
     )
 
 
-def _message_view(record: MessageRecord) -> MessageView:
+def _message_view(record: MessageRecord | sa.Row[Any]) -> MessageView:
     return MessageView(
         id=record.id,
         conversation_id=record.conversation_id,
@@ -1476,7 +1489,7 @@ def _message_view(record: MessageRecord) -> MessageView:
     )
 
 
-def _run_view(record: ChatRunRecord) -> ChatRunView:
+def _run_view(record: ChatRunRecord | sa.Row[Any] | SimpleNamespace) -> ChatRunView:
     return ChatRunView(
         id=record.id,
         conversation_id=record.conversation_id,
@@ -1514,3 +1527,184 @@ def _run_view(record: ChatRunRecord) -> ChatRunView:
 def run_view(record: ChatRunRecord) -> ChatRunView:
     """A run as callers see it (for the run sweeper, services/registry/run_liveness.py)."""
     return _run_view(record)
+
+
+# -------------------------------------------------- a chat's calls, as Core statements
+#
+# CreateChat, StartRun and FinishRun are every chat's registry calls, so they skip the ORM
+# (unit of work, identity map, refresh after each UPDATE) and run statements built once
+# here, whose compiled form SQLAlchemy caches: a transition is one UPDATE ... RETURNING,
+# an insert relies on the primary key instead of a read before it.
+
+_BOTS = metadata.tables["bots"]
+_CONVERSATIONS = metadata.tables["conversations"]
+_MESSAGES = metadata.tables["messages"]
+_RUNS = metadata.tables["chat_runs"]
+
+_BOT_ALIVE = sa.select(_BOTS.c.id).where(
+    _BOTS.c.id == sa.bindparam("p_bot"),
+    _BOTS.c.owner_id == sa.bindparam("p_owner"),
+    _BOTS.c.deleted_at == 0,
+)
+# Locked (PostgreSQL) so that a concurrent clear or delete cannot slip in between reading
+# the section and adding the chat to it.
+_CONVERSATION_FOR_CHAT = (
+    sa.select(_CONVERSATIONS.c.user_id, _CONVERSATIONS.c.last_section_id)
+    .where(
+        _CONVERSATIONS.c.id == sa.bindparam("p_id"),
+        _CONVERSATIONS.c.owner_id == sa.bindparam("p_owner"),
+        _CONVERSATIONS.c.deleted_at == 0,
+    )
+    .with_for_update()
+)
+_INSERT_CONVERSATION = sa.insert(_CONVERSATIONS)
+_INSERT_RUN = sa.insert(_RUNS)
+_INSERT_MESSAGE = sa.insert(_MESSAGES)
+
+_IN_LIVE_CONVERSATION = (
+    sa.select(_CONVERSATIONS.c.id)
+    .where(_CONVERSATIONS.c.id == _RUNS.c.conversation_id, _CONVERSATIONS.c.deleted_at == 0)
+    .exists()
+)
+_OWN_RUN = (
+    _RUNS.c.id == sa.bindparam("p_id"),
+    _RUNS.c.owner_id == sa.bindparam("p_owner"),
+    _IN_LIVE_CONVERSATION,
+)
+_LOAD_RUN = (
+    sa.select(*_RUNS.c)
+    .join(_CONVERSATIONS, _CONVERSATIONS.c.id == _RUNS.c.conversation_id)
+    .where(
+        _RUNS.c.id == sa.bindparam("p_id"),
+        _RUNS.c.owner_id == sa.bindparam("p_owner"),
+        _CONVERSATIONS.c.deleted_at == 0,
+    )
+)
+# Every transition is progress: the run sweeper measures its deadlines from it.
+_START_RUN = (
+    sa.update(_RUNS)
+    .where(*_OWN_RUN, _RUNS.c.status == CREATED)
+    .values(status=IN_PROGRESS, started_at=sa.bindparam("p_now"), progress_at=sa.bindparam("p_now"))
+    .returning(*_RUNS.c)
+)
+_FINISH_RUN = {
+    status: sa.update(_RUNS)
+    .where(*_OWN_RUN, _RUNS.c.status == IN_PROGRESS)
+    .values(
+        {
+            "status": status,
+            "last_error_code": sa.bindparam("p_code"),
+            "last_error_msg": sa.bindparam("p_msg"),
+            "prompt_tokens": sa.bindparam("p_prompt_tokens"),
+            "completion_tokens": sa.bindparam("p_completion_tokens"),
+            "first_token_ms": sa.bindparam("p_first_token_ms"),
+            "duration_ms": sa.bindparam("p_duration_ms"),
+            "progress_at": sa.bindparam("p_now"),
+            ENDED_AT_COLUMN[status]: sa.bindparam("p_now"),
+        }
+    )
+    .returning(*_RUNS.c)
+    for status in ENDED_STATUSES
+}
+_ANSWER_OF_CHAT = (
+    sa.select(_MESSAGES.c.id, _MESSAGES.c.content)
+    .where(_MESSAGES.c.chat_id == sa.bindparam("p_chat"), _MESSAGES.c.type == MessageType.ANSWER)
+    .limit(1)
+)
+# By the chat alone: its messages are all in its conversation (whatever adds one takes the
+# conversation from the run), and naming the conversation too let SQLite walk the
+# conversation's whole (conversation_id, id) index instead of the chat's few rows.
+_MESSAGES_OF_CHAT = (
+    sa.select(*_MESSAGES.c)
+    .where(_MESSAGES.c.chat_id == sa.bindparam("p_chat"))
+    .order_by(_MESSAGES.c.id.asc())
+    .limit(MAX_HISTORY_MESSAGES)
+)
+# The history window of a run: its section's conversation messages before it. Ids are
+# time-ordered, so "id < the chat's id" is "created before the chat", which also keeps out
+# the messages of chats that came later.
+_BEFORE_RUN = (
+    _MESSAGES.c.conversation_id == sa.bindparam("p_conversation"),
+    _MESSAGES.c.section_id == sa.bindparam("p_section"),
+    # Inline constants: a bound IN list is expanded into the SQL again on every execution.
+    _MESSAGES.c.type.in_([sa.literal_column(f"'{t}'") for t in HISTORY_TYPES]),
+    _MESSAGES.c.chat_id != sa.bindparam("p_chat"),
+    _MESSAGES.c.id < sa.bindparam("p_chat"),
+)
+# The opening user message of the `p_skip + 1`-th last round; none when the section has
+# fewer rounds, and then the whole section is the window.
+_ROUND_START = (
+    sa.select(_MESSAGES.c.id)
+    .where(*_BEFORE_RUN, _MESSAGES.c.role == MessageRole.USER)
+    .order_by(_MESSAGES.c.id.desc())
+    .offset(sa.bindparam("p_skip"))
+    .limit(1)
+    .scalar_subquery()
+)
+# Both reads walk the (conversation_id, section_id, id) index backwards from the run and
+# stop at the window, however long the conversation: newest first, turned around after.
+_HISTORY = (
+    sa.select(*_MESSAGES.c)
+    .where(*_BEFORE_RUN, _MESSAGES.c.id >= sa.func.coalesce(_ROUND_START, 0))
+    .order_by(_MESSAGES.c.id.desc())
+    .limit(MAX_HISTORY_MESSAGES)
+)
+
+
+def _load_run_row(connection: sa.Connection, owner_id: int, chat_id: int) -> sa.Row[Any]:
+    run = connection.execute(_LOAD_RUN, {"p_id": chat_id, "p_owner": owner_id}).first()
+    if run is None:
+        raise NotFound(f"chat {chat_id} not found")
+    return run
+
+
+def _conversation_row(
+    conversation_id: int,
+    owner_id: int,
+    user_id: str,
+    bot_id: int,
+    name: str,
+    meta_data: dict[str, str],
+    now: int,
+) -> dict[str, Any]:
+    return {
+        "id": conversation_id,
+        "owner_id": owner_id,
+        "user_id": user_id,
+        "bot_id": bot_id,
+        "name": name,
+        "meta_data": meta_data,
+        "created_at": now,
+        "updated_at": now,
+        # The first section shares the conversation's id, as Coze's do.
+        "last_section_id": conversation_id,
+        "deleted_at": 0,
+    }
+
+
+def _message_row(
+    message_id: int,
+    conversation_id: int,
+    section_id: int,
+    chat_id: int,
+    owner_id: int,
+    bot_id: int,
+    message: _CheckedMessage,
+    now: int,
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "conversation_id": conversation_id,
+        "section_id": section_id,
+        "chat_id": chat_id,
+        "owner_id": owner_id,
+        "bot_id": bot_id,
+        "role": message.role,
+        "type": message.type,
+        "content": message.content,
+        "content_type": message.content_type,
+        "reasoning_content": "",
+        "meta_data": message.meta_data,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 
-from cozeplus import event_loop
+from cozeplus import event_loop, heap
 from cozeplus.embeddings import EmbeddingClient
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.knowledge_jobs import JetStreamIngestionQueue, ensure_ingest_stream
@@ -236,6 +236,7 @@ async def _serve_with(
         port = server.add_insecure_port(settings.listen)
         host = settings.listen.rsplit(":", 1)[0]
         await server.start()
+        heap.settle()
 
         for service in ("", *SERVICE_NAMES):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -560,6 +560,55 @@ async def test_create_chat_with_a_given_id_and_without_saving(f: Fixture) -> Non
     assert (await f.list_messages(chat.conversation_id)).messages == []
 
 
+async def test_a_taken_chat_id_changes_nothing(f: Fixture) -> None:
+    # The primary key is the only existence check: the refused chat's new conversation and
+    # input, written before its run row, must go with it.
+    taken = (await f.chat(0, user("first"))).id
+    conversation = await f.conversation(user("kept"))
+    listed = cpb.ListConversationsRequest(owner_id=f.owner_id, bot_id=f.bot_id)
+    before = [c.id for c in (await f.rpc.ListConversations(listed)).conversations]
+
+    await expect_status(f.chat(0, user("second"), chat_id=taken), ALREADY_EXISTS, str(taken))
+    await expect_status(
+        f.chat(conversation.id, user("third"), chat_id=taken), ALREADY_EXISTS, str(taken)
+    )
+
+    after = [c.id for c in (await f.rpc.ListConversations(listed)).conversations]
+    assert after == before, "no conversation left behind"
+    contents = [m.content for m in (await f.list_messages(conversation.id)).messages]
+    assert contents == ["kept"]
+    assert [m.content for m in await f.chat_messages(taken)] == ["first"]
+
+
+async def test_a_taken_answer_id_leaves_the_run_in_progress(f: Fixture) -> None:
+    # FinishRun ends the run before it stores the answer: refusing the answer's id must
+    # undo the ending too, so the runner's retry with a fresh id still finishes it.
+    other = await f.chat(0, user("other"))
+    taken = (await f.chat_messages(other.id))[0].id
+    chat = await f.chat()
+    await f.start(chat.id)
+
+    await expect_status(
+        f.finish(chat.id, answer="the answer", answer_message_id=taken),
+        ALREADY_EXISTS,
+        str(taken),
+    )
+
+    assert (await f.get_chat(chat.id)).status == "in_progress"
+    finished = await f.finish(chat.id, answer="the answer")
+    assert finished.status == "completed"
+    assert [m.content for m in await f.chat_messages(chat.id)] == ["hello", "the answer"]
+
+
+async def test_a_deleted_conversation_ends_no_run_in_it(f: Fixture) -> None:
+    chat = await f.chat()
+    await f.start(chat.id)
+    await f.rpc.DeleteConversation(f.ref(chat.conversation_id))
+
+    await expect_status(f.finish(chat.id, answer="late"), NOT_FOUND, "chat")
+    await expect_status(f.start(chat.id), NOT_FOUND, "chat")
+
+
 async def test_create_chat_rejects_invalid_input(f: Fixture, other_owner_id: int) -> None:
     await expect_status(f.chat(bot_id=0), INVALID, "bot_id is required")
     await expect_status(f.chat(0, *[user("m")] * 101), INVALID, "messages: at most 100")

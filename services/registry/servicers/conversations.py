@@ -300,7 +300,7 @@ def new_messages_from_proto(
 
 def meta_data_json(meta_data: dict[str, str]) -> str:
     # Always an object, never "": callers hand it to clients that require one.
-    return orjson.dumps(meta_data).decode()
+    return orjson.dumps(meta_data).decode() if meta_data else "{}"
 
 
 def conversation_to_proto(conversation: conversations.ConversationView) -> cpb.Conversation:
