@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,7 +70,7 @@ class Result:
     gaps_s: list[float] = field(default_factory=list)
 
 
-async def direct_chat(client: httpx.AsyncClient, model: str, query: str) -> Result:
+async def direct_chat(client: aiohttp.ClientSession, model: str, query: str) -> Result:
     """One streamed completion straight from the mock, read like a gateway would."""
     result = Result()
     body = {
@@ -83,13 +83,13 @@ async def direct_chat(client: httpx.AsyncClient, model: str, query: str) -> Resu
     last = 0.0
     started = time.perf_counter()
     try:
-        async with client.stream("POST", "/v1/chat/completions", json=body) as resp:
-            if resp.status_code != 200:
-                await resp.aread()
-                result.error = f"HTTP {resp.status_code}"
+        async with client.post("/v1/chat/completions", json=body) as resp:
+            if resp.status != 200:
+                await resp.read()
+                result.error = f"HTTP {resp.status}"
                 return result
             buffer = b""
-            async for chunk in resp.aiter_bytes():
+            async for chunk in resp.content.iter_any():
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 now = time.perf_counter()
@@ -106,7 +106,7 @@ async def direct_chat(client: httpx.AsyncClient, model: str, query: str) -> Resu
                             else:
                                 result.first_token_s = now - started
                             last = now
-    except (httpx.HTTPError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         result.error = type(exc).__name__
     finally:
         result.total_s = time.perf_counter() - started
@@ -116,7 +116,7 @@ async def direct_chat(client: httpx.AsyncClient, model: str, query: str) -> Resu
 
 
 async def cozeplus_chat(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     target: Target,
     query: str,
     user_id: str,
@@ -131,15 +131,15 @@ async def cozeplus_chat(
     last = 0.0
     started = time.perf_counter()
     try:
-        async with client.stream(
-            "POST", "/v3/chat", json=body, headers=target.headers, params=params
+        async with client.post(
+            "/v3/chat", json=body, headers=target.headers, params=params
         ) as resp:
-            if resp.status_code != 200:
-                await resp.aread()
-                result.error = f"HTTP {resp.status_code}: {resp.text[:100]}"
+            if resp.status != 200:
+                text = await resp.text()
+                result.error = f"HTTP {resp.status}: {text[:100]}"
                 return result
             buffer = b""
-            async for chunk in resp.aiter_bytes():
+            async for chunk in resp.content.iter_any():
                 buffer += chunk
                 now = time.perf_counter()
                 while (end := buffer.find(b"\n\n")) >= 0:
@@ -157,7 +157,7 @@ async def cozeplus_chat(
                     elif name == b"conversation.chat.failed" and not result.error:
                         error = orjson.loads(data).get("last_error") or {}
                         result.error = f"chat.failed {error.get('code')}: {error.get('msg')}"[:120]
-    except (httpx.HTTPError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         result.error = type(exc).__name__
     finally:
         result.total_s = time.perf_counter() - started
@@ -206,6 +206,17 @@ class Load:
 
     def chats_per_s(self) -> float:
         return len(self.results) / self.wall_s if self.wall_s else math.nan
+
+
+def _client(base_url: str, concurrency: int) -> aiohttp.ClientSession:
+    """The load's HTTP client. aiohttp rather than httpx: with httpx this one process was
+    the first thing to saturate (and its pool the first to queue) at 50 streams in flight,
+    in the direct column too, which hid the pipeline's own tail."""
+    return aiohttp.ClientSession(
+        base_url=base_url,
+        connector=aiohttp.TCPConnector(limit=concurrency, force_close=False),
+        timeout=aiohttp.ClientTimeout(total=120.0, connect=30.0),
+    )
 
 
 def _merged(loads: Sequence[Load]) -> Load:
@@ -354,7 +365,9 @@ class Bench:
         for key, scenario in self.models.items():
             self.targets[key] = system.make_targets(self.edge_url, scenario, 1)[0]
 
-    def direct(self, key: str) -> Callable[[httpx.AsyncClient], Callable[[int], Awaitable[Result]]]:
+    def direct(
+        self, key: str
+    ) -> Callable[[aiohttp.ClientSession], Callable[[int], Awaitable[Result]]]:
         scenario = self.models[key]
         return lambda client: (
             lambda _i: direct_chat(client, scenario.provider_model, scenario.query)
@@ -362,7 +375,7 @@ class Bench:
 
     def cozeplus(
         self, key: str
-    ) -> Callable[[httpx.AsyncClient], Callable[[int], Awaitable[Result]]]:
+    ) -> Callable[[aiohttp.ClientSession], Callable[[int], Awaitable[Result]]]:
         scenario, target = self.models[key], self.targets[key]
         return lambda client: lambda i: cozeplus_chat(client, target, scenario.query, f"u{i % 16}")
 
@@ -376,11 +389,7 @@ class Bench:
     ) -> tuple[Load, Load]:
         out = []
         for make, base in ((self.direct(key), self.mock_url), (self.cozeplus(key), self.edge_url)):
-            limits = httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
-            )
-            timeout = httpx.Timeout(120.0, connect=30.0, pool=120.0)
-            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
+            async with _client(base, concurrency) as client:
                 chat = make(client)
                 if warmup:
                     await load(chat, warmup, min(concurrency, warmup), self.pids)
@@ -392,8 +401,7 @@ class Bench:
         `history_messages`: both fill the bot's window (10 rounds, 20 messages), so any
         difference is what the conversation's length costs."""
         plan, target, scenario = self.plan, self.targets["instant"], self.models["instant"]
-        timeout = httpx.Timeout(120.0, connect=30.0)
-        async with httpx.AsyncClient(base_url=self.edge_url, timeout=timeout) as client:
+        async with _client(self.edge_url, 1) as client:
 
             async def conversation(size: int) -> str:
                 messages = [
@@ -404,14 +412,15 @@ class Bench:
                     }
                     for i in range(size)
                 ]
-                created = await client.post(
+                async with client.post(
                     "/v1/conversation/create",
                     headers=target.headers,
                     json={"bot_id": target.bot_id, "messages": messages},
-                )
-                if created.status_code != 200 or created.json().get("code"):
-                    raise RuntimeError(f"creating a conversation failed: {created.text[:200]}")
-                return str(created.json()["data"]["id"])
+                ) as created:
+                    body = await created.read()
+                if created.status != 200 or orjson.loads(body).get("code"):
+                    raise RuntimeError(f"creating a conversation failed: {body[:200]!r}")
+                return str(orjson.loads(body)["data"]["id"])
 
             short_id = await conversation(SHORT_HISTORY)
             long_id = await conversation(plan.history_messages)
