@@ -41,9 +41,9 @@ def main() -> None:
         http=edge_http_protocol(
             header_timeout_s=settings.http_header_timeout_s,
             write_timeout_s=settings.http_write_timeout_s,
+            max_head_bytes=settings.http_max_header_bytes,
         ),
         timeout_keep_alive=settings.http_keep_alive_s,
-        h11_max_incomplete_event_size=settings.http_max_header_bytes,
         # The gRPC API shares this loop; grpc.aio needs asyncio's own loop (not uvloop).
         loop="asyncio",
     )
