@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from cozeplus import event_loop
 from services.edge.app import create_app
 from services.edge.http_server import edge_http_protocol
 from services.edge.middleware import LogIdFilter
@@ -44,8 +45,10 @@ def main() -> None:
             max_head_bytes=settings.http_max_header_bytes,
         ),
         timeout_keep_alive=settings.http_keep_alive_s,
-        # The gRPC API shares this loop; grpc.aio needs asyncio's own loop (not uvloop).
-        loop="asyncio",
+        # uvloop, like the runner and registry (COZEPLUS_EVENT_LOOP=asyncio: asyncio's own).
+        # The gRPC API's grpc.aio server shares the loop; it runs on uvloop as the
+        # registry's does (tests/grpc_api).
+        loop="uvloop" if event_loop.use_uvloop() else "asyncio",
     )
 
 
