@@ -3,8 +3,9 @@
 uvloop's libuv-based loop cuts the per-event cost of the loop itself (socket reads and
 writes, callbacks, timers), which the runner and registry pay for every NATS message and
 gRPC call (issue 14; about 8 % of their CPU per chat measured). `COZEPLUS_EVENT_LOOP=asyncio`
-runs the standard loop instead, to compare or to rule uvloop out. The edge keeps asyncio's
-loop: its uvicorn also serves the public gRPC API (services/edge/main.py).
+runs the standard loop instead, to compare or to rule uvloop out. The edge's uvicorn takes
+the same choice (services/edge/main.py); its gRPC API's grpc.aio server runs on uvloop as the
+registry's does.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from cozeplus.file_store import declare_files_bucket
 from cozeplus.published_versions import PublishedVersionCache
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.subjects import AUTH_REVOKED, BOT_CHANGED
+from services.edge.chat_fast_path import ChatFastPath
 from services.edge.core.auth import Authenticator
 from services.edge.core.bus import ChatBus
 from services.edge.core.chats import ChatCore, ChatTimings
@@ -139,6 +140,9 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     ):
         app.include_router(router)
     openai_compat.install_error_shape(app)
+    # Added first = innermost: the chat fast path is served inside the body limit and the
+    # log id middleware, like every route.
+    app.add_middleware(ChatFastPath, exception_handlers=app.exception_handlers)
     # Added last = outermost: the log id middleware wraps the 413 of the body limit too.
     app.add_middleware(
         BodyLimitMiddleware,

@@ -40,11 +40,15 @@ def RateLimitClass(limit_class: LimitClass) -> DependsParam:
     """A router's rate-limit class (wire contract section 6), as a router dependency."""
 
     async def declare(request: Request) -> LimitClass:
-        setattr(request.state, _LIMIT_CLASS_STATE, limit_class)
+        declare_limit_class(request, limit_class)
         return limit_class
 
     marker: DependsParam = Depends(declare)
     return marker
+
+
+def declare_limit_class(request: Request, limit_class: LimitClass) -> None:
+    setattr(request.state, _LIMIT_CLASS_STATE, limit_class)
 
 
 def declared_limit_class(request: Request) -> LimitClass:
@@ -76,9 +80,15 @@ async def current_credentials(
         raise unauthorized("missing credentials: send 'Authorization: Bearer <api key>'")
     if from_cookie and request.method in UNSAFE_METHODS:
         check_same_origin(request, runtime.settings.allowed_origins)
+    principal = await authenticate_and_count(request, runtime, token)
+    return Credentials(principal=principal, token=token, from_cookie=from_cookie)
+
+
+async def authenticate_and_count(request: Request, runtime: EdgeRuntime, token: str) -> Principal:
+    """Who the token is, with the request counted against that account's limit."""
     principal = await runtime.authenticator.authenticate(token)
     await _count_request(request, runtime, principal.user_id)
-    return Credentials(principal=principal, token=token, from_cookie=from_cookie)
+    return principal
 
 
 async def _count_request(request: Request, runtime: EdgeRuntime, account_id: int) -> None:

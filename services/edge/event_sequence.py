@@ -15,9 +15,14 @@ from cozeplus.chat_protocol import PUBLISHER_HEADER, SEQ_HEADER, SEQ_SENT_HEADER
 
 
 def _number(headers: Mapping[str, str], name: str) -> int | None:
+    # A lookup, not headers[name] in a try: most events lack one of the two headers, and a
+    # raised KeyError per event showed in profiles.
+    value = headers.get(name)
+    if value is None:
+        return None
     try:
-        return int(headers[name])
-    except (KeyError, ValueError):
+        return int(value)
+    except ValueError:
         return None
 
 

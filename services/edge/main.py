@@ -6,7 +6,7 @@ import logging
 
 import uvicorn
 
-from cozeplus import heap
+from cozeplus import event_loop, heap
 from services.edge.app import create_app
 from services.edge.http_server import edge_http_protocol
 from services.edge.middleware import LogIdFilter
@@ -44,11 +44,13 @@ def main() -> None:
         http=edge_http_protocol(
             header_timeout_s=settings.http_header_timeout_s,
             write_timeout_s=settings.http_write_timeout_s,
+            max_head_bytes=settings.http_max_header_bytes,
         ),
         timeout_keep_alive=settings.http_keep_alive_s,
-        h11_max_incomplete_event_size=settings.http_max_header_bytes,
-        # The gRPC API shares this loop; grpc.aio needs asyncio's own loop (not uvloop).
-        loop="asyncio",
+        # uvloop, like the runner and registry (COZEPLUS_EVENT_LOOP=asyncio: asyncio's own).
+        # The gRPC API's grpc.aio server shares the loop; it runs on uvloop as the
+        # registry's does (tests/grpc_api).
+        loop="uvloop" if event_loop.use_uvloop() else "asyncio",
     )
 
 

@@ -35,7 +35,7 @@ from services.edge.core.session import (
     RUNNER_LOST_CODE,
     ChatSession,
 )
-from services.edge.responses import sse_frames
+from services.edge.responses import EventStreamResponse, sse_frames
 from tests.chat.sse import FAILURE_TAIL, names, parse_stream
 
 TAIL = sse_frame("conversation.stream.done", STREAM_DONE_DATA) + sse_frame("done", DONE_DATA)
@@ -325,3 +325,30 @@ async def test_a_client_going_away_unsubscribes_at_once(edge_nc: NATS, runner_nc
     await asyncio.sleep(0.05)
     assert len(edge_nc._subs) == subscriptions
     await session.close()  # idempotent
+
+
+async def test_a_disconnect_ends_the_event_stream_response(edge_nc: NATS, runner_nc: NATS) -> None:
+    subscriptions = len(edge_nc._subs)
+    session = await open_session(edge_nc)
+    gone = asyncio.Event()
+    first_event_sent = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            first_event_sent.set()
+
+    scope = {"type": "http", "method": "POST", "path": "/v3/chat"}
+    response = asyncio.create_task(EventStreamResponse(session)(scope, receive, send))
+    await publish(runner_nc, session, CHAT_CREATED, b'{"event":"conversation.chat.created"}')
+    await asyncio.wait_for(first_event_sent.wait(), 5)
+    assert sent[1]["body"].startswith(b"event: conversation.chat.created\n")
+    # The client goes away mid-answer: the response ends without waiting for the chat.
+    gone.set()
+    await asyncio.wait_for(response, 5)
+    assert len(edge_nc._subs) == subscriptions

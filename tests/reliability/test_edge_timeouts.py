@@ -96,6 +96,31 @@ def test_slowloris_headers_get_408_and_a_closed_connection(strict_edge: ServiceP
     assert how == "eof"
 
 
+def test_an_oversized_request_head_gets_400_and_a_closed_connection(
+    strict_edge: ServiceProcess,
+) -> None:
+    # Under the bound (16 KiB by default): served.
+    with socket.create_connection(("127.0.0.1", _port(strict_edge))) as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: edge\r\nConnection: close\r\nX-Big: "
+            + b"a" * 12_000
+            + b"\r\n\r\n"
+        )
+        received, how = _read_until_closed(sock, time.monotonic() + WAIT_S)
+    assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+    # Over it, in small pieces as a client might send them: refused.
+    with socket.create_connection(("127.0.0.1", _port(strict_edge))) as sock:
+        head = b"GET /healthz HTTP/1.1\r\nHost: edge\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+        for start in range(0, len(head), 1000):
+            try:
+                sock.sendall(head[start : start + 1000])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        received, how = _read_until_closed(sock, time.monotonic() + WAIT_S)
+    assert received.startswith(b"HTTP/1.1 400 "), received[:200]
+    assert how in ("eof", "reset")
+
+
 def test_an_idle_connection_is_closed(strict_edge: ServiceProcess) -> None:
     with socket.create_connection(("127.0.0.1", _port(strict_edge))) as sock:
         received, how = _read_until_closed(sock, time.monotonic() + WAIT_S)

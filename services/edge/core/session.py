@@ -132,6 +132,12 @@ class _Watchdog(enum.Enum):
     RUNNER_LOST = enum.auto()
 
 
+class _Abandoned(enum.Enum):
+    """The consumer went away (see ChatSession.abandon)."""
+
+    MARK = enum.auto()
+
+
 def _event_name(msg: Msg) -> str:
     headers = msg.headers
     return headers.get(EVENT_HEADER, "") if headers else ""
@@ -162,7 +168,7 @@ class ChatSession:
         self._queue_timeout_s = queue_timeout_s
         self._runner_lost_s = runner_lost_s
         self._clock: Clock = clock or asyncio.get_running_loop()
-        self._events: asyncio.Queue[Msg | _Watchdog] = asyncio.Queue()
+        self._events: asyncio.Queue[Msg | _Watchdog | _Abandoned] = asyncio.Queue()
         # Runner messages in _events (watchdog ticks not counted): see pending().
         self._queued_messages = 0
         self._subscription: Subscription | None = None
@@ -209,6 +215,12 @@ class ChatSession:
             # still reach the server.
             await asyncio.shield(_unsubscribe(subscription))
 
+    def abandon(self) -> None:
+        """The consumer went away (a client disconnected): `events()` ends at once, without
+        a trailer, and stops listening. Harmless once the stream has ended."""
+        if not self._closed:
+            self._events.put_nowait(_Abandoned.MARK)
+
     # --------------------------------------------------------------------- consumers
 
     def pending(self) -> int:
@@ -227,6 +239,8 @@ class ChatSession:
         try:
             while True:
                 item = await self._events.get()
+                if item is _Abandoned.MARK:
+                    return
                 if not isinstance(item, _Watchdog):
                     self._queued_messages -= 1
                 if isinstance(item, _Watchdog):
@@ -272,6 +286,8 @@ class ChatSession:
         try:
             while True:
                 item = await self._events.get()
+                if item is _Abandoned.MARK:
+                    continue  # only streams are abandoned
                 if not isinstance(item, _Watchdog):
                     self._queued_messages -= 1
                 if isinstance(item, _Watchdog):
