@@ -1413,16 +1413,7 @@ def _new_conversation(
     now: int,
 ) -> ConversationRecord:
     return ConversationRecord(
-        id=conversation_id,
-        owner_id=owner_id,
-        user_id=user_id,
-        bot_id=bot_id,
-        name=name,
-        meta_data=meta_data,
-        created_at=now,
-        updated_at=now,
-        # The first section shares the conversation's id, as Coze's do.
-        last_section_id=conversation_id,
+        **_conversation_row(conversation_id, owner_id, user_id, bot_id, name, meta_data, now)
     )
 
 

@@ -314,8 +314,9 @@ def test_knowledge_container_starts(
 
 
 def scaler_queue(source: str, name: str) -> tuple[str, str]:
-    (trigger,) = by_kind(render_overlay(source), "ScaledObject")[name]["spec"]["triggers"]
-    return trigger["metadata"]["stream"], trigger["metadata"]["consumer"]
+    triggers = by_kind(render_overlay(source), "ScaledObject")[name]["spec"]["triggers"]
+    (queue,) = [t for t in triggers if t["type"] == "nats-jetstream"]
+    return queue["metadata"]["stream"], queue["metadata"]["consumer"]
 
 
 def chat_through(edge_url: str, registry_port: int, service_token: str) -> None:
