@@ -1,5 +1,15 @@
 """A pool that pulls work from a durable JetStream consumer while it has free slots and
-handles each message as its own task: the chat runners and the knowledge workers."""
+handles each message as its own task: the chat runners and the knowledge workers.
+
+How it fetches. nats-py's `fetch(n)` with nothing queued sends a waiting pull request for n
+messages; when fewer arrive, the request stays open on the server until it expires, and the
+next message goes to it, into the same inbox, while the next `fetch(n)` waits for the rest
+of its batch until that stale request's timeout (measured: a lone message waited up to
+750 ms, one in 12). So the pool waits for work with `fetch(1)`, which one message satisfies,
+and takes bigger batches only while the queue has a backlog (each message says how many are
+pending after it), asking for no more than that backlog, with a short timeout in case other
+consumers took them first.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,20 @@ import logging
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
+
+# A batch fetch's timeout: it asks only for what is pending, so it rarely waits at all; if
+# other consumers took those first, this bounds how long a request for them lingers.
+BACKLOG_FETCH_S = 0.05
+# How long a fetch for one message waits before it is asked again.
+IDLE_FETCH_S = 1.0
+
+
+def pending_after(msg: Msg) -> int:
+    """Messages the consumer had pending when this one was delivered (0 when unknown)."""
+    try:
+        return int(msg.metadata.num_pending or 0)
+    except Exception:
+        return 0
 
 
 class PullPool:
@@ -28,6 +52,7 @@ class PullPool:
     ) -> None:
         """Fetch while not stopping. Stopping is a flag checked between fetches, not a task
         cancellation: on Python 3.11 nats-py's fetch (asyncio.wait_for) can swallow one."""
+        backlog = 0
         while not stop.is_set():
             free = self.concurrency - len(self._tasks)
             if free > 0 and not self._may_take():
@@ -37,11 +62,16 @@ class PullPool:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
                 continue
+            batch = min(free, self.fetch_batch, backlog)
             try:
-                messages = await subscription.fetch(min(free, self.fetch_batch), timeout=1.0)
+                if batch > 1:
+                    messages = await subscription.fetch(batch, timeout=BACKLOG_FETCH_S)
+                else:
+                    messages = await subscription.fetch(1, timeout=IDLE_FETCH_S)
             except (NatsTimeoutError, TimeoutError):
                 # An empty fetch: nats-py raises its own TimeoutError or, from inside its
                 # wait_for, the plain asyncio one. Nothing was queued; fetch again at once.
+                backlog = 0
                 continue
             except Exception:
                 self._log.exception("fetching work failed; retrying")
@@ -53,6 +83,7 @@ class PullPool:
                     with contextlib.suppress(Exception):
                         await msg.nak()
                 return
+            backlog = pending_after(messages[-1]) if messages else 0
             for msg in messages:
                 task = asyncio.create_task(self._handle(msg))
                 self._tasks.add(task)

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from cozeplus.work_queue import BACKLOG_FETCH_S, IDLE_FETCH_S
 from services.runner.pool import RunnerPool
 
 
@@ -67,7 +68,7 @@ async def test_no_chats_are_taken_while_memory_is_over_the_limit() -> None:
     running.set()  # the running chat ends, which frees memory and wakes the loop
     await asyncio.wait_for(consumer, timeout=10)
     assert queue.calls == 1
-    assert queue.batches == [8]
+    assert queue.batches == [1]  # nothing known to be pending: wait for one
 
 
 async def test_over_the_limit_with_nothing_running_still_takes_work() -> None:
@@ -80,5 +81,49 @@ async def test_over_the_limit_with_nothing_running_still_takes_work() -> None:
         rss_mib=lambda: 900.0,
     )
     await asyncio.wait_for(pool.consume(queue, stop), timeout=10)  # type: ignore[arg-type]
-    # Nothing to wait for would mean waiting forever; the batch is capped by free slots.
-    assert queue.batches == [4]
+    # Nothing to wait for would mean waiting forever: it fetches.
+    assert queue.batches == [1]
+
+
+class Delivered:
+    """A JetStream message as far as the pool reads it: how many were pending after it."""
+
+    def __init__(self, pending: int) -> None:
+        self.metadata = type("Metadata", (), {"num_pending": pending})()
+
+
+class Backlog:
+    """A queue that hands out `pending` messages, as many as asked for, then stops the pool."""
+
+    def __init__(self, stop: asyncio.Event, pending: int) -> None:
+        self.stop, self.pending = stop, pending
+        self.fetches: list[tuple[int, float]] = []
+
+    async def fetch(self, batch: int, timeout: float) -> list[Delivered]:  # noqa: ASYNC109
+        self.fetches.append((batch, timeout))
+        if not self.pending:
+            self.stop.set()
+            raise TimeoutError
+        taken = min(batch, self.pending)
+        self.pending -= taken
+        return [Delivered(self.pending + taken - i - 1) for i in range(taken)]
+
+
+async def test_batches_are_taken_only_from_a_backlog_and_only_as_big_as_it() -> None:
+    # A waiting request for more than one message would outlive a short answer and hold
+    # the next message back (work_queue.py): waiting is for one, batches are for a backlog.
+    stop = asyncio.Event()
+    queue = Backlog(stop, pending=21)
+    pool = RunnerPool(deps=None, concurrency=100, fetch_batch=16)  # type: ignore[arg-type]
+
+    async def handle(msg: object) -> None:
+        await asyncio.Event().wait()  # every chat keeps running
+
+    pool._handle = handle  # type: ignore[method-assign]
+    await asyncio.wait_for(pool.consume(queue, stop), timeout=10)  # type: ignore[arg-type]
+    for task in list(pool._tasks):
+        task.cancel()
+
+    assert [batch for batch, _ in queue.fetches] == [1, 16, 4, 1]
+    idle, backlog = IDLE_FETCH_S, BACKLOG_FETCH_S
+    assert [timeout for _, timeout in queue.fetches] == [idle, backlog, backlog, idle]
