@@ -84,7 +84,7 @@ class Fixture:
         **fields: Any,
     ) -> cpb.CreatedChat:
         fields.setdefault("bot_id", self.bot_id)
-        return await self.rpc.CreateChat(
+        return await self.rpc.OpenChat(
             cpb.CreateChatRequest(
                 owner_id=self.owner_id,
                 user_id=user_id,
@@ -710,6 +710,25 @@ async def test_starting_a_running_chat_again_reports_a_restart(f: Fixture) -> No
     await expect_status(f.chat(0, history_rounds=101), INVALID, "history_rounds")
 
 
+async def test_create_chat_of_the_previous_release_records_the_same_run(f: Fixture) -> None:
+    # Edges of the previous release call CreateChat during a rolling upgrade.
+    conversation = await f.conversation(user("earlier"), assistant("answer"))
+    request = cpb.CreateChatRequest(
+        owner_id=f.owner_id,
+        user_id="u",
+        conversation_id=conversation.id,
+        bot_id=f.bot_id,
+        messages=[user("now")],
+        auto_save_history=True,
+        history_rounds=3,
+    )
+    run = await f.rpc.CreateChat(request)
+    assert isinstance(run, cpb.ChatRun) and run.status == "created"
+    assert run.conversation_id == conversation.id
+    started = await f.start(run.id, history_rounds=3)
+    assert [m.content for m in started.history] == ["earlier", "answer"]
+
+
 async def test_concurrent_starts_let_exactly_one_runner_start_the_chat(f: Fixture) -> None:
     chats = [await f.chat() for _ in range(5)]
 
@@ -908,6 +927,7 @@ async def test_another_owner_finds_nothing(
             )
         ),
         rpc.CreateChat(cpb.CreateChatRequest(owner_id=them, bot_id=f.bot_id)),
+        rpc.OpenChat(cpb.CreateChatRequest(owner_id=them, bot_id=f.bot_id)),
         rpc.StartRun(cpb.StartRunRequest(owner_id=them, chat_id=chat.id)),
         rpc.FinishRun(cpb.FinishRunRequest(owner_id=them, chat_id=chat.id, status="failed")),
         rpc.GetChat(chat_ref),

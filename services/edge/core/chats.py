@@ -176,12 +176,12 @@ class ChatCore:
         session = self._session(owner_id, chat_id)
         await session.open()
         try:
-            created = await self._record(chat_id, owner_id, target, chat)
-            run = created.run
+            run, history = await self._record(chat_id, owner_id, target, chat)
             request = _chat_request(
                 chat_id, run.conversation_id, run.section_id, run.created_at, owner_id, target, chat
             )
-            _add_history(request, created.history, bus.max_payload)
+            if history is not None:
+                _add_history(request, history, bus.max_payload)
             await self._queue(request)
             session.start(run)
         except BaseException:
@@ -191,31 +191,38 @@ class ChatCore:
 
     async def _record(
         self, chat_id: int, owner_id: int, target: ChatTarget, chat: ChatInput
-    ) -> cpb.CreatedChat:
-        return await self._conversations.CreateChat(
-            cpb.CreateChatRequest(
-                owner_id=owner_id,
-                user_id=chat.user_id,
-                chat_id=chat_id,
-                conversation_id=chat.conversation_id or 0,
-                bot_id=target.bot_id,
-                bot_version=target.bot_version,
-                model_id=target.model_id,
-                messages=[
-                    cpb.NewMessage(
-                        role=m.role,
-                        type=m.type,
-                        content=m.content,
-                        content_type=m.content_type,
-                        meta_data_json=_meta_json(m.meta_data),
-                    )
-                    for m in chat.messages
-                ],
-                meta_data_json=_meta_json(chat.meta_data),
-                auto_save_history=chat.auto_save_history,
-                history_rounds=target.history_rounds,
-            )
+    ) -> tuple[cpb.ChatRun, Sequence[cpb.Message] | None]:
+        """The recorded run and its history window; None when the registry is of the
+        previous release (no OpenChat): the runner then reads it from StartRun."""
+        request = cpb.CreateChatRequest(
+            owner_id=owner_id,
+            user_id=chat.user_id,
+            chat_id=chat_id,
+            conversation_id=chat.conversation_id or 0,
+            bot_id=target.bot_id,
+            bot_version=target.bot_version,
+            model_id=target.model_id,
+            messages=[
+                cpb.NewMessage(
+                    role=m.role,
+                    type=m.type,
+                    content=m.content,
+                    content_type=m.content_type,
+                    meta_data_json=_meta_json(m.meta_data),
+                )
+                for m in chat.messages
+            ],
+            meta_data_json=_meta_json(chat.meta_data),
+            auto_save_history=chat.auto_save_history,
+            history_rounds=target.history_rounds,
         )
+        try:
+            created = await self._conversations.OpenChat(request)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            return await self._conversations.CreateChat(request), None
+        return created.run, created.history
 
     async def _queue(self, request: ChatRequest) -> None:
         try:

@@ -144,7 +144,10 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
 
     # --------------------------------------------------------------- chat runs
 
-    async def CreateChat(self, request: cpb.CreateChatRequest, context: Any) -> cpb.CreatedChat:
+    async def CreateChat(self, request: cpb.CreateChatRequest, context: Any) -> cpb.ChatRun:
+        return (await self.OpenChat(request, context)).run
+
+    async def OpenChat(self, request: cpb.CreateChatRequest, context: Any) -> cpb.CreatedChat:
         created = await self._conversations.create_chat(
             owner_id=request.owner_id,
             user_id=request.user_id,

@@ -89,10 +89,15 @@ class ConversationsStub:
                 request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.MessageRef.SerializeToString,
                 response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.Message.FromString,
                 _registered_method=True)
+        self.OpenChat = channel.unary_unary(
+                '/cozeplus.rpc.v1.Conversations/OpenChat',
+                request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.SerializeToString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.FromString,
+                _registered_method=True)
         self.CreateChat = channel.unary_unary(
                 '/cozeplus.rpc.v1.Conversations/CreateChat',
                 request_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.SerializeToString,
-                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.FromString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
                 _registered_method=True)
         self.StartRun = channel.unary_unary(
                 '/cozeplus.rpc.v1.Conversations/StartRun',
@@ -211,9 +216,18 @@ class ConversationsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CreateChat(self, request, context):
+    def OpenChat(self, request, context):
         """Called by the edge before it queues a chat: creates the conversation when
-        conversation_id is 0, records the run as "created" and stores the input.
+        conversation_id is 0, records the run as "created", stores the input and returns the
+        history window (history_rounds) for the runner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateChat(self, request, context):
+        """OpenChat without the history, for edges of the previous release during a rolling
+        upgrade (a registry answers both; an edge falls back to it on UNIMPLEMENTED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -347,10 +361,15 @@ def add_ConversationsServicer_to_server(servicer, server):
                     request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.MessageRef.FromString,
                     response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.Message.SerializeToString,
             ),
+            'OpenChat': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenChat,
+                    request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.FromString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.SerializeToString,
+            ),
             'CreateChat': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateChat,
                     request_deserializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.FromString,
-                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.SerializeToString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.SerializeToString,
             ),
             'StartRun': grpc.unary_unary_rpc_method_handler(
                     servicer.StartRun,
@@ -706,6 +725,33 @@ class Conversations:
             _registered_method=True)
 
     @staticmethod
+    def OpenChat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cozeplus.rpc.v1.Conversations/OpenChat',
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.SerializeToString,
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateChat(request,
             target,
             options=(),
@@ -721,7 +767,7 @@ class Conversations:
             target,
             '/cozeplus.rpc.v1.Conversations/CreateChat',
             cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreateChatRequest.SerializeToString,
-            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.CreatedChat.FromString,
+            cozeplus_dot_rpc_dot_v1_dot_conversations__pb2.ChatRun.FromString,
             options,
             channel_credentials,
             insecure,

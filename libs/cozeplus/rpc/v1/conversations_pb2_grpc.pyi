@@ -49,9 +49,14 @@ class ConversationsStub:
     ListMessages: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ListMessagesRequest, _conversations_pb2.ListMessagesResponse]
     ModifyMessage: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ModifyMessageRequest, _conversations_pb2.Message]
     DeleteMessage: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.MessageRef, _conversations_pb2.Message]
-    CreateChat: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.CreatedChat]
+    OpenChat: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.CreatedChat]
     """Called by the edge before it queues a chat: creates the conversation when
-    conversation_id is 0, records the run as "created" and stores the input.
+    conversation_id is 0, records the run as "created", stores the input and returns the
+    history window (history_rounds) for the runner.
+    """
+    CreateChat: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.ChatRun]
+    """OpenChat without the history, for edges of the previous release during a rolling
+    upgrade (a registry answers both; an edge falls back to it on UNIMPLEMENTED).
     """
     StartRun: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.StartRunRequest, _conversations_pb2.StartRunResponse]
     """Called by a runner: created -> in_progress, with the history window.
@@ -101,9 +106,14 @@ class ConversationsAsyncStub(ConversationsStub):
     ListMessages: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListMessagesRequest, _conversations_pb2.ListMessagesResponse]  # type: ignore[assignment]
     ModifyMessage: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ModifyMessageRequest, _conversations_pb2.Message]  # type: ignore[assignment]
     DeleteMessage: _aio.UnaryUnaryMultiCallable[_conversations_pb2.MessageRef, _conversations_pb2.Message]  # type: ignore[assignment]
-    CreateChat: _aio.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.CreatedChat]  # type: ignore[assignment]
+    OpenChat: _aio.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.CreatedChat]  # type: ignore[assignment]
     """Called by the edge before it queues a chat: creates the conversation when
-    conversation_id is 0, records the run as "created" and stores the input.
+    conversation_id is 0, records the run as "created", stores the input and returns the
+    history window (history_rounds) for the runner.
+    """
+    CreateChat: _aio.UnaryUnaryMultiCallable[_conversations_pb2.CreateChatRequest, _conversations_pb2.ChatRun]  # type: ignore[assignment]
+    """OpenChat without the history, for edges of the previous release during a rolling
+    upgrade (a registry answers both; an edge falls back to it on UNIMPLEMENTED).
     """
     StartRun: _aio.UnaryUnaryMultiCallable[_conversations_pb2.StartRunRequest, _conversations_pb2.StartRunResponse]  # type: ignore[assignment]
     """Called by a runner: created -> in_progress, with the history window.
@@ -218,13 +228,24 @@ class ConversationsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_conversations_pb2.Message, _abc.Awaitable[_conversations_pb2.Message]]: ...
 
     @_abc_1.abstractmethod
-    def CreateChat(
+    def OpenChat(
         self,
         request: _conversations_pb2.CreateChatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.CreatedChat, _abc.Awaitable[_conversations_pb2.CreatedChat]]:
         """Called by the edge before it queues a chat: creates the conversation when
-        conversation_id is 0, records the run as "created" and stores the input.
+        conversation_id is 0, records the run as "created", stores the input and returns the
+        history window (history_rounds) for the runner.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateChat(
+        self,
+        request: _conversations_pb2.CreateChatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.ChatRun, _abc.Awaitable[_conversations_pb2.ChatRun]]:
+        """OpenChat without the history, for edges of the previous release during a rolling
+        upgrade (a registry answers both; an edge falls back to it on UNIMPLEMENTED).
         """
 
     @_abc_1.abstractmethod
