@@ -4,7 +4,7 @@ a chat paused in requires_action with the client's tool outputs.
 
 The order matters. The edge subscribes to the chat's event subject *before* the registry
 records the chat and before the request is queued, so not even a runner that starts at once
-can publish an event nobody hears. The registry is asked first (CreateChat) so that a foreign
+can publish an event nobody hears. The registry is asked first (OpenChat) so that a foreign
 conversation is a plain not-found and nothing is queued.
 
 Errors are the core's (services/edge/core/errors.py) or the registry's gRPC status (already
@@ -73,7 +73,7 @@ class ChatTarget:
     # Whether the prompt has a `{{name}}` for variables to fill: without one the end user's
     # stored values cannot change the chat, so they are not looked up (a registry call).
     prompt_has_variables: bool = True
-    # The bot's history window, asked of CreateChat so the runner gets it with the chat.
+    # The bot's history window, asked of OpenChat so the runner gets it with the chat.
     history_rounds: int = 0
 
 
