@@ -242,7 +242,9 @@ async def test_a_stalled_stream_is_a_timeout(mock_server: MockServer) -> None:
     received: list[str] = []
     p = provider(mock_server.v1, "mock-inter-token-60000")
     with pytest.raises(ProviderTimeout) as caught:
-        async with aclosing(p.stream(ask(timeout_s=0.5))) as stream:
+        # The deadline covers connecting and the first chunk too: roomy enough for a busy
+        # machine, far below the mock's 60 s silence.
+        async with aclosing(p.stream(ask(timeout_s=2.0))) as stream:
             async for item in stream:
                 assert isinstance(item, TextDelta)
                 received.append(item.text)

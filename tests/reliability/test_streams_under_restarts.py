@@ -15,9 +15,12 @@ from pathlib import Path
 
 import nats as nats_client
 import pytest
+from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 
+from cozeplus.chat_protocol import EVENT_HEADER, MESSAGE_DELTA
 from cozeplus.embedded_nats import EmbeddedNats
+from cozeplus.subjects import chat_events
 from services.cli.system import free_port
 from services.runner.run_outcomes import OUTCOME_BUCKET
 from tests.reliability.stack import Stack, StreamResult, in_threads, stream_chat, temp_dir
@@ -194,6 +197,32 @@ def _outcome_kept(nats_url: str, chat_id: int) -> bool:
     return asyncio.run(look())
 
 
+def _streaming(nats_url: str, chat_id: int, timeout_s: float) -> bool:
+    """Whether the chat's runner publishes a delta within `timeout_s`: it publishes only once
+    StartRun has answered it, so freezing the registry after this cannot catch StartRun's
+    reply on its way (the run committed in_progress, the runner still waiting)."""
+
+    async def look() -> bool:
+        nc = await nats_client.connect(nats_url)
+        heard = asyncio.Event()
+
+        async def on_event(msg: Msg) -> None:
+            if (msg.headers or {}).get(EVENT_HEADER) == MESSAGE_DELTA:
+                heard.set()
+
+        try:
+            await nc.subscribe(chat_events(chat_id), cb=on_event)
+            try:
+                await asyncio.wait_for(heard.wait(), timeout_s)
+            except TimeoutError:
+                return False
+            return True
+        finally:
+            await nc.close()
+
+    return asyncio.run(look())
+
+
 def _in_progress_ids(stack: Stack) -> list[int]:
     with sqlite3.connect(stack.root / "registry" / "registry.db") as db:
         rows = db.execute("SELECT id FROM chat_runs WHERE status = 'in_progress'").fetchall()
@@ -217,6 +246,7 @@ def test_a_runner_that_dies_before_storing_a_streamed_answer_leaves_it_to_the_ne
             assert time.monotonic() < deadline, stack.runners[0].log_tail()
             time.sleep(0.05)
         (chat_id,) = running
+        assert _streaming(nats.url, chat_id, WAIT_S), stack.runners[0].log_tail()
         registry = stack.registry.process
         assert registry is not None
         os.kill(registry.pid, signal.SIGSTOP)
