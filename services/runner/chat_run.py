@@ -193,11 +193,19 @@ class ModelCall:
 
 
 @dataclass
-class EarlyStart:
-    """What was prepared, up to the model's first call, while StartRun was under way."""
+class Prepared:
+    """What a chat needs before its first model call: the model, the tools, the context."""
 
     spec: ModelSpec
     tools: dict[str, Tool]
+    context: PromptContext
+
+
+@dataclass
+class EarlyStart:
+    """What was prepared, up to the model's first call, while StartRun was under way."""
+
+    prepared: Prepared
     state: RunState
     call: ModelCall
 
@@ -329,24 +337,19 @@ class ChatRun:
             await self._finish(ChatStatus.FAILED, error=error)
             return
         if early is None:
-            spec = self.deps.catalog.get(config.model.model_id)
-            if spec is None:
-                msg = f"model {config.model.model_id!r} is not configured"
-                await self._finish(ChatStatus.FAILED, error=cpb.ChatError(code=500, msg=msg))
-                return
+            new_messages = () if self.request.resumes else self.request.messages
             try:
-                tools = await self._load_tools(config)
+                prepared = await self._prepare(
+                    config, started.history, new_messages, started.chat_messages
+                )
             except RunFailed as failed:
                 await self._finish(ChatStatus.FAILED, error=failed.error)
                 return
-            new_messages = () if self.request.resumes else self.request.messages
-            context = await self._gather_context(
-                config, spec, started.history, new_messages, started.chat_messages
-            )
-            state = self._build_state(config, started, context)
+            state = self._build_state(config, started, prepared.context)
             first_call = None
         else:
-            spec, tools, state, first_call = early.spec, early.tools, early.state, early.call
+            prepared, state, first_call = early.prepared, early.state, early.call
+        spec, tools = prepared.spec, prepared.tools
         state.answer_id = self.deps.ids.next_id()
         self.events.open_answer(run, state.answer_id)
         status, error = await self._run_loop(config, spec, tools, state, first_call)
@@ -397,20 +400,32 @@ class ChatRun:
         self, config: pb.BotConfig, history: Sequence[cpb.Message]
     ) -> EarlyStart | None:
         """None when a step would fail: the usual order then reports it after StartRun."""
-        spec = self.deps.catalog.get(config.model.model_id)
-        if spec is None:
-            return None
         try:
-            tools = await self._load_tools(config)
+            prepared = await self._prepare(config, history, self.request.messages, ())
         except RunFailed:
             return None
-        context = await self._gather_context(config, spec, history, self.request.messages, ())
-        state = self._new_state(config, history, context)
-        provider = self.deps.provider_for(spec)
-        definitions = [tool.definition for tool in tools.values()]
+        state = self._new_state(config, history, prepared.context)
+        provider = self.deps.provider_for(prepared.spec)
+        definitions = [tool.definition for tool in prepared.tools.values()]
         call = ModelCall.begin(provider, self._completion_request(config, definitions, state))
         call.send_now()
-        return EarlyStart(spec, tools, state, call)
+        return EarlyStart(prepared, state, call)
+
+    async def _prepare(
+        self,
+        config: pb.BotConfig,
+        history: Sequence[cpb.Message],
+        new_messages: Sequence[InputMessage],
+        chat_messages: Sequence[cpb.Message],
+    ) -> Prepared:
+        """RunFailed when the chat cannot run: its model is not configured, or its tools
+        could not be loaded."""
+        spec = self.deps.catalog.get(config.model.model_id)
+        if spec is None:
+            raise RunFailed(500, f"model {config.model.model_id!r} is not configured")
+        tools = await self._load_tools(config)
+        context = await self._gather_context(config, spec, history, new_messages, chat_messages)
+        return Prepared(spec, tools, context)
 
     async def _load_bot(self) -> pb.BotConfig | None:
         request = self.request
