@@ -9,6 +9,7 @@ reached a runner) with the same functions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -270,4 +271,10 @@ def stream_trailer(terminal_event: str, chat: dict[str, Any]) -> list[tuple[str,
 
 def sse_frame(event: str, data: bytes) -> bytes:
     """Exactly `event:`, `data:` and a blank line: the SDKs reject anything else."""
-    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+    return _frame_head(event) + data + b"\n\n"
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_head(event: str) -> bytes:
+    # A chat has a handful of event names and thousands of events.
+    return b"event: " + event.encode() + b"\ndata: "

@@ -80,22 +80,6 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
-# What sse_frame writes before and after a payload, per event name: a chat has a handful of
-# names and thousands of events.
-_FRAME_HEADS: dict[str, bytes] = {}
-_FRAME_TAIL = sse_frame("", b"")[len(b"event: \ndata: ") :]
-
-
-def _frame(name: str, data: bytes) -> bytes:
-    """`sse_frame(name, data)`, with the name's part built once."""
-    head = _FRAME_HEADS.get(name)
-    if head is None:
-        head = sse_frame(name, b"")[: -len(_FRAME_TAIL)]
-        if len(_FRAME_HEADS) < 256:  # names are the wire contract's few; never unbounded
-            _FRAME_HEADS[name] = head
-    return head + data + _FRAME_TAIL
-
-
 # At most this many frames go out in one write.
 MAX_FRAMES_PER_WRITE = 64
 
@@ -108,7 +92,7 @@ async def sse_frames(session: ChatSession) -> AsyncIterator[bytes]:
     costs less than one per event. A lone event is written at once, never held back."""
     frames: list[bytes] = []
     async for event in session.events():
-        frames.append(_frame(event.name, event.data))
+        frames.append(sse_frame(event.name, event.data))
         if not session.pending() or len(frames) >= MAX_FRAMES_PER_WRITE:
             yield b"".join(frames)
             frames.clear()
