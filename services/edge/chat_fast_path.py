@@ -22,6 +22,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import TypeAdapter
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -116,7 +117,7 @@ def plain_chat_request(scope: Scope, message: Message) -> tuple[ChatBody, str, i
 
 def _bearer_token(authorization: str) -> str | None:
     # fastapi.security.HTTPBearer's reading of the header, then current_credentials' strip.
-    scheme, _, credentials = authorization.partition(" ")
+    scheme, credentials = get_authorization_scheme_param(authorization)
     credentials = credentials.strip()
     if not (scheme and credentials) or scheme.lower() != "bearer":
         return None
