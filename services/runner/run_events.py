@@ -11,6 +11,7 @@ that still can't go is given up with a warning, never the run: the edge sees the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -197,17 +198,10 @@ class RunEvents:
         await self._publish(event, chat_event(event, chat_object(run, self._meta_data)))
 
 
-_HEADER_HEADS: dict[str, bytes] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _header_head(event: str) -> bytes:
     """The header block up to the sequence number, as nats-py lays out the same headers."""
-    head = _HEADER_HEADS.get(event)
-    if head is None:
-        head = _HEADER_HEADS[event] = (
-            f"NATS/1.0\r\n{EVENT_HEADER}: {event}\r\n{SEQ_HEADER}: ".encode()
-        )
-    return head
+    return f"NATS/1.0\r\n{EVENT_HEADER}: {event}\r\n{SEQ_HEADER}: ".encode()
 
 
 async def _publish_with_header(
