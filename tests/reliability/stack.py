@@ -37,6 +37,9 @@ from tests.chat.sse import Event, parse_stream
 
 TERMINAL = ("completed", "failed", "canceled")
 
+# The stacks the running test made: a failing test's report carries their logs (conftest).
+STACKS_OF_THE_TEST: list[Stack] = []
+
 
 @dataclass
 class StackAccount:
@@ -82,6 +85,7 @@ class Stack:
         }
         self.runners: list[ServiceProcess] = []
         self.url = f"http://127.0.0.1:{self.edge.env['COZEPLUS_EDGE_PORT']}"
+        STACKS_OF_THE_TEST.append(self)
 
     def start(self, runners: int = 1) -> Stack:
         for service in (self.registry, self.edge):
@@ -108,6 +112,9 @@ class Stack:
     def restart_registry(self) -> None:
         self.registry.start()
         self.registry.wait_ready(60)
+
+    def services(self) -> list[ServiceProcess]:
+        return [self.registry, self.edge, *self.runners]
 
     def stop(self) -> None:
         for service in (*self.runners, self.edge, self.registry):

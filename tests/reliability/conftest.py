@@ -1,0 +1,30 @@
+"""A failing reliability test's report carries the last lines of each service's log: these
+tests run whole systems as processes, and a failure seen only in CI is otherwise mute."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+from tests.reliability.stack import STACKS_OF_THE_TEST
+
+LOG_LINES = 80
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "setup":
+        return
+    if report.failed:
+        for number, stack in enumerate(STACKS_OF_THE_TEST):
+            for service in stack.services():
+                report.sections.append(
+                    (f"stack {number}: {service.name} log", service.log_tail(LOG_LINES))
+                )
+    if call.when == "teardown":
+        STACKS_OF_THE_TEST.clear()
