@@ -91,6 +91,11 @@ class ChatRequest(BaseModel):
     # resumption, or too large for the queue): the runner then waits for StartRun's. With it
     # a runner sends the model its request while StartRun is still under way.
     history: list[HistoryMessage] | None = None
+    # False when the edge queued the chat while the registry was still recording it (a new
+    # conversation: the edge minted its id and knows its history is empty). A runner's
+    # StartRun may then find no chat yet: it asks again for a while instead of taking that
+    # for a chat that ended (services/runner/chat_run.py).
+    recorded: bool = True
 
     @property
     def resumes(self) -> bool:

@@ -86,6 +86,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             variables=StoredVariables(registry.variables),
             published_versions=published_versions,
             liveness=registry.liveness,
+            queue_while_recording=settings.chat_queue_while_recording,
         )
         app.state.runtime = EdgeRuntime(
             settings=settings,

@@ -42,6 +42,11 @@ class EdgeSettings(BaseSettings):
     # How long queueing a chat is retried while the work queue has no leader (a NATS node
     # failover) before the chat fails with 503.
     chat_publish_retry_s: float = Field(default=10.0, ge=0)
+    # A chat that starts a new conversation is queued while the registry records it (one
+    # registry round trip less before the first token). Runners of the previous release
+    # would take such a chat for an ended one: upgrade runners first, or set this false
+    # until they are.
+    chat_queue_while_recording: bool = True
     # How long /v3/chat/cancel waits for the runner to confirm it stopped a running chat.
     chat_cancel_wait_s: float = Field(default=5.0, ge=0)
     # Node number for chat ids (0..63); None leases a free one from NATS.

@@ -613,19 +613,25 @@ class ConversationService:
         meta_data_json: str,
         auto_save_history: bool,
         history_rounds: int = 0,
+        new_conversation_id: int = 0,
     ) -> CreatedChat:
         """Records a chat as created; conversation_id 0 starts a new conversation.
 
-        chat_id 0 mints the chat's id; an edge may pass one it minted itself. The history
-        window (`history_rounds` rounds, as StartRun gives it) comes along, so the runner
-        need not wait for StartRun before asking the model.
+        chat_id 0 mints the chat's id, as new_conversation_id 0 mints a new conversation's;
+        an edge may pass ids it minted itself (it then queues the chat while this records
+        it). The history window (`history_rounds` rounds, as StartRun gives it) comes along,
+        so the runner need not wait for StartRun before asking the model.
         """
         _require_owner(owner_id)
         _validate_user_id(user_id)
         if bot_id <= 0:
             raise InvalidArgument("bot_id is required")
-        if chat_id < 0 or conversation_id < 0:
-            raise InvalidArgument("chat_id and conversation_id must not be negative")
+        if chat_id < 0 or conversation_id < 0 or new_conversation_id < 0:
+            raise InvalidArgument(
+                "chat_id, conversation_id and new_conversation_id must not be negative"
+            )
+        if conversation_id and new_conversation_id:
+            raise InvalidArgument("new_conversation_id is for a new conversation only")
         if bot_version < 0:
             raise InvalidArgument("bot_version must not be negative")
         if not 0 <= history_rounds <= MAX_HISTORY_ROUNDS:
@@ -637,7 +643,8 @@ class ConversationService:
         checked = [_check_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
         meta_data = _parse_meta_data(meta_data_json, "meta_data_json")
         run_id = chat_id or self._ids.next_id()
-        new_conversation_id = 0 if conversation_id else self._ids.next_id()
+        if not conversation_id and not new_conversation_id:
+            new_conversation_id = self._ids.next_id()
         message_ids = [self._ids.next_id() for _ in checked] if auto_save_history else []
 
         def work(connection: sa.Connection) -> CreatedChat:
@@ -654,18 +661,15 @@ class ConversationService:
                 chat_conversation_id, section_id = conversation_id, found.last_section_id
             else:
                 chat_conversation_id = section_id = new_conversation_id
-                connection.execute(
-                    _INSERT_CONVERSATION,
-                    _conversation_row(
-                        new_conversation_id,
-                        owner_id,
-                        user_id,
-                        bot_id,
-                        _default_name(checked),
-                        {},
-                        now,
-                    ),
+                row = _conversation_row(
+                    new_conversation_id, owner_id, user_id, bot_id, _default_name(checked), {}, now
                 )
+                try:
+                    connection.execute(_INSERT_CONVERSATION, row)
+                except sa.exc.IntegrityError:
+                    raise AlreadyExists(
+                        f"conversation {new_conversation_id} already exists"
+                    ) from None
             run = {
                 "id": run_id,
                 "conversation_id": chat_conversation_id,

@@ -50,7 +50,7 @@ from services.runner.providers.base import (
     TextDelta,
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
-from services.runner.registry_calls import UNBOUNDED, RegistryRetry
+from services.runner.registry_calls import UNBOUNDED, RecordingWait, RegistryRetry
 from services.runner.run_events import EventPublisher, RunEvents
 from services.runner.run_outcomes import NoOutcomes, RunOutcomes
 from services.runner.tools.base import Tool, ToolCall, ToolDefinition, ToolOutput, ToolSource
@@ -96,6 +96,8 @@ class RunnerDeps:
     outcomes: RunOutcomes = field(default_factory=NoOutcomes)
     # Knowledge chunks and images for the prompt (services/runner/prompt_context.py).
     context: PromptContextSource = NO_PROMPT_CONTEXT
+    # StartRun for a chat the edge queued while the registry was recording it.
+    recording: RecordingWait = field(default_factory=RecordingWait)
 
 
 class BotConfigCache:
@@ -457,17 +459,36 @@ class ChatRun:
             nonlocal retried
             retried = True
 
-        try:
-            started = await self.deps.registry.call(
-                f"chat {self.request.chat_id}: starting its run",
-                lambda timeout: self.deps.conversations.StartRun(request, timeout=timeout),
-                on_retry=note_retry,
-            )
-        except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                log.info("chat %d already ended: %s", self.request.chat_id, err.details())
-                return None
-            raise
+        recording = self.deps.recording
+        backoff = recording.first_backoff_s
+        give_up_at = time.monotonic() + recording.wait_s
+        while True:
+            try:
+                started = await self.deps.registry.call(
+                    f"chat {self.request.chat_id}: starting its run",
+                    lambda timeout: self.deps.conversations.StartRun(request, timeout=timeout),
+                    on_retry=note_retry,
+                )
+                break
+            except grpc.aio.AioRpcError as err:
+                code = err.code()
+                if code == grpc.StatusCode.NOT_FOUND and not self.request.recorded:
+                    # Queued while the registry records it: not there *yet*, unless the
+                    # edge said it never will be (a cancel) or it is too late for that.
+                    if self._handing_back:
+                        raise HandedBack from None
+                    if not self._canceled and time.monotonic() + backoff < give_up_at:
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, recording.max_backoff_s)
+                        continue
+                    log.warning(
+                        "chat %d: dropped, the registry never recorded it", self.request.chat_id
+                    )
+                    return None
+                if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                    log.info("chat %d already ended: %s", self.request.chat_id, err.details())
+                    return None
+                raise
         if started.restarted and retried:
             # Our own StartRun landed before the registry went away: this runner holds it
             # (the work queue hands a chat to one runner at a time).

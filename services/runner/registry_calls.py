@@ -66,3 +66,15 @@ class RegistryRetry:
                 on_retry()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
+
+
+@dataclass(frozen=True)
+class RecordingWait:
+    """How a runner waits for a chat queued while the registry was recording it
+    (ChatRequest.recorded false): StartRun's not-found is asked again, backing off from
+    `first_backoff_s` doubling to `max_backoff_s`, for `wait_s`. That is longer than an edge
+    waits for the registry (10 s), so a chat still unrecorded then was refused or lost."""
+
+    wait_s: float = 15.0
+    first_backoff_s: float = 0.002
+    max_backoff_s: float = 0.1

@@ -580,6 +580,26 @@ async def test_a_taken_chat_id_changes_nothing(f: Fixture) -> None:
     assert [m.content for m in await f.chat_messages(taken)] == ["first"]
 
 
+async def test_a_new_conversation_with_the_id_the_edge_minted(f: Fixture) -> None:
+    # The edge queues such a chat while it is recorded, with the conversation id it minted.
+    minted = 7654321 + f.owner_id % 10_000_000
+    chat = await f.chat(0, user("hi"), new_conversation_id=minted)
+    assert chat.conversation_id == chat.section_id == minted
+    conversation = await f.rpc.GetConversation(f.ref(minted, "u"))
+    assert conversation.last_section_id == minted
+    assert [m.conversation_id for m in await f.chat_messages(chat.id)] == [minted]
+
+    # A taken id is refused with nothing written; ids are for new conversations only.
+    await expect_status(
+        f.chat(0, user("again"), new_conversation_id=minted), ALREADY_EXISTS, str(minted)
+    )
+    assert [m.content for m in (await f.list_messages(minted)).messages] == ["hi"]
+    await expect_status(
+        f.chat(minted, new_conversation_id=minted + 1), INVALID, "new conversation only"
+    )
+    await expect_status(f.chat(0, new_conversation_id=-1), INVALID, "must not be negative")
+
+
 async def test_a_taken_answer_id_leaves_the_run_in_progress(f: Fixture) -> None:
     # FinishRun ends the run before it stores the answer: refusing the answer's id must
     # undo the ending too, so the runner's retry with a fresh id still finishes it.

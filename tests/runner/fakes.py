@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,9 @@ class Conversations:
         self.calls: dict[str, int] = {}
         # When set, StartRun waits for it (to see what a run does meanwhile).
         self.start_gate: asyncio.Event | None = None
+        # Called with StartRun's call count before it looks the chat up: a test records a
+        # chat late here (one the edge queued while the registry was recording it).
+        self.before_start: Callable[[int], None] | None = None
 
     def _fault(self, rpc: str, when: str) -> None:
         """Raises UNAVAILABLE if the next fault planned for `rpc` is `when`."""
@@ -140,7 +143,12 @@ class Conversations:
         if self.start_gate is not None:
             await self.start_gate.wait()
         self._fault("StartRun", "down")
-        run = self.runs[request.chat_id]
+        if self.before_start is not None:
+            self.before_start(self.calls["StartRun"])
+        found = self.runs.get(request.chat_id)
+        if found is None:
+            raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"chat {request.chat_id} not found")
+        run = found
         history = [m for m in self.messages if m.chat_id != run.id]
         if run.status == ChatStatus.IN_PROGRESS:
             return cpb.StartRunResponse(
@@ -345,7 +353,12 @@ class Harness:
     provider: ScriptedProvider
     deps: RunnerDeps
 
-    async def run(
+    async def run(self, chat_id: int, question: str = "", **kwargs: Any) -> ChatRun:
+        run = self.chat_run(chat_id, question, **kwargs)
+        await run.execute()
+        return run
+
+    def chat_run(
         self,
         chat_id: int,
         question: str = "",
@@ -355,8 +368,12 @@ class Harness:
         content_type: str = "text",
         history: list[HistoryMessage] | None = None,
         first_delivery: bool = True,
+        recorded: bool = True,
     ) -> ChatRun:
-        if not resume:
+        """The run of one chat, not executed yet. `recorded=False`: queued while the registry
+        records it, so the chat is not created here (a test records it through
+        `conversations.before_start`, or never)."""
+        if not resume and recorded:
             self.conversations.create(chat_id, question, content_type)
         request = ChatRequest(
             chat_id=chat_id,
@@ -373,14 +390,13 @@ class Harness:
             created_at=0,
             resume_id=1 if resume else 0,
             history=history,
+            recorded=recorded,
         )
 
         async def keepalive() -> None:
             return None
 
-        run = ChatRun(self.deps, request, keepalive, first_delivery=first_delivery)
-        await run.execute()
-        return run
+        return ChatRun(self.deps, request, keepalive, first_delivery=first_delivery)
 
 
 def harness(

@@ -4,8 +4,13 @@ a chat paused in requires_action with the client's tool outputs.
 
 The order matters. The edge subscribes to the chat's event subject *before* the registry
 records the chat and before the request is queued, so not even a runner that starts at once
-can publish an event nobody hears. The registry is asked first (OpenChat) so that a foreign
-conversation is a plain not-found and nothing is queued.
+can publish an event nobody hears. For a chat in an existing conversation the registry is
+asked first (OpenChat), so that a foreign conversation is a plain not-found and nothing is
+queued, and the runner gets the history window with the chat. A chat that starts a new
+conversation has no history and no conversation to check: the edge mints the conversation's
+id and queues the chat while the registry records it, taking the registry's round trip off
+the time to the first token. Should the registry refuse it, the runners are told to drop it;
+a runner holds nothing and publishes nothing before its StartRun finds the chat recorded.
 
 Errors are the core's (services/edge/core/errors.py) or the registry's gRPC status (already
 written for clients); each transport translates both.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -115,6 +121,7 @@ class ChatCore:
         clock: Clock | None = None,
         published_versions: PublishedVersionCache[pb.BotVersion] | None = None,
         liveness: RunLivenessAsyncStub | None = None,
+        queue_while_recording: bool = True,
     ) -> None:
         self.bus = bus
         # Keeps the per-chat version lookup off the registry (cozeplus.published_versions).
@@ -126,6 +133,11 @@ class ChatCore:
         self._conversations = conversations
         self._timings = timings
         self._clock = clock
+        # Whether the registry records chats with the ids the edge minted (OpenChat): only
+        # then may a new conversation's chat be queued while it is recorded. Learned from the
+        # first chat, so an edge ahead of its registry in a rolling upgrade stays in order.
+        self._registry_opens_chats = False
+        self.queue_while_recording = queue_while_recording
 
     # ------------------------------------------------------------------ targets
 
@@ -176,21 +188,79 @@ class ChatCore:
         session = self._session(owner_id, chat_id)
         await session.open()
         try:
-            run, history = await self._record(chat_id, owner_id, target, chat)
-            request = _chat_request(
-                chat_id, run.conversation_id, run.section_id, run.created_at, owner_id, target, chat
-            )
-            if history is not None:
-                _add_history(request, history, bus.max_payload)
-            await self._queue(request)
+            if (
+                self._registry_opens_chats
+                and self.queue_while_recording
+                and not chat.conversation_id
+            ):
+                run = await self._queue_while_recording(chat_id, owner_id, target, chat)
+            else:
+                run = await self._record_then_queue(chat_id, owner_id, target, chat)
             session.start(run)
         except BaseException:
             await session.close()
             raise
         return session
 
-    async def _record(
+    async def _record_then_queue(
         self, chat_id: int, owner_id: int, target: ChatTarget, chat: ChatInput
+    ) -> cpb.ChatRun:
+        run, history = await self._record(chat_id, owner_id, target, chat)
+        request = _chat_request(
+            chat_id, run.conversation_id, run.section_id, run.created_at, owner_id, target, chat
+        )
+        if history is not None:
+            _add_history(request, history, self.bus.max_payload)
+        await self._queue(request)
+        return run
+
+    async def _queue_while_recording(
+        self, chat_id: int, owner_id: int, target: ChatTarget, chat: ChatInput
+    ) -> cpb.ChatRun:
+        """A new conversation's chat, queued (with its empty history) while the registry
+        records it (see the module's doc)."""
+        conversation_id = self.bus.next_id()
+        request = _chat_request(
+            chat_id, conversation_id, conversation_id, int(time.time()), owner_id, target, chat
+        )
+        request.history = []
+        request.recorded = False
+        recording = asyncio.create_task(
+            self._record(chat_id, owner_id, target, chat, new_conversation_id=conversation_id)
+        )
+        # The registry's request goes out first: a runner's StartRun then finds the chat
+        # recorded more often than not.
+        await asyncio.sleep(0)
+        try:
+            await self.bus.queue(request)
+        except asyncio.CancelledError:
+            recording.cancel()
+            raise
+        except Exception as exc:
+            log.error("chat %d: could not queue it: %r", chat_id, exc)
+            with contextlib.suppress(Exception):
+                await recording
+                await self._abort_unqueued(owner_id, chat_id)
+            raise Unavailable(QUEUE_FAILED_MSG) from None
+        try:
+            run, _ = await recording
+        except BaseException:
+            # Refused or not answered: the queued copy must not run (a runner that has it
+            # drops it; one that takes it later gives up when StartRun never finds it).
+            recording.cancel()
+            with contextlib.suppress(Exception):
+                await self.bus.ask_runners_to_cancel(chat_id)
+            raise
+        return run
+
+    async def _record(
+        self,
+        chat_id: int,
+        owner_id: int,
+        target: ChatTarget,
+        chat: ChatInput,
+        *,
+        new_conversation_id: int = 0,
     ) -> tuple[cpb.ChatRun, Sequence[cpb.Message] | None]:
         """The recorded run and its history window; None when the registry is of the
         previous release (no OpenChat): the runner then reads it from StartRun."""
@@ -215,13 +285,16 @@ class ChatCore:
             meta_data_json=_meta_json(chat.meta_data),
             auto_save_history=chat.auto_save_history,
             history_rounds=target.history_rounds,
+            new_conversation_id=new_conversation_id,
         )
         try:
             created = await self._conversations.OpenChat(request)
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
+            self._registry_opens_chats = False
             return await self._conversations.CreateChat(request), None
+        self._registry_opens_chats = True
         return created.run, created.history
 
     async def _queue(self, request: ChatRequest) -> None:
@@ -229,17 +302,20 @@ class ChatCore:
             await self.bus.queue(request)
         except Exception as exc:
             log.error("chat %d: could not queue it: %r", request.chat_id, exc)
-            # Recorded but never queued: end it, so it does not sit "created" forever.
             with contextlib.suppress(grpc.aio.AioRpcError):
-                await self._conversations.AbortQueuedChat(
-                    cpb.AbortQueuedChatRequest(
-                        owner_id=request.owner_id,
-                        chat_id=request.chat_id,
-                        status=ChatStatus.FAILED,
-                        last_error=cpb.ChatError(code=503, msg=QUEUE_FAILED_MSG),
-                    )
-                )
+                await self._abort_unqueued(request.owner_id, request.chat_id)
             raise Unavailable(QUEUE_FAILED_MSG) from None
+
+    async def _abort_unqueued(self, owner_id: int, chat_id: int) -> None:
+        """Recorded but never queued: end it, so it does not sit "created" forever."""
+        await self._conversations.AbortQueuedChat(
+            cpb.AbortQueuedChatRequest(
+                owner_id=owner_id,
+                chat_id=chat_id,
+                status=ChatStatus.FAILED,
+                last_error=cpb.ChatError(code=503, msg=QUEUE_FAILED_MSG),
+            )
+        )
 
     # ----------------------------------------------------------- cancel, retrieve
 

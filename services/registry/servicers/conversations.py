@@ -160,6 +160,7 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             meta_data_json=request.meta_data_json,
             auto_save_history=request.auto_save_history,
             history_rounds=request.history_rounds,
+            new_conversation_id=request.new_conversation_id,
         )
         return cpb.CreatedChat(
             run=run_to_proto(created.run),

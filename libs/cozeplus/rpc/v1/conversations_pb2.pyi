@@ -693,6 +693,7 @@ class CreateChatRequest(_message.Message):
     META_DATA_JSON_FIELD_NUMBER: _builtins.int
     AUTO_SAVE_HISTORY_FIELD_NUMBER: _builtins.int
     HISTORY_ROUNDS_FIELD_NUMBER: _builtins.int
+    NEW_CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.int
     user_id: _builtins.str
     chat_id: _builtins.int
@@ -706,6 +707,10 @@ class CreateChatRequest(_message.Message):
     history_rounds: _builtins.int
     """Rounds of history to return with the run (as StartRun would): the edge queues them
     with the chat, so a runner can send the model its request while StartRun is under way.
+    """
+    new_conversation_id: _builtins.int
+    """A new conversation's id (conversation_id 0), minted by the edge so that it can queue
+    the chat while the registry records it; 0 = the registry mints one.
     """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___NewMessage]:
@@ -725,10 +730,11 @@ class CreateChatRequest(_message.Message):
         meta_data_json: _builtins.str = ...,
         auto_save_history: _builtins.bool = ...,
         history_rounds: _builtins.int = ...,
+        new_conversation_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_save_history", b"auto_save_history", "bot_id", b"bot_id", "bot_version", b"bot_version", "chat_id", b"chat_id", "conversation_id", b"conversation_id", "history_rounds", b"history_rounds", "messages", b"messages", "meta_data_json", b"meta_data_json", "model_id", b"model_id", "owner_id", b"owner_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_save_history", b"auto_save_history", "bot_id", b"bot_id", "bot_version", b"bot_version", "chat_id", b"chat_id", "conversation_id", b"conversation_id", "history_rounds", b"history_rounds", "messages", b"messages", "meta_data_json", b"meta_data_json", "model_id", b"model_id", "new_conversation_id", b"new_conversation_id", "owner_id", b"owner_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
