@@ -656,6 +656,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--streams", type=int, help="concurrent long streams")
     p.add_argument("--stream-seconds", type=int, help="how long each long stream lasts")
     p.add_argument("--loaded-chats", type=int, help="chats at 50 in flight")
+    p.add_argument("--unloaded-chats", type=int, help="chats one at a time (first-token time)")
     p.add_argument("--runner-concurrency", type=int, help="COZEPLUS_RUNNER_CONCURRENCY")
     p.add_argument(
         "--only",
@@ -675,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "streams": args.streams,
         "stream_seconds": args.stream_seconds,
         "loaded_chats": args.loaded_chats,
+        "unloaded_chats": args.unloaded_chats,
         "runner_concurrency": args.runner_concurrency,
     }
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})

@@ -369,9 +369,13 @@ class ChatRun:
         self, config: pb.BotConfig | None
     ) -> tuple[cpb.StartRunResponse | None, EarlyStart | None]:
         """StartRun, and, when the queued chat brought its history window, the steps up to
-        the model's first call meanwhile: the model then answers while the registry does.
+        the model's first call first: the model then answers while the registry does.
         Nothing is published before StartRun says this runner holds the run; if it does
-        not, the early call is closed unread."""
+        not, the early call is closed unread.
+
+        The model's request goes out before StartRun's: the model is the long wait, and on
+        a busy machine the request written first is the one answered first (measured:
+        StartRun sent first held the model's request back by milliseconds)."""
         history = self.request.history
         if (
             config is None
@@ -381,15 +385,17 @@ class ChatRun:
             or self._handing_back
         ):
             return await self._start_run(config), None
-        start = asyncio.create_task(self._start_run(config))
         early: EarlyStart | None = None
+        start: asyncio.Task[cpb.StartRunResponse | None] | None = None
         try:
             early = await self._prepare_early(
                 config, [cpb.Message(**m.model_dump()) for m in history]
             )
+            start = asyncio.create_task(self._start_run(config))
             started = await start
         except BaseException:
-            start.cancel()
+            if start is not None:
+                start.cancel()
             if early is not None:
                 await early.call.aclose()
             raise
