@@ -283,8 +283,8 @@ class Plan:
     runner_concurrency: int | None
 
 
-QUICK = Plan(30, 600, 100, 300, 40, 1000, 200, 10, None)
-BIG = Plan(100, 3000, 400, 1500, 100, 1000, 2000, 30, None)
+QUICK = Plan(200, 600, 100, 300, 40, 1000, 200, 10, None)
+BIG = Plan(300, 3000, 400, 1500, 100, 1000, 2000, 30, None)
 
 # The shorter conversation of the history step: already past the bot's 20-message window.
 SHORT_HISTORY = 100

@@ -82,7 +82,11 @@ class Registry:
         history = [cpb.Message(content="earlier")] if request.conversation_id else []
         return cpb.CreatedChat(run=run, history=history)
 
-    async def AbortQueuedChat(self, request: cpb.AbortQueuedChatRequest) -> cpb.ChatRun:
+    async def AbortQueuedChat(
+        self,
+        request: cpb.AbortQueuedChatRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 (gRPC's)
+    ) -> cpb.ChatRun:
         self.aborted.append(request.chat_id)
         return cpb.ChatRun(id=request.chat_id)
 
@@ -173,6 +177,21 @@ async def test_a_refused_chat_is_dropped_by_the_runners() -> None:
 
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     assert bus.canceled == [bus.queued[1].chat_id]
+    assert registry.aborted == [], "a refusal recorded nothing to end"
+
+
+async def test_an_unanswered_record_is_ended_should_it_land_late() -> None:
+    registry, bus = Registry(), Bus()
+    core = _core(registry, bus)
+    await _learned(core)
+    registry.refusal = FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline")
+
+    with pytest.raises(FakeRpcError):
+        await _started(core, NEW)
+
+    chat_id = bus.queued[1].chat_id
+    assert bus.canceled == [chat_id]
+    assert registry.aborted == [chat_id]
 
 
 async def test_a_chat_that_could_not_be_queued_is_ended_once_recorded() -> None:

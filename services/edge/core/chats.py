@@ -67,6 +67,11 @@ NOT_WAITING_MSG = "the chat is not waiting for tool outputs"
 _QUEUE_HEADERS_ALLOWANCE = 128
 # The largest id the registry could fill in, to bound a request's size before it exists.
 _MAX_ID = 2**63 - 1
+# A record the edge got no answer for may still land (see _queue_while_recording).
+_RECORD_MAY_HAVE_LANDED = frozenset(
+    {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+)
+_LATE_ABORT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,12 +249,17 @@ class ChatCore:
             raise Unavailable(QUEUE_FAILED_MSG) from None
         try:
             run, _ = await recording
-        except BaseException:
+        except BaseException as exc:
             # Refused or not answered: the queued copy must not run (a runner that has it
             # drops it; one that takes it later gives up when StartRun never finds it).
             recording.cancel()
             with contextlib.suppress(Exception):
                 await self.bus.ask_runners_to_cancel(chat_id)
+            if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _RECORD_MAY_HAVE_LANDED:
+                # Unanswered is not unrecorded: a record that lands late is ended, so no
+                # runner starts a chat whose client was told it failed.
+                with contextlib.suppress(Exception):
+                    await self._abort_unqueued(owner_id, chat_id, timeout_s=_LATE_ABORT_S)
             raise
         return run
 
@@ -306,15 +316,19 @@ class ChatCore:
                 await self._abort_unqueued(request.owner_id, request.chat_id)
             raise Unavailable(QUEUE_FAILED_MSG) from None
 
-    async def _abort_unqueued(self, owner_id: int, chat_id: int) -> None:
-        """Recorded but never queued: end it, so it does not sit "created" forever."""
+    async def _abort_unqueued(
+        self, owner_id: int, chat_id: int, *, timeout_s: float | None = None
+    ) -> None:
+        """Recorded but never queued (or never to run): end it, so it does not sit
+        "created" forever."""
         await self._conversations.AbortQueuedChat(
             cpb.AbortQueuedChatRequest(
                 owner_id=owner_id,
                 chat_id=chat_id,
                 status=ChatStatus.FAILED,
                 last_error=cpb.ChatError(code=503, msg=QUEUE_FAILED_MSG),
-            )
+            ),
+            timeout=timeout_s,
         )
 
     # ----------------------------------------------------------- cancel, retrieve
