@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 
 import httpx
+import orjson
 import pytest
 
 from cozeplus.model_catalog import ModelDefaults, ModelSpec
@@ -390,3 +391,54 @@ async def test_sequential_streams_reuse_one_connection(mock_server: MockServer) 
         await p.aclose()
         proxy.close()
     assert accepted == 1
+
+
+async def test_the_environment_proxy_carries_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    request_lines: list[bytes] = []
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": "via the proxy"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
+    answer = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_lines.append(head.split(b"\r\n", 1)[0])
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+            + answer
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    try:
+        items = await run(provider("http://model.invalid/v1"), ask())
+    finally:
+        server.close()
+    assert request_lines == [b"POST http://model.invalid/v1/chat/completions HTTP/1.1"]
+    assert [i.text for i in items if isinstance(i, TextDelta)] == ["via the proxy"]
+
+
+async def test_no_proxy_exempts_the_model_host(
+    mock_server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("ALL_PROXY", "all_proxy", "http_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", dead)
+    with pytest.raises(ProviderUnavailable):
+        await run(provider(mock_server.v1), ask())
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    items = await run(provider(mock_server.v1), ask())
+    assert isinstance(items[-1], Completion)
