@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from contextlib import aclosing
+from typing import Any
 
 import httpx
 import orjson
@@ -85,7 +86,8 @@ async def test_streamed_deltas_reassemble_the_reply_and_usage_is_reported(
     items = await run(provider(mock_server.v1), ask())
     *deltas, last = items
     assert all(isinstance(d, TextDelta) for d in deltas)
-    assert len(deltas) == len(split_tokens(DEFAULT_REPLY))
+    # Chunks that arrive in one read are one delta: at most one per token.
+    assert 1 <= len(deltas) <= len(split_tokens(DEFAULT_REPLY))
     assert "".join(d.text for d in deltas if isinstance(d, TextDelta)) == DEFAULT_REPLY
     assert isinstance(last, Completion)
     assert last.finish_reason == "stop"
@@ -226,7 +228,7 @@ async def test_error_event_mid_stream_fails_after_the_partial_answer(
                 assert isinstance(item, TextDelta)
                 received.append(item.text)
     await p.aclose()
-    assert len(received) == 2
+    assert "".join(received) == "".join(split_tokens(DEFAULT_REPLY)[:2])
     assert "mock failure after 2 tokens" in caught.value.msg
 
 
@@ -442,3 +444,118 @@ async def test_no_proxy_exempts_the_model_host(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     items = await run(provider(mock_server.v1), ask())
     assert isinstance(items[-1], Completion)
+
+
+def _sse(chunks: list[dict[str, object]]) -> bytes:
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks)
+
+
+def _text_chunk(text: str) -> dict[str, object]:
+    return {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+
+
+STOP_CHUNK = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+
+async def _scripted_model(
+    script: Callable[[asyncio.StreamWriter], Any],
+) -> tuple[asyncio.Server, str]:
+    """A model server that reads one request and answers with `script(writer)`."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+        )
+        await script(writer)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+
+
+async def test_chunks_that_arrive_together_are_one_delta() -> None:
+    async def burst(writer: asyncio.StreamWriter) -> None:
+        chunks = [_text_chunk(t) for t in ("a", "b", "c", "d")]
+        writer.write(_sse([*chunks, STOP_CHUNK]) + b"data: [DONE]\n\n")
+        await writer.drain()
+
+    server, url = await _scripted_model(burst)
+    try:
+        items = await run(provider(url), ask())
+    finally:
+        server.close()
+    assert [i.text for i in items if isinstance(i, TextDelta)] == ["abcd"]
+    assert isinstance(items[-1], Completion) and items[-1].finish_reason == "stop"
+
+
+async def test_chunks_that_arrive_apart_stay_apart() -> None:
+    read = [asyncio.Event() for _ in range(3)]
+
+    async def paced(writer: asyncio.StreamWriter) -> None:
+        for index, text in enumerate(("one", " two", " three")):
+            writer.write(_sse([_text_chunk(text)]))
+            await writer.drain()
+            await read[index].wait()  # the client has passed it on: the next is a new read
+        writer.write(_sse([STOP_CHUNK]) + b"data: [DONE]\n\n")
+        await writer.drain()
+
+    server, url = await _scripted_model(paced)
+    deltas: list[str] = []
+    p = provider(url)
+    try:
+        async with aclosing(p.stream(ask())) as stream:
+            async for item in stream:
+                if isinstance(item, TextDelta):
+                    read[len(deltas)].set()
+                    deltas.append(item.text)
+    finally:
+        await p.aclose()
+        server.close()
+    assert deltas == ["one", " two", " three"]
+
+
+async def test_text_before_an_error_in_the_same_read_is_passed_on() -> None:
+    async def failing(writer: asyncio.StreamWriter) -> None:
+        writer.write(_sse([_text_chunk("partial"), {"error": {"message": "overloaded"}}]))
+        await writer.drain()
+
+    server, url = await _scripted_model(failing)
+    deltas: list[str] = []
+    p = provider(url)
+    try:
+        with pytest.raises(ProviderUnavailable, match="overloaded"):
+            async with aclosing(p.stream(ask())) as stream:
+                async for item in stream:
+                    if isinstance(item, TextDelta):
+                        deltas.append(item.text)
+    finally:
+        await p.aclose()
+        server.close()
+    assert deltas == ["partial"]
+
+
+async def test_text_before_a_malformed_chunk_in_the_same_read_is_passed_on() -> None:
+    async def malformed(writer: asyncio.StreamWriter) -> None:
+        writer.write(_sse([_text_chunk("partial")]) + b"data: {not json\n\n")
+        await writer.drain()
+
+    server, url = await _scripted_model(malformed)
+    deltas: list[str] = []
+    p = provider(url)
+    try:
+        with pytest.raises(ProviderUnavailable, match="malformed"):
+            async with aclosing(p.stream(ask())) as stream:
+                async for item in stream:
+                    if isinstance(item, TextDelta):
+                        deltas.append(item.text)
+    finally:
+        await p.aclose()
+        server.close()
+    assert deltas == ["partial"]

@@ -297,43 +297,53 @@ class OpenAICompatProvider:
                 answering = True
                 # Closing the response mid-body drops the connection: that is what tells
                 # the provider to stop generating when the chat is cancelled.
-                items = await stack.enter_async_context(
-                    aclosing(_iter_chunk_dicts(response.content, deadline, timeout_s))
+                blocks = await stack.enter_async_context(
+                    aclosing(_iter_chunk_blocks(response.content, deadline, timeout_s))
                 )
-                async for chunk in items:
-                    error = chunk.get("error")
-                    if error:
-                        # An error event inside a 200 stream: the provider failed mid-answer.
-                        detail = _upstream_detail(error, key)
-                        suffix = f": {detail}" if detail else ""
-                        raise ProviderUnavailable(
-                            f"model {spec.id!r} failed while answering{suffix}"
-                        )
-                    chunk_usage = chunk.get("usage")
-                    if isinstance(chunk_usage, dict):
-                        usage = Usage(
-                            prompt_tokens=chunk_usage.get("prompt_tokens") or 0,
-                            completion_tokens=chunk_usage.get("completion_tokens") or 0,
-                        )
-                    for choice in chunk.get("choices") or ():
-                        if choice.get("index", 0) != 0:
-                            continue
-                        reason = choice.get("finish_reason")
-                        if reason is not None:
-                            finish = _FINISH_REASONS.get(reason, "other")
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        if text:
-                            parts.append(text)
-                            yield TextDelta(text)
-                        for fragment in delta.get("tool_calls") or ():
-                            function = fragment.get("function") or {}
-                            fragments.add(
-                                fragment.get("index", 0),
-                                fragment.get("id"),
-                                function.get("name"),
-                                function.get("arguments"),
+                async for block in blocks:
+                    # The text of every chunk that came in one read goes on as one delta: a
+                    # model that outpaces the pipeline is caught up with, not queued behind,
+                    # and a model sending one chunk at a time is passed on as it sends.
+                    texts: list[str] = []
+                    for chunk in block:
+                        error = chunk.get("error")
+                        if error:
+                            if texts:
+                                yield TextDelta("".join(texts))
+                            # An error event inside a 200 stream: the provider failed
+                            # mid-answer.
+                            detail = _upstream_detail(error, key)
+                            suffix = f": {detail}" if detail else ""
+                            raise ProviderUnavailable(
+                                f"model {spec.id!r} failed while answering{suffix}"
                             )
+                        chunk_usage = chunk.get("usage")
+                        if isinstance(chunk_usage, dict):
+                            usage = Usage(
+                                prompt_tokens=chunk_usage.get("prompt_tokens") or 0,
+                                completion_tokens=chunk_usage.get("completion_tokens") or 0,
+                            )
+                        for choice in chunk.get("choices") or ():
+                            if choice.get("index", 0) != 0:
+                                continue
+                            reason = choice.get("finish_reason")
+                            if reason is not None:
+                                finish = _FINISH_REASONS.get(reason, "other")
+                            delta = choice.get("delta") or {}
+                            text = delta.get("content")
+                            if text:
+                                parts.append(text)
+                                texts.append(text)
+                            for fragment in delta.get("tool_calls") or ():
+                                function = fragment.get("function") or {}
+                                fragments.add(
+                                    fragment.get("index", 0),
+                                    fragment.get("id"),
+                                    function.get("name"),
+                                    function.get("arguments"),
+                                )
+                    if texts:
+                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
         except aiohttp.ServerTimeoutError as err:
             # The socket backstop (before the TimeoutError below: it is one too).
             raise ProviderTimeout(f"model {spec.id!r} timed out") from err
@@ -410,10 +420,11 @@ def _status_error(model: str, status: int, raw: bytes, key: str) -> ProviderErro
     )
 
 
-async def _iter_chunk_dicts(
+async def _iter_chunk_blocks(
     body: aiohttp.StreamReader, deadline: float, timeout_s: float
-) -> AsyncGenerator[dict[str, Any], None]:
-    """The stream's server-sent events as parsed JSON objects, up to `[DONE]`.
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """The stream's server-sent events as parsed JSON objects, up to `[DONE]`: a list per
+    read of the socket (the events that read completed; none is held for a later one).
 
     Splits the body on newlines itself (no text decoding of the whole stream): an event's
     `data:` lines are joined, other fields (`event:`, `id:`, comments) are ignored, as the
@@ -435,6 +446,7 @@ async def _iter_chunk_dicts(
         deadline = loop.time() + timeout_s
         buffer += block
         *lines, buffer = buffer.split(b"\n")
+        events: list[dict[str, Any]] = []
         for line in lines:
             if line.endswith(b"\r"):
                 line = line[:-1]
@@ -447,6 +459,8 @@ async def _iter_chunk_dicts(
             payload = data[0] if len(data) == 1 else b"\n".join(data)
             data = []
             if payload.startswith(b"[DONE]"):
+                if events:
+                    yield events
                 # Read the body to its end (briefly) so the connection goes back to the pool:
                 # closing a response with unread bytes drops it, and the next chat would
                 # pay a new TCP (and TLS) connection (seen in profiles as connect_tcp).
@@ -455,9 +469,16 @@ async def _iter_chunk_dicts(
                         async for _ in body.iter_any():
                             pass
                 return
-            parsed = orjson.loads(payload)
+            try:
+                parsed = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                if events:  # what came before it in the read is answer too
+                    yield events
+                raise
             if isinstance(parsed, dict):
-                yield cast(dict[str, Any], parsed)
+                events.append(cast(dict[str, Any], parsed))
+        if events:
+            yield events
 
 
 def _upstream_detail(body: object, key: str) -> str:
