@@ -521,36 +521,26 @@ async def test_chunks_that_arrive_apart_stay_apart() -> None:
     assert deltas == ["one", " two", " three"]
 
 
-async def test_text_before_an_error_in_the_same_read_is_passed_on() -> None:
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (b"data: " + orjson.dumps({"error": {"message": "overloaded"}}) + b"\n\n", "overloaded"),
+        (b"data: {not json\n\n", "malformed"),
+    ],
+    ids=["error event", "malformed chunk"],
+)
+async def test_text_before_a_failure_in_the_same_read_is_passed_on(
+    failure: bytes, message: str
+) -> None:
     async def failing(writer: asyncio.StreamWriter) -> None:
-        writer.write(_sse([_text_chunk("partial"), {"error": {"message": "overloaded"}}]))
+        writer.write(_sse([_text_chunk("partial")]) + failure)
         await writer.drain()
 
     server, url = await _scripted_model(failing)
     deltas: list[str] = []
     p = provider(url)
     try:
-        with pytest.raises(ProviderUnavailable, match="overloaded"):
-            async with aclosing(p.stream(ask())) as stream:
-                async for item in stream:
-                    if isinstance(item, TextDelta):
-                        deltas.append(item.text)
-    finally:
-        await p.aclose()
-        server.close()
-    assert deltas == ["partial"]
-
-
-async def test_text_before_a_malformed_chunk_in_the_same_read_is_passed_on() -> None:
-    async def malformed(writer: asyncio.StreamWriter) -> None:
-        writer.write(_sse([_text_chunk("partial")]) + b"data: {not json\n\n")
-        await writer.drain()
-
-    server, url = await _scripted_model(malformed)
-    deltas: list[str] = []
-    p = provider(url)
-    try:
-        with pytest.raises(ProviderUnavailable, match="malformed"):
+        with pytest.raises(ProviderUnavailable, match=message):
             async with aclosing(p.stream(ask())) as stream:
                 async for item in stream:
                     if isinstance(item, TextDelta):

@@ -1,12 +1,15 @@
-"""A failing reliability test's report carries the last lines of each service's log: these
-tests run whole systems as processes, and a failure seen only in CI is otherwise mute."""
+"""Each reliability test gets a NATS of its own, and a failing one's report carries the last
+lines of each service's log: these tests run whole systems as processes, and a failure seen
+only in CI is otherwise mute."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
+from cozeplus.embedded_nats import EmbeddedNats
 from tests.reliability.stack import STACKS_OF_THE_TEST
 
 LOG_LINES = 80
@@ -28,3 +31,10 @@ def pytest_runtest_makereport(
                 )
     if call.when == "teardown":
         STACKS_OF_THE_TEST.clear()
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A NATS of the test's own (a test may kill and restart it)."""
+    with EmbeddedNats(tmp_path / "nats") as server:
+        yield server

@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -43,12 +42,6 @@ FAST_EDGE = {
 # sweeps, and slack for a loaded CI machine). A bound on waiting, not a speed requirement.
 ALL_DEADLINES_S = max(CREATED_S, SILENCE_S) + 20
 WAIT_S = 60
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    with EmbeddedNats(tmp_path / "nats") as server:
-        yield server
 
 
 def _created_runs(database: Path, owner_id: int) -> list[int]:

@@ -3,7 +3,6 @@ it holds, so a chat that streams far longer than the registry's silence window c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,12 +28,6 @@ def slow_models(tmp_path: Path, models_file: Path, mock_llm_port: int) -> Path:
         f'base_url = "http://127.0.0.1:{mock_llm_port}/v1"\nmodel = "mock-inter-token-500"\n'
     )
     return path
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    with EmbeddedNats(tmp_path / "nats") as server:
-        yield server
 
 
 def test_a_chat_streaming_longer_than_the_silence_window_completes(

@@ -37,6 +37,14 @@ from services.runner.registry_calls import RegistryRetry
 from services.runner.tools.base import ToolCall, ToolDefinition, ToolOutput
 
 OWNER, BOT, CONVERSATION = 7, 70, 700
+# What a chat answered in one round publishes, in order.
+ANSWERED = [
+    "conversation.chat.created",
+    "conversation.chat.in_progress",
+    "conversation.message.delta",
+    "conversation.message.completed",
+    "conversation.chat.completed",
+]
 
 
 class FakeRpcError(grpc.aio.AioRpcError):
