@@ -395,43 +395,6 @@ async def test_sequential_streams_reuse_one_connection(mock_server: MockServer) 
     assert accepted == 1
 
 
-async def test_the_environment_proxy_carries_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    request_lines: list[bytes] = []
-    chunks = [
-        {"choices": [{"index": 0, "delta": {"content": "via the proxy"}, "finish_reason": None}]},
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-    ]
-    answer = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        request_lines.append(head.split(b"\r\n", 1)[0])
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
-            + answer
-        )
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    try:
-        items = await run(provider("http://model.invalid/v1"), ask())
-    finally:
-        server.close()
-    assert request_lines == [b"POST http://model.invalid/v1/chat/completions HTTP/1.1"]
-    assert [i.text for i in items if isinstance(i, TextDelta)] == ["via the proxy"]
-
-
 async def test_no_proxy_exempts_the_model_host(
     mock_server: MockServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -457,13 +420,25 @@ def _text_chunk(text: str) -> dict[str, object]:
 STOP_CHUNK = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
 
 
+class ScriptedModel:
+    def __init__(self, server: asyncio.Server) -> None:
+        self.server = server
+        # Each request's first line, as it arrived.
+        self.request_lines: list[bytes] = []
+
+    def close(self) -> None:
+        self.server.close()
+
+
 async def _scripted_model(
     script: Callable[[asyncio.StreamWriter], Any],
-) -> tuple[asyncio.Server, str]:
-    """A model server that reads one request and answers with `script(writer)`."""
+) -> tuple[ScriptedModel, str]:
+    """A model server that reads each request and answers with `script(writer)`."""
+    model: ScriptedModel
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
+        model.request_lines.append(head.split(b"\r\n", 1)[0])
         length = next(
             int(line.split(b":", 1)[1])
             for line in head.split(b"\r\n")
@@ -477,7 +452,8 @@ async def _scripted_model(
         writer.close()
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    model = ScriptedModel(server)
+    return model, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
 
 
 async def test_chunks_that_arrive_together_are_one_delta() -> None:
@@ -549,3 +525,21 @@ async def test_text_before_a_failure_in_the_same_read_is_passed_on(
         await p.aclose()
         server.close()
     assert deltas == ["partial"]
+
+
+async def test_the_environment_proxy_carries_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(_sse([_text_chunk("via the proxy"), STOP_CHUNK]) + b"data: [DONE]\n\n")
+        await writer.drain()
+
+    # The scripted model stands in for the proxy: the request names the model's host in full.
+    proxy, proxy_url = await _scripted_model(answer)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url.removesuffix("/v1"))
+    try:
+        items = await run(provider("http://model.invalid/v1"), ask())
+    finally:
+        proxy.close()
+    assert proxy.request_lines == [b"POST http://model.invalid/v1/chat/completions HTTP/1.1"]
+    assert [i.text for i in items if isinstance(i, TextDelta)] == ["via the proxy"]

@@ -343,7 +343,7 @@ class OpenAICompatProvider:
                                     function.get("arguments"),
                                 )
                     if texts:
-                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
+                        yield TextDelta("".join(texts))
         except aiohttp.ServerTimeoutError as err:
             # The socket backstop (before the TimeoutError below: it is one too).
             raise ProviderTimeout(f"model {spec.id!r} timed out") from err
