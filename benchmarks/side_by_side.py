@@ -1,6 +1,6 @@
 """Side by side: the same load against the mock model directly and through cozeplus.
 
-    .venv/bin/python benchmarks/side_by_side.py              # quick: about 60-90 s
+    .venv/bin/python benchmarks/side_by_side.py              # quick: about 160 s
     .venv/bin/python benchmarks/side_by_side.py --big        # 2,000 open 30-second streams
     .venv/bin/python benchmarks/side_by_side.py --streams 1000 --stream-seconds 30
 
@@ -54,6 +54,7 @@ from chat_load import (
 )
 
 from services.cli.system import edge_process, free_port, runner_process
+from services.mock_llm.app import split_tokens
 
 DELTA = b"conversation.message.delta"
 GATEWAY = ("edge", "runner", "registry", "nats")
@@ -68,6 +69,21 @@ class Result:
     total_s: float = 0.0
     first_token_s: float = math.nan
     gaps_s: list[float] = field(default_factory=list)
+
+
+def _token_gaps(result: Result, text: str, now: float, last: float, started: float) -> float:
+    """Record the gaps before each of the text's tokens; returns the new `last`.
+
+    Gaps are per token, not per event, on both sides: a gateway that passes two of the
+    model's tokens on as one delta shows the client one gap and a zero, as the model's own
+    stream does when one read brings two chunks.
+    """
+    if last:
+        result.gaps_s.append(now - last)
+    else:
+        result.first_token_s = now - started
+    result.gaps_s.extend([0.0] * (len(split_tokens(text)) - 1))
+    return now
 
 
 async def direct_chat(client: aiohttp.ClientSession, model: str, query: str) -> Result:
@@ -101,11 +117,7 @@ async def direct_chat(client: aiohttp.ClientSession, model: str, query: str) -> 
                         text = (choice.get("delta") or {}).get("content")
                         if text:
                             answer.append(text)
-                            if last:
-                                result.gaps_s.append(now - last)
-                            else:
-                                result.first_token_s = now - started
-                            last = now
+                            last = _token_gaps(result, text, now, last, started)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         result.error = type(exc).__name__
     finally:
@@ -148,12 +160,9 @@ async def cozeplus_chat(
                     name = name.removeprefix(b"event: ")
                     names.append(name)
                     if name == DELTA:
-                        answer.append(orjson.loads(data)["content"])
-                        if last:
-                            result.gaps_s.append(now - last)
-                        else:
-                            result.first_token_s = now - started
-                        last = now
+                        text = orjson.loads(data)["content"]
+                        answer.append(text)
+                        last = _token_gaps(result, text, now, last, started)
                     elif name == b"conversation.chat.failed" and not result.error:
                         error = orjson.loads(data).get("last_error") or {}
                         result.error = f"chat.failed {error.get('code')}: {error.get('msg')}"[:120]
@@ -203,6 +212,10 @@ class Load:
 
     def gateway_cpu_s(self) -> float:
         return sum(self.cpu_s.get(name, 0.0) for name in GATEWAY)
+
+    def machine_share(self) -> float:
+        """How busy the whole machine was (every process, every core) during the load."""
+        return self.machine_busy_s / max(1e-9, self.wall_s * nproc())
 
     def chats_per_s(self) -> float:
         return len(self.results) / self.wall_s if self.wall_s else math.nan
@@ -276,15 +289,19 @@ class Plan:
     loaded_chats: int
     long_chats: int
     gap_chats: int
+    gap_long_chats: int
     history_chats: int
     history_messages: int
     streams: int
     stream_seconds: int
     runner_concurrency: int | None
+    # Chats in flight in the gap steps: the issue's 50, or fewer to see the tail without
+    # saturating the machine.
+    gap_concurrency: int = 50
 
 
-QUICK = Plan(200, 600, 100, 300, 40, 1000, 200, 10, None)
-BIG = Plan(300, 3000, 400, 1500, 100, 1000, 2000, 30, None)
+QUICK = Plan(200, 600, 100, 300, 100, 40, 1000, 200, 10, None)
+BIG = Plan(300, 3000, 400, 1500, 300, 100, 1000, 2000, 30, None)
 
 # The shorter conversation of the history step: already past the bot's 20-message window.
 SHORT_HISTORY = 100
@@ -293,6 +310,7 @@ SHORT_HISTORY = 100
 UNLOADED = (10, 10)  # a fast real model: unloaded first-token and gap fidelity
 INSTANT = (0, 0)  # all time is the pipeline's own
 GAPS = (0, 10)  # the issue's "model sends every 10 ms"
+GAP_STEPS = ("gaps50", "gapslong50")
 
 
 def model_scenario(name: str, behaviour: tuple[int, int], tokens: int) -> Scenario:
@@ -309,6 +327,7 @@ class Bench:
             "instant": model_scenario("instant", INSTANT, 20),
             "long": model_scenario("long", INSTANT, 200),
             "gaps": model_scenario("gaps", GAPS, 20),
+            "gapslong": model_scenario("gapslong", GAPS, 200),
             "streams": model_scenario("streams", (0, self.stream_itl_ms), self.stream_tokens),
         }
         self.system = System(work_dir, list(self.models.values()))
@@ -445,7 +464,14 @@ class Bench:
             ("unloaded", lambda: self.pair("unloaded", plan.unloaded_chats, 1, 5)),
             ("instant50", lambda: self.pair("instant", plan.loaded_chats, 50, 100)),
             ("long50", lambda: self.pair("long", plan.long_chats, 50, 50)),
-            ("gaps50", lambda: self.pair("gaps", plan.gap_chats, 50, 50)),
+            (
+                "gaps50",
+                lambda: self.pair("gaps", plan.gap_chats, plan.gap_concurrency, 50),
+            ),
+            (
+                "gapslong50",
+                lambda: self.pair("gapslong", plan.gap_long_chats, plan.gap_concurrency, 50),
+            ),
             ("history", self.history),
             (
                 "streams",
@@ -492,7 +518,15 @@ def report(
     ran = set(out)
     out = {
         name: out.get(name, (empty, empty))
-        for name in ("unloaded", "instant50", "long50", "gaps50", "history", "streams")
+        for name in (
+            "unloaded",
+            "instant50",
+            "long50",
+            "gaps50",
+            "gapslong50",
+            "history",
+            "streams",
+        )
     }
     rows: list[tuple[str, str, str, str, str]] = []
     raw: dict[str, Any] = {}
@@ -562,17 +596,51 @@ def report(
         )
     )
     raw["e2e_50_s"] = {"p50": c.p("total_s", 50), "p99": c.p("total_s", 99)}
-    d, c = out["gaps50"]
+    for step, tokens, key in zip(
+        GAP_STEPS, (20, 200), ("gap_p99_ms", "gap_long_p99_ms"), strict=True
+    ):
+        d, c = out[step]
+        rows.append(
+            (
+                f"inter-token gap p50 / p99, model every {GAPS[1]} ms, {tokens}-token answers, "
+                f"{plan.gap_concurrency} in flight (ms)",
+                f"{fmt_ms(d.p('gap', 50))} / {fmt_ms(d.p('gap', 99))}",
+                f"{fmt_ms(c.p('gap', 50))} / {fmt_ms(c.p('gap', 99))}",
+                f"+{fmt_ms(c.p('gap', 99) - d.p('gap', 99))} at p99",
+                "p99 within 5 of the model's",
+            )
+        )
+        raw[key] = {
+            "direct": d.p("gap", 99) * 1000,
+            "cozeplus": c.p("gap", 99) * 1000,
+            "machine_busy": {"direct": d.machine_share(), "cozeplus": c.machine_share()},
+        }
     rows.append(
         (
-            f"inter-token gap p50 / p99, model every {GAPS[1]} ms, 50 in flight (ms)",
-            f"{fmt_ms(d.p('gap', 50))} / {fmt_ms(d.p('gap', 99))}",
-            f"{fmt_ms(c.p('gap', 50))} / {fmt_ms(c.p('gap', 99))}",
-            f"+{fmt_ms(c.p('gap', 99) - d.p('gap', 99))} at p99",
-            "p99 within 5 of the model's",
+            "machine busy during the gap steps (20- / 200-token answers)",
+            " / ".join(f"{out[s][0].machine_share() * 100:.0f} %" for s in GAP_STEPS),
+            " / ".join(f"{out[s][1].machine_share() * 100:.0f} %" for s in GAP_STEPS),
+            "",
+            "",
         )
     )
-    raw["gap_p99_ms"] = {"direct": d.p("gap", 99) * 1000, "cozeplus": c.p("gap", 99) * 1000}
+    # A token every 10 ms: each token is its own read, event and write, so this is the cost
+    # of one delta through the pipeline (with a 200th of a chat's start and finish in it).
+    d, c = out["gapslong50"]
+    tokens = max(1, len(c.results)) * 200
+    paced_split = {name: c.cpu_s.get(name, 0.0) / tokens * 1e6 for name in GATEWAY}
+    model_side = {name: d.cpu_s.get(name, 0.0) / tokens * 1e6 for name in ("mock-llm", "client")}
+    rows.append(
+        (
+            "gateway CPU per streamed token, model every 10 ms, 200-token answers (µs): "
+            + " + ".join(f"{name} {v:.0f}" for name, v in paced_split.items()),
+            "mock {mock-llm:.0f}, client {client:.0f}".format(**model_side),
+            f"{sum(paced_split.values()):.0f}",
+            "",
+            "≤ 30",
+        )
+    )
+    raw["cpu_per_paced_token_us"] = {"split": paced_split, "direct": model_side}
     short, long = out["history"]
 
     def chat_cost(x: Load) -> float:
@@ -640,6 +708,14 @@ def report(
         others = max(0.0, c.machine_busy_s - ours) / max(1e-9, c.wall_s * nproc())
         busy.append(f"{name} {others * 100:.0f} %")
     raw["other_programs_busy"] = busy
+    raw["cpu_s_by_step"] = {
+        name: {
+            "direct": out[name][0].cpu_s,
+            "cozeplus": out[name][1].cpu_s,
+            "wall_s": out[name][1].wall_s,
+        }
+        for name in sorted(ran)
+    }
     lines = [
         "| metric | direct to the mock | through cozeplus | ratio / added | goal (issue 14) |",
         "|---|---|---|---|---|",
@@ -657,11 +733,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--stream-seconds", type=int, help="how long each long stream lasts")
     p.add_argument("--loaded-chats", type=int, help="chats at 50 in flight")
     p.add_argument("--unloaded-chats", type=int, help="chats one at a time (first-token time)")
+    p.add_argument("--gap-chats", type=int, help="chats of each inter-token gap step")
+    p.add_argument("--gap-concurrency", type=int, help="chats in flight in the gap steps (50)")
     p.add_argument("--runner-concurrency", type=int, help="COZEPLUS_RUNNER_CONCURRENCY")
     p.add_argument(
         "--only",
         default="",
-        help="comma-separated steps to run (unloaded, instant50, long50, gaps50, history, "
+        help="comma-separated steps to run (unloaded, instant50, long50, gaps50, gapslong50, "
+        "history, "
         "streams); the table then shows only what they measure",
     )
     p.add_argument("--json", type=Path, help="also write the raw figures here")
@@ -677,6 +756,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stream_seconds": args.stream_seconds,
         "loaded_chats": args.loaded_chats,
         "unloaded_chats": args.unloaded_chats,
+        "gap_chats": args.gap_chats,
+        "gap_long_chats": args.gap_chats,
+        "gap_concurrency": args.gap_concurrency,
         "runner_concurrency": args.runner_concurrency,
     }
     plan = Plan(**{**plan.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
