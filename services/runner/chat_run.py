@@ -228,6 +228,9 @@ class RunState:
     # The answer message's id. Minted again after each round of tool messages, so the answer
     # sorts after them in /v3/chat/message/list, as the wire contract orders them.
     answer_id: int = 0
+    # The caller's custom_variables: stored again at every pause (a resumed run's request
+    # carries none, so they come from the registry).
+    custom_variables: dict[str, str] = field(default_factory=dict)
 
 
 class ChatRun:
@@ -581,7 +584,7 @@ class ChatRun:
         usage.CopyFrom(started.run.usage)
         # A resumed run has used the rounds its chat's stored calls show.
         rounds = sum(1 for m in stored_messages(started.chat_messages) if m.tool_calls)
-        return RunState(prompt=prompt, usage=usage, tool_rounds=rounds)
+        return RunState(prompt=prompt, usage=usage, tool_rounds=rounds, custom_variables=variables)
 
     def _new_state(
         self, config: pb.BotConfig, history: Sequence[cpb.Message], context: PromptContext
@@ -595,7 +598,7 @@ class ChatRun:
             knowledge=knowledge_prompt(context.knowledge),
             file_urls=context.file_urls,
         )
-        return RunState(prompt=prompt)
+        return RunState(prompt=prompt, custom_variables=dict(self.request.custom_variables))
 
     async def _run_loop(
         self,
@@ -828,8 +831,8 @@ class ChatRun:
                 for c in state.pending
             ],
             usage=state.usage,
-            custom_variables_json=orjson.dumps(self.request.custom_variables).decode()
-            if self.request.custom_variables
+            custom_variables_json=orjson.dumps(state.custom_variables).decode()
+            if state.custom_variables
             else "",
             first_token_ms=first_token_ms,
             duration_ms=duration_ms,

@@ -198,6 +198,32 @@ async def test_a_local_function_pauses_and_a_resumed_run_continues_from_the_regi
     ]
 
 
+async def test_custom_variables_survive_a_second_pause() -> None:
+    # A resumed run's request carries no custom_variables: they come from the registry, and
+    # the next pause must store them again, or the third round renders the prompt without.
+    where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
+    h = harness(
+        [
+            Round(calls=[("get_location", {"n": 1})]),
+            Round(calls=[("get_location", {"n": 2})]),
+            Round(text="Still Lyon."),
+        ],
+        [where],
+    )
+
+    await h.run(1, "where?", custom_variables={"city": "Lyon"})
+    for _ in range(2):
+        run = h.conversations.runs[1]
+        assert run.status == ChatStatus.REQUIRES_ACTION
+        h.conversations.submit(1, {c.id: "here" for c in run.pending_tool_calls})
+        await h.run(1, resume=True)
+
+    assert h.conversations.runs[1].status == ChatStatus.COMPLETED
+    assert len(h.provider.requests) == 3
+    for request in h.provider.requests:
+        assert request.messages[0].text_content == "You help. Lyon"
+
+
 async def test_a_later_chat_sees_earlier_tool_messages_and_unanswered_calls_get_a_note() -> None:
     h = harness([Round(calls=[("t", {"n": 1})]), Round(text="one")], [FakeTool("t", result="T")])
     await h.run(1, "first")
