@@ -9,10 +9,11 @@ body bytes to the client as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from cozeplus.vocabulary import MessageType
 
@@ -53,6 +54,20 @@ class InputMessage(BaseModel):
     content: str
     content_type: str = "text"
     meta_data: dict[str, str] = Field(default_factory=dict)
+
+
+_INPUT_MESSAGES = TypeAdapter(list[InputMessage])
+
+
+def encode_input_messages(messages: Sequence[InputMessage]) -> str:
+    """A chat's input as the JSON list the registry keeps for a paused chat that does not
+    save it (PauseRunRequest.unsaved_input_json)."""
+    return _INPUT_MESSAGES.dump_json(list(messages)).decode()
+
+
+def decode_input_messages(raw: str) -> list[InputMessage]:
+    """The inverse of encode_input_messages; ValueError when `raw` is not such a list."""
+    return _INPUT_MESSAGES.validate_json(raw) if raw else []
 
 
 class HistoryMessage(BaseModel):

@@ -233,6 +233,8 @@ class StartedRun:
     restarted: bool
     # The chat's own messages so far (input, earlier rounds' tool messages).
     chat_messages: list[MessageView] = field(default_factory=list)
+    # Its input when it was not saved and the run paused (PauseRun's unsaved_input_json).
+    unsaved_input_json: str = ""
 
 
 @dataclass(frozen=True)
@@ -747,6 +749,7 @@ class ConversationService:
                     _history(connection, run, history_rounds),
                     restarted,
                     _chat_messages(connection, run),
+                    run.unsaved_input,
                 )
 
             params = {"p_id": chat_id, "p_owner": owner_id, "p_now": int(time.time())}
@@ -900,13 +903,23 @@ class ConversationService:
                 run = found
             for waiting in (CREATED, REQUIRES_ACTION):
                 if run.status == waiting and _transition(
-                    session, run, waiting, status=ChatStatus.CANCELED, canceled_at=int(time.time())
+                    session,
+                    run,
+                    waiting,
+                    status=ChatStatus.CANCELED,
+                    canceled_at=int(time.time()),
+                    unsaved_input="",
                 ):
                     return CanceledChat(_run_view(run), running=False)
             if run.status == IN_PROGRESS:
                 now = int(time.time())
                 if run.progress_at + self._run_silence_s <= now and _transition(
-                    session, run, IN_PROGRESS, status=ChatStatus.CANCELED, canceled_at=now
+                    session,
+                    run,
+                    IN_PROGRESS,
+                    status=ChatStatus.CANCELED,
+                    canceled_at=now,
+                    unsaved_input="",
                 ):
                     # No runner has shown progress for a whole silence window: nobody
                     # would hear a cancel request. A runner that shows up later finds
@@ -936,6 +949,7 @@ class ConversationService:
                 status=status,
                 last_error_code=last_error.code,
                 last_error_msg=last_error.msg,
+                unsaved_input="",
                 **{ENDED_AT_COLUMN[ChatStatus(status)]: int(time.time())},
             )
             if aborted:
@@ -985,8 +999,12 @@ class ConversationService:
         custom_variables_json: str,
         first_token_ms: int,
         duration_ms: int,
+        unsaved_input_json: str = "",
     ) -> ChatRunView:
-        """in_progress -> requires_action until the client submits the calls' outputs."""
+        """in_progress -> requires_action until the client submits the calls' outputs.
+
+        `unsaved_input_json` is the input of a chat that does not save it (auto_save_history
+        false): kept with the paused run, the only copy of its question, until it ends."""
         _require_owner(owner_id)
         _require_chat_id(chat_id)
         if not tool_calls or len(tool_calls) > MAX_PENDING_TOOL_CALLS:
@@ -997,6 +1015,7 @@ class ConversationService:
         if min(usage.prompt_tokens, usage.completion_tokens, first_token_ms, duration_ms) < 0:
             raise InvalidArgument("usage, first_token_ms and duration_ms must not be negative")
         variables = _parse_meta_data(custom_variables_json, "custom_variables_json")
+        _check_unsaved_input(unsaved_input_json)
         pending = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_calls]
 
         def work(session: Session) -> ChatRunView:
@@ -1009,6 +1028,7 @@ class ConversationService:
                 pending_tool_calls=pending,
                 paused_until=int(time.time()) + self._tool_outputs_timeout_s,
                 custom_variables=variables,
+                unsaved_input=unsaved_input_json if not run.auto_save_history else "",
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 first_token_ms=first_token_ms,
@@ -1318,6 +1338,26 @@ def _check_content(
     return content, content_type
 
 
+def _check_unsaved_input(raw: str) -> None:
+    """A JSON list of at most MAX_CHAT_MESSAGES message objects, or ""."""
+    if not raw:
+        return
+    if len(raw) > MAX_CHAT_MESSAGES * MAX_CONTENT_CHARS:
+        raise InvalidArgument("unsaved_input_json is too large")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidArgument("unsaved_input_json must be a JSON list of messages") from None
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_CHAT_MESSAGES
+        or not all(isinstance(m, dict) for m in value)
+    ):
+        raise InvalidArgument(
+            f"unsaved_input_json must be a JSON list of at most {MAX_CHAT_MESSAGES} messages"
+        )
+
+
 def _parse_meta_data(raw: str, field_name: str) -> dict[str, str]:
     if not raw:
         return {}
@@ -1595,6 +1635,7 @@ _FINISH_RUN = {
             "first_token_ms": sa.bindparam("p_first_token_ms"),
             "duration_ms": sa.bindparam("p_duration_ms"),
             "progress_at": sa.bindparam("p_now"),
+            "unsaved_input": "",
             ENDED_AT_COLUMN[status]: sa.bindparam("p_now"),
         }
     )

@@ -406,6 +406,7 @@ def _end(
             last_error_code=code,
             last_error_msg=msg,
             progress_at=now,
+            unsaved_input="",
             **paused,
             **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
         )

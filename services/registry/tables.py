@@ -239,6 +239,11 @@ class ChatRunRecord(RegistryTable, table=True):
     custom_variables: dict[str, str] = Field(
         default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False, server_default="{}")
     )
+    # A paused chat with auto_save_history false (migration 0009): its input messages as the
+    # runner sent them (JSON), the only copy of its question; emptied when the run ends.
+    unsaved_input: str = Field(
+        default="", sa_column=sa.Column(sa.Text, nullable=False, server_default="")
+    )
 
     # Last sign of life: set by every status change and by the runner's heartbeats. The run
     # sweeper (services/registry/run_liveness.py) ends a run whose progress stops too long.

@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING
 import grpc
 import orjson
 
-from cozeplus.chat_protocol import ChatRequest, InputMessage
+from cozeplus.chat_protocol import (
+    ChatRequest,
+    InputMessage,
+    decode_input_messages,
+    encode_input_messages,
+)
 from cozeplus.chat_wire import function_call_content, json_object
 from cozeplus.ids import IdGenerator
 from cozeplus.model_catalog import ModelCatalog, ModelSpec
@@ -231,6 +236,9 @@ class RunState:
     # The caller's custom_variables: stored again at every pause (a resumed run's request
     # carries none, so they come from the registry).
     custom_variables: dict[str, str] = field(default_factory=dict)
+    # A chat that does not save its input (auto_save_history false): that input, kept with
+    # the paused run so the resumed one still has its question.
+    unsaved_input: list[InputMessage] = field(default_factory=list)
 
 
 class ChatRun:
@@ -342,7 +350,9 @@ class ChatRun:
             await self._finish(ChatStatus.FAILED, error=error)
             return
         if early is None:
-            new_messages = () if self.request.resumes else self.request.messages
+            new_messages = (
+                self._unsaved_input(started) if self.request.resumes else self.request.messages
+            )
             try:
                 prepared = await self._prepare(
                     config, started.history, new_messages, started.chat_messages
@@ -350,7 +360,7 @@ class ChatRun:
             except RunFailed as failed:
                 await self._finish(ChatStatus.FAILED, error=failed.error)
                 return
-            state = self._build_state(config, started, prepared.context)
+            state = self._build_state(config, started, prepared.context, new_messages)
             first_call = None
         else:
             prepared, state, first_call = early.prepared, early.state, early.call
@@ -559,22 +569,35 @@ class ChatRun:
                 )
         return PromptContext(knowledge=chunks, file_urls=file_urls)
 
+    def _unsaved_input(self, started: cpb.StartRunResponse) -> list[InputMessage]:
+        """A resumed chat's input, when the registry kept it rather than saved it."""
+        try:
+            return decode_input_messages(started.unsaved_input_json)
+        except ValueError:
+            log.warning("chat %d: its kept input is unreadable", self.request.chat_id)
+            return []
+
     def _build_state(
-        self, config: pb.BotConfig, started: cpb.StartRunResponse, context: PromptContext
+        self,
+        config: pb.BotConfig,
+        started: cpb.StartRunResponse,
+        context: PromptContext,
+        new_messages: Sequence[InputMessage],
     ) -> RunState:
         if not self.request.resumes:
             state = self._new_state(config, started.history, context)
             state.usage.CopyFrom(started.run.usage)
             return state
-        # A resumed chat continues from what the registry stored: its own tool messages,
-        # the usage so far and the custom variables it was started with.
+        # A resumed chat continues from what the registry stored: its own messages (or the
+        # input it kept, when the chat saves none), the usage so far and the custom
+        # variables it was started with.
         variables = {
             str(k): str(v) for k, v in json_object(started.run.custom_variables_json).items()
         }
         prompt = build_prompt(
             config,
             started.history,
-            (),
+            new_messages,
             variables,
             started.chat_messages,
             knowledge=knowledge_prompt(context.knowledge),
@@ -584,7 +607,13 @@ class ChatRun:
         usage.CopyFrom(started.run.usage)
         # A resumed run has used the rounds its chat's stored calls show.
         rounds = sum(1 for m in stored_messages(started.chat_messages) if m.tool_calls)
-        return RunState(prompt=prompt, usage=usage, tool_rounds=rounds, custom_variables=variables)
+        return RunState(
+            prompt=prompt,
+            usage=usage,
+            tool_rounds=rounds,
+            custom_variables=variables,
+            unsaved_input=list(new_messages),
+        )
 
     def _new_state(
         self, config: pb.BotConfig, history: Sequence[cpb.Message], context: PromptContext
@@ -598,7 +627,12 @@ class ChatRun:
             knowledge=knowledge_prompt(context.knowledge),
             file_urls=context.file_urls,
         )
-        return RunState(prompt=prompt, custom_variables=dict(self.request.custom_variables))
+        request = self.request
+        return RunState(
+            prompt=prompt,
+            custom_variables=dict(request.custom_variables),
+            unsaved_input=[] if request.auto_save_history else list(request.messages),
+        )
 
     async def _run_loop(
         self,
@@ -836,6 +870,9 @@ class ChatRun:
             else "",
             first_token_ms=first_token_ms,
             duration_ms=duration_ms,
+            unsaved_input_json=encode_input_messages(state.unsaved_input)
+            if state.unsaved_input
+            else "",
         )
         try:
             paused = await self.deps.registry.call(

@@ -266,6 +266,42 @@ def test_stream_pauses_in_requires_action_and_streamed_outputs_resume_it(
     assert last[-1] == {"role": "tool", "tool_call_id": tool_call.id, "content": "Paris"}
 
 
+def test_a_chat_that_saves_no_history_still_has_its_question_after_the_pause(
+    coze: Coze, make_tool_bot: Callable[..., tuple[str, str]], system: System
+) -> None:
+    bot_id, key = make_tool_bot(LOCATION_CALL + ANSWER_WITH_OUTPUT)
+
+    events = list(
+        coze.chat.stream(
+            bot_id=bot_id,
+            user_id="u1",
+            additional_messages=[Message.build_user_question_text("where am I?")],
+            auto_save_history=False,
+        )
+    )
+    paused = events[-2].chat if events[-1].event == ChatEventType.UNKNOWN else events[-1].chat
+    assert paused is not None and paused.status == ChatStatus.REQUIRES_ACTION
+    assert paused.required_action is not None
+    call = paused.required_action.submit_tool_outputs.tool_calls[0]
+    resumed = list(
+        coze.chat.submit_tool_outputs(
+            conversation_id=paused.conversation_id,
+            chat_id=paused.id,
+            tool_outputs=[ToolOutput(tool_call_id=call.id, output="Paris")],
+            stream=True,
+        )
+    )
+    assert ChatEventType.CONVERSATION_CHAT_COMPLETED in [e.event for e in resumed]
+
+    # The resumed model call has the question (kept by the registry, not saved) before the
+    # call and its output.
+    last = prompts_with(system, key)[-1]
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "tool"]
+    assert last[1]["content"] == "where am I?"
+    messages = coze.chat.messages.list(conversation_id=paused.conversation_id, chat_id=paused.id)
+    assert "question" not in [m.type for m in messages], "auto_save_history false saves none"
+
+
 def test_create_and_poll_with_non_streamed_outputs_and_a_later_chat_sees_the_tool_messages(
     coze: Coze, make_tool_bot: Callable[..., tuple[str, str]], system: System
 ) -> None:

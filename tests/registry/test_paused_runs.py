@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+import sqlalchemy as sa
 
+from cozeplus.chat_protocol import InputMessage, encode_input_messages
 from cozeplus.ids import MAX_NODE, IdGenerator
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
+from services.registry.database import create_database_engine
+from tests.registry.conftest import RegistryUnderTest
 from tests.registry.rpc_expect import expect_status
 from tests.registry.test_conversations import Fixture, user
 
@@ -59,7 +63,9 @@ async def append(
     )
 
 
-async def pause(f: Fixture, chat_id: int, *call_ids: str) -> cpb.ChatRun:
+async def pause(
+    f: Fixture, chat_id: int, *call_ids: str, unsaved_input_json: str = ""
+) -> cpb.ChatRun:
     return await f.rpc.PauseRun(
         cpb.PauseRunRequest(
             owner_id=f.owner_id,
@@ -69,8 +75,25 @@ async def pause(f: Fixture, chat_id: int, *call_ids: str) -> cpb.ChatRun:
             ],
             usage=cpb.Usage(prompt_tokens=11, completion_tokens=3),
             custom_variables_json='{"city": "Lyon"}',
+            unsaved_input_json=unsaved_input_json,
         )
     )
+
+
+def stored_unsaved_input(registry: RegistryUnderTest, chat_id: int) -> str:
+    """The run's kept input as the database holds it (no RPC shows an ended run's)."""
+    engine = create_database_engine(registry.database_url)
+    try:
+        with engine.connect() as connection:
+            value = connection.execute(
+                sa.text("SELECT unsaved_input FROM chat_runs WHERE id = :id"), {"id": chat_id}
+            ).scalar_one()
+            return str(value)
+    finally:
+        engine.dispose()
+
+
+KEPT = encode_input_messages([InputMessage(role="user", content="where?")])
 
 
 async def submit(f: Fixture, run: cpb.ChatRun, **outputs: str) -> cpb.ChatRun:
@@ -189,3 +212,51 @@ async def test_a_paused_chat_can_be_canceled(f: Fixture) -> None:
         cpb.CancelChatRequest(owner_id=f.owner_id, conversation_id=chat.conversation_id)
     )
     assert canceled.run.status == "canceled" and not canceled.running
+
+
+async def test_a_chat_that_saves_no_input_keeps_it_while_paused(
+    f: Fixture, registry_under_test: RegistryUnderTest
+) -> None:
+    chat = await f.chat(0, user("where?"), auto_save_history=False)
+    await f.start(chat.id)
+    await append(f, chat.id, call_message("c1"))
+    paused = await pause(f, chat.id, "c1", unsaved_input_json=KEPT)
+    assert stored_unsaved_input(registry_under_test, chat.id) == KEPT
+
+    await submit(f, paused, c1="Paris")
+    started = await f.start(chat.id)
+    assert started.unsaved_input_json == KEPT, "the resumed run gets its question back"
+    assert [m.type for m in started.chat_messages] == ["function_call", "tool_response"]
+    await f.finish(chat.id, answer="Paris")
+    assert stored_unsaved_input(registry_under_test, chat.id) == "", "emptied when it ends"
+
+
+async def test_kept_input_is_emptied_by_a_cancel_and_ignored_for_a_saving_chat(
+    f: Fixture, registry_under_test: RegistryUnderTest
+) -> None:
+    unsaved = await f.chat(0, user("where?"), auto_save_history=False)
+    await f.start(unsaved.id)
+    await append(f, unsaved.id, call_message("c1"))
+    await pause(f, unsaved.id, "c1", unsaved_input_json=KEPT)
+    await f.rpc.CancelChat(
+        cpb.CancelChatRequest(owner_id=f.owner_id, conversation_id=unsaved.conversation_id)
+    )
+    assert stored_unsaved_input(registry_under_test, unsaved.id) == ""
+
+    saving = await f.chat(0, user("where?"))
+    await f.start(saving.id)
+    await append(f, saving.id, call_message("c1"))
+    paused = await pause(f, saving.id, "c1", unsaved_input_json=KEPT)
+    await submit(f, paused, c1="Paris")
+    started = await f.start(saving.id)
+    assert started.unsaved_input_json == "", "its input is a stored message already"
+
+
+@pytest.mark.parametrize("kept", ["{", '{"role": "user"}', "[1, 2]", "[" + "{}," * 100 + "{}]"])
+async def test_unreadable_kept_input_is_refused_and_changes_nothing(f: Fixture, kept: str) -> None:
+    chat = await f.chat(0, user("where?"), auto_save_history=False)
+    await f.start(chat.id)
+    await expect_status(
+        pause(f, chat.id, "c1", unsaved_input_json=kept), INVALID, "unsaved_input_json"
+    )
+    assert (await f.get_chat(chat.id)).status == "in_progress"

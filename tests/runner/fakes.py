@@ -94,6 +94,8 @@ class Conversations:
         # Called with StartRun's call count before it looks the chat up: a test records a
         # chat late here (one the edge queued while the registry was recording it).
         self.before_start: Callable[[int], None] | None = None
+        # What PauseRun kept of a chat that saves no input (auto_save_history false).
+        self.unsaved_inputs: dict[int, str] = {}
 
     def _fault(self, rpc: str, when: str) -> None:
         """Raises UNAVAILABLE if the next fault planned for `rpc` is `when`."""
@@ -102,7 +104,13 @@ class Conversations:
             planned.pop(0)
             raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, f"{rpc}: registry {when}")
 
-    def create(self, chat_id: int, question: str, content_type: str = "text") -> None:
+    def create(
+        self,
+        chat_id: int,
+        question: str,
+        content_type: str = "text",
+        auto_save_history: bool = True,
+    ) -> None:
         self.runs[chat_id] = cpb.ChatRun(
             id=chat_id,
             conversation_id=CONVERSATION,
@@ -110,9 +118,10 @@ class Conversations:
             owner_id=OWNER,
             bot_id=BOT,
             status=ChatStatus.CREATED,
-            auto_save_history=True,
+            auto_save_history=auto_save_history,
         )
-        self._add(chat_id, "user", "question", question, content_type=content_type)
+        if auto_save_history:
+            self._add(chat_id, "user", "question", question, content_type=content_type)
 
     def _add(
         self,
@@ -158,16 +167,24 @@ class Conversations:
             raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"chat {request.chat_id} not found")
         run = found
         history = [m for m in self.messages if m.chat_id != run.id]
+        kept = self.unsaved_inputs.get(run.id, "")
         if run.status == ChatStatus.IN_PROGRESS:
             return cpb.StartRunResponse(
-                run=run, history=history, chat_messages=self.chat_messages(run.id), restarted=True
+                run=run,
+                history=history,
+                chat_messages=self.chat_messages(run.id),
+                restarted=True,
+                unsaved_input_json=kept,
             )
         if run.status != ChatStatus.CREATED:
             raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, f"chat already {run.status}")
         run.status = ChatStatus.IN_PROGRESS
         self._fault("StartRun", "lost")
         return cpb.StartRunResponse(
-            run=run, history=history, chat_messages=self.chat_messages(run.id)
+            run=run,
+            history=history,
+            chat_messages=self.chat_messages(run.id),
+            unsaved_input_json=kept,
         )
 
     async def AppendRunMessages(
@@ -208,6 +225,7 @@ class Conversations:
         run.pending_tool_calls.extend(request.tool_calls)
         run.usage.CopyFrom(request.usage)
         run.custom_variables_json = request.custom_variables_json
+        self.unsaved_inputs[run.id] = request.unsaved_input_json
         return run
 
     def submit(self, chat_id: int, outputs: Mapping[str, str]) -> None:
@@ -377,12 +395,15 @@ class Harness:
         history: list[HistoryMessage] | None = None,
         first_delivery: bool = True,
         recorded: bool = True,
+        auto_save_history: bool = True,
     ) -> ChatRun:
         """The run of one chat, not executed yet. `recorded=False`: queued while the registry
         records it, so the chat is not created here (a test records it through
         `conversations.before_start`, or never)."""
         if not resume and recorded:
-            self.conversations.create(chat_id, question, content_type)
+            self.conversations.create(chat_id, question, content_type, auto_save_history)
+        if resume:
+            auto_save_history = self.conversations.runs[chat_id].auto_save_history
         request = ChatRequest(
             chat_id=chat_id,
             conversation_id=CONVERSATION,
@@ -399,6 +420,7 @@ class Harness:
             resume_id=1 if resume else 0,
             history=history,
             recorded=recorded,
+            auto_save_history=auto_save_history,
         )
 
         async def keepalive() -> None:

@@ -224,6 +224,46 @@ async def test_custom_variables_survive_a_second_pause() -> None:
         assert request.messages[0].text_content == "You help. Lyon"
 
 
+async def test_a_chat_that_saves_no_input_still_has_its_question_when_resumed() -> None:
+    # auto_save_history false: the question is in no stored message, so the paused run keeps
+    # it in the registry and the resumed run's prompt has it before the tool messages.
+    where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
+    h = harness(
+        [
+            Round(calls=[("get_location", {"n": 1})]),
+            Round(calls=[("get_location", {"n": 2})]),
+            Round(text="Paris."),
+        ],
+        [where],
+    )
+
+    await h.run(1, "where am I?", auto_save_history=False)
+    assert h.conversations.chat_messages(1)[0].type == "function_call", "no stored question"
+    for _ in range(2):
+        run = h.conversations.runs[1]
+        assert run.status == ChatStatus.REQUIRES_ACTION
+        h.conversations.submit(1, {c.id: "here" for c in run.pending_tool_calls})
+        await h.run(1, resume=True)
+
+    assert h.conversations.runs[1].status == ChatStatus.COMPLETED
+    for request in h.provider.requests:
+        prompt = [(m.role, m.text_content) for m in request.messages]
+        assert prompt[1] == ("user", "where am I?"), prompt
+    resumed = [m.role for m in h.provider.requests[-1].messages]
+    assert resumed[:3] == ["system", "user", "assistant"], "question, then the tool messages"
+
+
+async def test_a_chat_that_saves_its_input_keeps_none_with_the_pause() -> None:
+    where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
+    h = harness([Round(calls=[("get_location", {})]), Round(text="ok")], [where])
+    await h.run(1, "where am I?")
+    assert h.conversations.unsaved_inputs[1] == "", "its question is a stored message"
+    h.conversations.submit(1, {c.id: "here" for c in h.conversations.runs[1].pending_tool_calls})
+    await h.run(1, resume=True)
+    questions = [m for m in h.provider.requests[-1].messages if m.role == "user"]
+    assert [m.text_content for m in questions] == ["where am I?"], "not twice"
+
+
 async def test_a_later_chat_sees_earlier_tool_messages_and_unanswered_calls_get_a_note() -> None:
     h = harness([Round(calls=[("t", {"n": 1})]), Round(text="one")], [FakeTool("t", result="T")])
     await h.run(1, "first")

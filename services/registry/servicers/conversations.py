@@ -178,6 +178,7 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             history=[message_to_proto(m) for m in started.history],
             restarted=started.restarted,
             chat_messages=[message_to_proto(m) for m in started.chat_messages],
+            unsaved_input_json=started.unsaved_input_json,
         )
 
     async def FinishRun(self, request: cpb.FinishRunRequest, context: Any) -> cpb.ChatRun:
@@ -268,6 +269,7 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             custom_variables_json=request.custom_variables_json,
             first_token_ms=request.first_token_ms,
             duration_ms=request.duration_ms,
+            unsaved_input_json=request.unsaved_input_json,
         )
         return run_to_proto(run)
 
