@@ -105,7 +105,7 @@ class World:
 
         await self.db.write(work)
 
-    async def chat(self) -> ChatRunView:
+    async def chat(self, auto_save_history: bool = True) -> ChatRunView:
         created = await self.conversations.create_chat(
             owner_id=OWNER,
             user_id="u",
@@ -116,12 +116,12 @@ class World:
             model_id="echo",
             messages=[NewMessage(role="user", content="hi")],
             meta_data_json="",
-            auto_save_history=True,
+            auto_save_history=auto_save_history,
         )
         return created.run
 
-    async def started(self) -> ChatRunView:
-        run = await self.chat()
+    async def started(self, auto_save_history: bool = True) -> ChatRunView:
+        run = await self.chat(auto_save_history)
         await self.conversations.start_run(owner_id=OWNER, chat_id=run.id, history_rounds=0)
         return run
 
@@ -129,12 +129,13 @@ class World:
         return await self.conversations.get_chat(owner_id=OWNER, chat_id=chat_id, conversation_id=0)
 
     async def progress_at(self, chat_id: int) -> int:
-        def work(session: sa.orm.Session) -> int:
-            return int(
-                session.execute(
-                    sa.text("SELECT progress_at FROM chat_runs WHERE id = :id"), {"id": chat_id}
-                ).scalar_one()
-            )
+        return int(await self.column(chat_id, "progress_at"))
+
+    async def column(self, chat_id: int, name: str) -> object:
+        def work(session: sa.orm.Session) -> object:
+            return session.execute(
+                sa.text(f"SELECT {name} FROM chat_runs WHERE id = :id"), {"id": chat_id}
+            ).scalar_one()
 
         return await self.db.read(work)
 
@@ -247,7 +248,7 @@ async def test_a_paused_run_fails_at_its_own_paused_until(world: World) -> None:
     paused_until (TOOL_OUTPUTS_TIMEOUT_S when it paused, 120 s here), not a global limit."""
     conversations = ConversationService(world.db, world.ids, tool_outputs_timeout_s=120)
     sweeper = world.sweeper()
-    run = await world.started()
+    run = await world.started(auto_save_history=False)
     paused = await conversations.pause_run(
         owner_id=OWNER,
         chat_id=run.id,
@@ -256,8 +257,10 @@ async def test_a_paused_run_fails_at_its_own_paused_until(world: World) -> None:
         custom_variables_json="",
         first_token_ms=0,
         duration_ms=0,
+        unsaved_input_json='[{"role": "user", "content": "hi"}]',
     )
     assert paused.status == ChatStatus.REQUIRES_ACTION
+    assert await world.column(run.id, "unsaved_input") != "", "kept while it is paused"
     world.clock.now = paused.paused_until - 1
     assert await sweeper.sweep() == []
     world.clock.now = paused.paused_until
@@ -266,6 +269,7 @@ async def test_a_paused_run_fails_at_its_own_paused_until(world: World) -> None:
     assert ended.last_error.code == 408
     assert ended.last_error.msg == "no tool outputs were submitted within 120s"
     assert ended.pending_tool_calls == ()
+    assert await world.column(run.id, "unsaved_input") == "", "emptied when it expires"
     assert [r.id for r in world.notifier.ended] == [run.id]
 
 
