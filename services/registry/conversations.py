@@ -84,6 +84,9 @@ RUN_MESSAGE_TYPES = (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
 MAX_RUN_MESSAGES = 64
 MAX_PENDING_TOOL_CALLS = 64
 MAX_TOOL_CALL_ID_CHARS = 128
+# The answer text a paused run keeps: what a model streams before it calls a tool is short;
+# this only bounds a hostile or broken runner's request.
+MAX_PAUSED_ANSWER_CHARS = 1_000_000
 # The meta_data key of a tool_response message naming the call it answers.
 TOOL_CALL_ID_META = "tool_call_id"
 ENDED_STATUSES = (ChatStatus.COMPLETED, ChatStatus.FAILED, ChatStatus.CANCELED)
@@ -235,6 +238,8 @@ class StartedRun:
     chat_messages: list[MessageView] = field(default_factory=list)
     # Its input when it was not saved and the run paused (PauseRun's unsaved_input_json).
     unsaved_input_json: str = ""
+    # The answer text streamed before the run paused (PauseRun's answer_so_far).
+    answer_so_far: str = ""
 
 
 @dataclass(frozen=True)
@@ -750,6 +755,7 @@ class ConversationService:
                     restarted,
                     _chat_messages(connection, run),
                     run.unsaved_input,
+                    run.paused_answer,
                 )
 
             params = {"p_id": chat_id, "p_owner": owner_id, "p_now": int(time.time())}
@@ -909,6 +915,7 @@ class ConversationService:
                     status=ChatStatus.CANCELED,
                     canceled_at=int(time.time()),
                     unsaved_input="",
+                    paused_answer="",
                 ):
                     return CanceledChat(_run_view(run), running=False)
             if run.status == IN_PROGRESS:
@@ -920,6 +927,7 @@ class ConversationService:
                     status=ChatStatus.CANCELED,
                     canceled_at=now,
                     unsaved_input="",
+                    paused_answer="",
                 ):
                     # No runner has shown progress for a whole silence window: nobody
                     # would hear a cancel request. A runner that shows up later finds
@@ -950,6 +958,7 @@ class ConversationService:
                 last_error_code=last_error.code,
                 last_error_msg=last_error.msg,
                 unsaved_input="",
+                paused_answer="",
                 **{ENDED_AT_COLUMN[ChatStatus(status)]: int(time.time())},
             )
             if aborted:
@@ -1000,11 +1009,14 @@ class ConversationService:
         first_token_ms: int,
         duration_ms: int,
         unsaved_input_json: str = "",
+        answer_so_far: str = "",
     ) -> ChatRunView:
         """in_progress -> requires_action until the client submits the calls' outputs.
 
         `unsaved_input_json` is the input of a chat that does not save it (auto_save_history
-        false): kept with the paused run, the only copy of its question, until it ends."""
+        false): kept with the paused run, the only copy of its question, until it ends.
+        `answer_so_far`, the answer text streamed before the pause, is kept likewise: the
+        resumed run's answer continues it."""
         _require_owner(owner_id)
         _require_chat_id(chat_id)
         if not tool_calls or len(tool_calls) > MAX_PENDING_TOOL_CALLS:
@@ -1016,6 +1028,10 @@ class ConversationService:
             raise InvalidArgument("usage, first_token_ms and duration_ms must not be negative")
         variables = _parse_meta_data(custom_variables_json, "custom_variables_json")
         _check_unsaved_input(unsaved_input_json)
+        if len(answer_so_far) > MAX_PAUSED_ANSWER_CHARS:
+            raise InvalidArgument(
+                f"answer_so_far: at most {MAX_PAUSED_ANSWER_CHARS} characters allowed"
+            )
         pending = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in tool_calls]
 
         def work(session: Session) -> ChatRunView:
@@ -1029,6 +1045,7 @@ class ConversationService:
                 paused_until=int(time.time()) + self._tool_outputs_timeout_s,
                 custom_variables=variables,
                 unsaved_input=unsaved_input_json if not run.auto_save_history else "",
+                paused_answer=answer_so_far,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 first_token_ms=first_token_ms,
@@ -1636,6 +1653,7 @@ _FINISH_RUN = {
             "duration_ms": sa.bindparam("p_duration_ms"),
             "progress_at": sa.bindparam("p_now"),
             "unsaved_input": "",
+            "paused_answer": "",
             ENDED_AT_COLUMN[status]: sa.bindparam("p_now"),
         }
     )

@@ -407,6 +407,7 @@ def _end(
             last_error_msg=msg,
             progress_at=now,
             unsaved_input="",
+            paused_answer="",
             **paused,
             **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
         )

@@ -244,6 +244,11 @@ class ChatRunRecord(RegistryTable, table=True):
     unsaved_input: str = Field(
         default="", sa_column=sa.Column(sa.Text, nullable=False, server_default="")
     )
+    # The answer text a paused run had streamed (migration 0009), continued when it resumes;
+    # emptied when the run ends.
+    paused_answer: str = Field(
+        default="", sa_column=sa.Column(sa.Text, nullable=False, server_default="")
+    )
 
     # Last sign of life: set by every status change and by the runner's heartbeats. The run
     # sweeper (services/registry/run_liveness.py) ends a run whose progress stops too long.

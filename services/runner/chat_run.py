@@ -610,6 +610,9 @@ class ChatRun:
         return RunState(
             prompt=prompt,
             usage=usage,
+            # What it streamed before the pause: its answer continues that, as it does
+            # after a round of server-side tools.
+            answer=[started.answer_so_far] if started.answer_so_far else [],
             tool_rounds=rounds,
             custom_variables=variables,
             unsaved_input=list(new_messages),
@@ -873,6 +876,7 @@ class ChatRun:
             unsaved_input_json=encode_input_messages(state.unsaved_input)
             if state.unsaved_input
             else "",
+            answer_so_far="".join(state.answer),
         )
         try:
             paused = await self.deps.registry.call(

@@ -64,7 +64,7 @@ async def append(
 
 
 async def pause(
-    f: Fixture, chat_id: int, *call_ids: str, unsaved_input_json: str = ""
+    f: Fixture, chat_id: int, *call_ids: str, unsaved_input_json: str = "", answer_so_far: str = ""
 ) -> cpb.ChatRun:
     return await f.rpc.PauseRun(
         cpb.PauseRunRequest(
@@ -76,17 +76,20 @@ async def pause(
             usage=cpb.Usage(prompt_tokens=11, completion_tokens=3),
             custom_variables_json='{"city": "Lyon"}',
             unsaved_input_json=unsaved_input_json,
+            answer_so_far=answer_so_far,
         )
     )
 
 
-def stored_unsaved_input(registry: RegistryUnderTest, chat_id: int) -> str:
-    """The run's kept input as the database holds it (no RPC shows an ended run's)."""
+def stored_unsaved_input(
+    registry: RegistryUnderTest, chat_id: int, column: str = "unsaved_input"
+) -> str:
+    """What the database holds of a run's kept state (no RPC shows an ended run's)."""
     engine = create_database_engine(registry.database_url)
     try:
         with engine.connect() as connection:
             value = connection.execute(
-                sa.text("SELECT unsaved_input FROM chat_runs WHERE id = :id"), {"id": chat_id}
+                sa.text(f"SELECT {column} FROM chat_runs WHERE id = :id"), {"id": chat_id}
             ).scalar_one()
             return str(value)
     finally:
@@ -260,3 +263,19 @@ async def test_unreadable_kept_input_is_refused_and_changes_nothing(f: Fixture, 
         pause(f, chat.id, "c1", unsaved_input_json=kept), INVALID, "unsaved_input_json"
     )
     assert (await f.get_chat(chat.id)).status == "in_progress"
+
+
+async def test_the_answer_so_far_is_kept_while_paused_and_given_back(
+    f: Fixture, registry_under_test: RegistryUnderTest
+) -> None:
+    chat = await f.chat(0, user("where?"))
+    await f.start(chat.id)
+    await append(f, chat.id, call_message("c1"))
+    long = "x" * 1_000_001
+    await expect_status(pause(f, chat.id, "c1", answer_so_far=long), INVALID, "answer_so_far")
+    paused = await pause(f, chat.id, "c1", answer_so_far="Let me look. ")
+    await submit(f, paused, c1="Paris")
+    started = await f.start(chat.id)
+    assert started.answer_so_far == "Let me look. "
+    await f.finish(chat.id, answer="Let me look. Paris.")
+    assert stored_unsaved_input(registry_under_test, chat.id, "paused_answer") == ""

@@ -258,6 +258,7 @@ async def test_a_paused_run_fails_at_its_own_paused_until(world: World) -> None:
         first_token_ms=0,
         duration_ms=0,
         unsaved_input_json='[{"role": "user", "content": "hi"}]',
+        answer_so_far="Let me look. ",
     )
     assert paused.status == ChatStatus.REQUIRES_ACTION
     assert await world.column(run.id, "unsaved_input") != "", "kept while it is paused"
@@ -270,6 +271,7 @@ async def test_a_paused_run_fails_at_its_own_paused_until(world: World) -> None:
     assert ended.last_error.msg == "no tool outputs were submitted within 120s"
     assert ended.pending_tool_calls == ()
     assert await world.column(run.id, "unsaved_input") == "", "emptied when it expires"
+    assert await world.column(run.id, "paused_answer") == ""
     assert [r.id for r in world.notifier.ended] == [run.id]
 
 

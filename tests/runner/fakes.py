@@ -96,6 +96,8 @@ class Conversations:
         self.before_start: Callable[[int], None] | None = None
         # What PauseRun kept of a chat that saves no input (auto_save_history false).
         self.unsaved_inputs: dict[int, str] = {}
+        # The answer text a paused run had streamed.
+        self.paused_answers: dict[int, str] = {}
 
     def _fault(self, rpc: str, when: str) -> None:
         """Raises UNAVAILABLE if the next fault planned for `rpc` is `when`."""
@@ -168,6 +170,7 @@ class Conversations:
         run = found
         history = [m for m in self.messages if m.chat_id != run.id]
         kept = self.unsaved_inputs.get(run.id, "")
+        answer_so_far = self.paused_answers.get(run.id, "")
         if run.status == ChatStatus.IN_PROGRESS:
             return cpb.StartRunResponse(
                 run=run,
@@ -175,6 +178,7 @@ class Conversations:
                 chat_messages=self.chat_messages(run.id),
                 restarted=True,
                 unsaved_input_json=kept,
+                answer_so_far=answer_so_far,
             )
         if run.status != ChatStatus.CREATED:
             raise FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, f"chat already {run.status}")
@@ -185,6 +189,7 @@ class Conversations:
             history=history,
             chat_messages=self.chat_messages(run.id),
             unsaved_input_json=kept,
+            answer_so_far=answer_so_far,
         )
 
     async def AppendRunMessages(
@@ -226,6 +231,7 @@ class Conversations:
         run.usage.CopyFrom(request.usage)
         run.custom_variables_json = request.custom_variables_json
         self.unsaved_inputs[run.id] = request.unsaved_input_json
+        self.paused_answers[run.id] = request.answer_so_far
         return run
 
     def submit(self, chat_id: int, outputs: Mapping[str, str]) -> None:

@@ -264,6 +264,27 @@ async def test_a_chat_that_saves_its_input_keeps_none_with_the_pause() -> None:
     assert [m.text_content for m in questions] == ["where am I?"], "not twice"
 
 
+async def test_text_streamed_before_a_pause_stays_in_the_answer() -> None:
+    # As after a round of server-side tools: the answer is all the text of the run, and a
+    # pause in between (a new run on any runner) does not drop what came before it.
+    where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
+    h = harness(
+        [Round(text="Let me look. ", calls=[("get_location", {})]), Round(text="Paris.")],
+        [where],
+    )
+
+    await h.run(1, "where am I?")
+    assert h.conversations.paused_answers[1] == "Let me look. "
+    h.conversations.submit(1, {c.id: "here" for c in h.conversations.runs[1].pending_tool_calls})
+    h.events.items.clear()
+    await h.run(1, resume=True)
+
+    answers = [m.content for m in h.conversations.chat_messages(1) if m.type == "answer"]
+    assert answers == ["Let me look. Paris."]
+    deltas = [data["content"] for name, data in h.events.items if name.endswith(".delta")]
+    assert deltas == ["Paris."], "the resumed stream sends only the new text"
+
+
 async def test_a_later_chat_sees_earlier_tool_messages_and_unanswered_calls_get_a_note() -> None:
     h = harness([Round(calls=[("t", {"n": 1})]), Round(text="one")], [FakeTool("t", result="T")])
     await h.run(1, "first")

@@ -179,6 +179,7 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             restarted=started.restarted,
             chat_messages=[message_to_proto(m) for m in started.chat_messages],
             unsaved_input_json=started.unsaved_input_json,
+            answer_so_far=started.answer_so_far,
         )
 
     async def FinishRun(self, request: cpb.FinishRunRequest, context: Any) -> cpb.ChatRun:
@@ -270,6 +271,7 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             first_token_ms=request.first_token_ms,
             duration_ms=request.duration_ms,
             unsaved_input_json=request.unsaved_input_json,
+            answer_so_far=request.answer_so_far,
         )
         return run_to_proto(run)
 

@@ -829,12 +829,15 @@ class StartRunResponse(_message.Message):
     RESTARTED_FIELD_NUMBER: _builtins.int
     CHAT_MESSAGES_FIELD_NUMBER: _builtins.int
     UNSAVED_INPUT_JSON_FIELD_NUMBER: _builtins.int
+    ANSWER_SO_FAR_FIELD_NUMBER: _builtins.int
     restarted: _builtins.bool
     """True when this run had been started before (its runner was lost)."""
     unsaved_input_json: _builtins.str
     """Its input messages when they were not saved (auto_save_history false) and it paused:
     what PauseRun kept, "" otherwise.
     """
+    answer_so_far: _builtins.str
+    """The answer text streamed before the run paused (PauseRun's answer_so_far), "" otherwise."""
     @_builtins.property
     def run(self) -> Global___ChatRun: ...
     @_builtins.property
@@ -856,10 +859,11 @@ class StartRunResponse(_message.Message):
         restarted: _builtins.bool = ...,
         chat_messages: _abc.Iterable[Global___Message] | None = ...,
         unsaved_input_json: _builtins.str = ...,
+        answer_so_far: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_messages", b"chat_messages", "history", b"history", "restarted", b"restarted", "run", b"run", "unsaved_input_json", b"unsaved_input_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_so_far", b"answer_so_far", "chat_messages", b"chat_messages", "history", b"history", "restarted", b"restarted", "run", b"run", "unsaved_input_json", b"unsaved_input_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -961,6 +965,7 @@ class PauseRunRequest(_message.Message):
     FIRST_TOKEN_MS_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
     UNSAVED_INPUT_JSON_FIELD_NUMBER: _builtins.int
+    ANSWER_SO_FAR_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.int
     chat_id: _builtins.int
     custom_variables_json: _builtins.str
@@ -969,6 +974,10 @@ class PauseRunRequest(_message.Message):
     unsaved_input_json: _builtins.str
     """A chat with auto_save_history false: its input messages (the runner's JSON list), kept
     with the paused run so a resumed run sees its question; cleared when the run ends.
+    """
+    answer_so_far: _builtins.str
+    """The answer text the model streamed before it paused: kept with the paused run, so the
+    resumed run's answer continues it (as after a round of server-side tools).
     """
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingToolCall]: ...
@@ -987,10 +996,11 @@ class PauseRunRequest(_message.Message):
         first_token_ms: _builtins.int = ...,
         duration_ms: _builtins.int = ...,
         unsaved_input_json: _builtins.str = ...,
+        answer_so_far: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "custom_variables_json", b"custom_variables_json", "duration_ms", b"duration_ms", "first_token_ms", b"first_token_ms", "owner_id", b"owner_id", "tool_calls", b"tool_calls", "unsaved_input_json", b"unsaved_input_json", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_so_far", b"answer_so_far", "chat_id", b"chat_id", "custom_variables_json", b"custom_variables_json", "duration_ms", b"duration_ms", "first_token_ms", b"first_token_ms", "owner_id", b"owner_id", "tool_calls", b"tool_calls", "unsaved_input_json", b"unsaved_input_json", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

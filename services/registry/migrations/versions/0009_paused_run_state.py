@@ -1,4 +1,5 @@
-"""Paused chats that do not save their input: chat_runs.unsaved_input.
+"""What a paused chat needs back when it resumes: chat_runs.unsaved_input (the input of a
+chat that does not save it) and chat_runs.paused_answer (the answer text streamed so far).
 
 Revision ID: 0009
 Revises: 0008
@@ -22,9 +23,13 @@ def upgrade() -> None:
     op.add_column(
         "chat_runs", sa.Column("unsaved_input", sa.Text(), nullable=False, server_default="")
     )
+    op.add_column(
+        "chat_runs", sa.Column("paused_answer", sa.Text(), nullable=False, server_default="")
+    )
 
 
 def downgrade() -> None:
     # Batch mode: SQLite rebuilds the table rather than relying on DROP COLUMN.
     with op.batch_alter_table("chat_runs") as batch:
+        batch.drop_column("paused_answer")
         batch.drop_column("unsaved_input")
