@@ -84,6 +84,9 @@ RUN_MESSAGE_TYPES = (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
 MAX_RUN_MESSAGES = 64
 MAX_PENDING_TOOL_CALLS = 64
 MAX_TOOL_CALL_ID_CHARS = 128
+# What a paused run keeps for its resumption (its unsaved input, the answer so far), as
+# every end of a run writes it: emptied, so an ended run holds no copy of either.
+PAUSE_KEPT_EMPTIED: dict[str, str] = {"unsaved_input": "", "paused_answer": ""}
 # The answer text a paused run keeps: what a model streams before it calls a tool is short;
 # this only bounds a hostile or broken runner's request.
 MAX_PAUSED_ANSWER_CHARS = 1_000_000
@@ -914,8 +917,7 @@ class ConversationService:
                     waiting,
                     status=ChatStatus.CANCELED,
                     canceled_at=int(time.time()),
-                    unsaved_input="",
-                    paused_answer="",
+                    **PAUSE_KEPT_EMPTIED,
                 ):
                     return CanceledChat(_run_view(run), running=False)
             if run.status == IN_PROGRESS:
@@ -926,8 +928,7 @@ class ConversationService:
                     IN_PROGRESS,
                     status=ChatStatus.CANCELED,
                     canceled_at=now,
-                    unsaved_input="",
-                    paused_answer="",
+                    **PAUSE_KEPT_EMPTIED,
                 ):
                     # No runner has shown progress for a whole silence window: nobody
                     # would hear a cancel request. A runner that shows up later finds
@@ -957,8 +958,7 @@ class ConversationService:
                 status=status,
                 last_error_code=last_error.code,
                 last_error_msg=last_error.msg,
-                unsaved_input="",
-                paused_answer="",
+                **PAUSE_KEPT_EMPTIED,
                 **{ENDED_AT_COLUMN[ChatStatus(status)]: int(time.time())},
             )
             if aborted:
@@ -1652,8 +1652,7 @@ _FINISH_RUN = {
             "first_token_ms": sa.bindparam("p_first_token_ms"),
             "duration_ms": sa.bindparam("p_duration_ms"),
             "progress_at": sa.bindparam("p_now"),
-            "unsaved_input": "",
-            "paused_answer": "",
+            **PAUSE_KEPT_EMPTIED,
             ENDED_AT_COLUMN[status]: sa.bindparam("p_now"),
         }
     )

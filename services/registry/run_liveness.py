@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cozeplus.vocabulary import ChatStatus
-from services.registry.conversations import ChatRunView, run_view
+from services.registry.conversations import PAUSE_KEPT_EMPTIED, ChatRunView, run_view
 from services.registry.database import Database
 from services.registry.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.registry.tables import ChatRunRecord, ConversationRecord, LeaseRecord
@@ -406,8 +406,7 @@ def _end(
             last_error_code=code,
             last_error_msg=msg,
             progress_at=now,
-            unsaved_input="",
-            paused_answer="",
+            **PAUSE_KEPT_EMPTIED,
             **paused,
             **{ENDED_AT_COLUMN[ChatStatus(status)]: now},
         )

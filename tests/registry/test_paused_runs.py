@@ -81,9 +81,7 @@ async def pause(
     )
 
 
-def stored_unsaved_input(
-    registry: RegistryUnderTest, chat_id: int, column: str = "unsaved_input"
-) -> str:
+def stored_column(registry: RegistryUnderTest, chat_id: int, column: str) -> str:
     """What the database holds of a run's kept state (no RPC shows an ended run's)."""
     engine = create_database_engine(registry.database_url)
     try:
@@ -224,14 +222,16 @@ async def test_a_chat_that_saves_no_input_keeps_it_while_paused(
     await f.start(chat.id)
     await append(f, chat.id, call_message("c1"))
     paused = await pause(f, chat.id, "c1", unsaved_input_json=KEPT)
-    assert stored_unsaved_input(registry_under_test, chat.id) == KEPT
+    assert stored_column(registry_under_test, chat.id, "unsaved_input") == KEPT
 
     await submit(f, paused, c1="Paris")
     started = await f.start(chat.id)
     assert started.unsaved_input_json == KEPT, "the resumed run gets its question back"
     assert [m.type for m in started.chat_messages] == ["function_call", "tool_response"]
     await f.finish(chat.id, answer="Paris")
-    assert stored_unsaved_input(registry_under_test, chat.id) == "", "emptied when it ends"
+    assert stored_column(registry_under_test, chat.id, "unsaved_input") == "", (
+        "emptied when it ends"
+    )
 
 
 async def test_kept_input_is_emptied_by_a_cancel_and_ignored_for_a_saving_chat(
@@ -244,7 +244,7 @@ async def test_kept_input_is_emptied_by_a_cancel_and_ignored_for_a_saving_chat(
     await f.rpc.CancelChat(
         cpb.CancelChatRequest(owner_id=f.owner_id, conversation_id=unsaved.conversation_id)
     )
-    assert stored_unsaved_input(registry_under_test, unsaved.id) == ""
+    assert stored_column(registry_under_test, unsaved.id, "unsaved_input") == ""
 
     saving = await f.chat(0, user("where?"))
     await f.start(saving.id)
@@ -278,4 +278,4 @@ async def test_the_answer_so_far_is_kept_while_paused_and_given_back(
     started = await f.start(chat.id)
     assert started.answer_so_far == "Let me look. "
     await f.finish(chat.id, answer="Let me look. Paris.")
-    assert stored_unsaved_input(registry_under_test, chat.id, "paused_answer") == ""
+    assert stored_column(registry_under_test, chat.id, "paused_answer") == ""

@@ -12,7 +12,7 @@ import orjson
 from cozeplus.vocabulary import ChatStatus, PluginType
 from services.runner.chat_run import ROUND_LIMIT_CODE
 from services.runner.prompt import NO_TOOL_OUTPUT
-from tests.runner.fakes import FakeTool, Round, harness
+from tests.runner.fakes import FakeTool, Harness, Round, harness
 
 
 async def test_a_tool_round_then_the_answer() -> None:
@@ -198,6 +198,14 @@ async def test_a_local_function_pauses_and_a_resumed_run_continues_from_the_regi
     ]
 
 
+async def answer_and_resume(h: Harness, chat_id: int) -> None:
+    """The client answers every pending call of the paused chat; a new run resumes it."""
+    run = h.conversations.runs[chat_id]
+    assert run.status == ChatStatus.REQUIRES_ACTION
+    h.conversations.submit(chat_id, {c.id: "here" for c in run.pending_tool_calls})
+    await h.run(chat_id, resume=True)
+
+
 async def test_custom_variables_survive_a_second_pause() -> None:
     # A resumed run's request carries no custom_variables: they come from the registry, and
     # the next pause must store them again, or the third round renders the prompt without.
@@ -213,10 +221,7 @@ async def test_custom_variables_survive_a_second_pause() -> None:
 
     await h.run(1, "where?", custom_variables={"city": "Lyon"})
     for _ in range(2):
-        run = h.conversations.runs[1]
-        assert run.status == ChatStatus.REQUIRES_ACTION
-        h.conversations.submit(1, {c.id: "here" for c in run.pending_tool_calls})
-        await h.run(1, resume=True)
+        await answer_and_resume(h, 1)
 
     assert h.conversations.runs[1].status == ChatStatus.COMPLETED
     assert len(h.provider.requests) == 3
@@ -240,10 +245,7 @@ async def test_a_chat_that_saves_no_input_still_has_its_question_when_resumed() 
     await h.run(1, "where am I?", auto_save_history=False)
     assert h.conversations.chat_messages(1)[0].type == "function_call", "no stored question"
     for _ in range(2):
-        run = h.conversations.runs[1]
-        assert run.status == ChatStatus.REQUIRES_ACTION
-        h.conversations.submit(1, {c.id: "here" for c in run.pending_tool_calls})
-        await h.run(1, resume=True)
+        await answer_and_resume(h, 1)
 
     assert h.conversations.runs[1].status == ChatStatus.COMPLETED
     for request in h.provider.requests:
@@ -258,8 +260,7 @@ async def test_a_chat_that_saves_its_input_keeps_none_with_the_pause() -> None:
     h = harness([Round(calls=[("get_location", {})]), Round(text="ok")], [where])
     await h.run(1, "where am I?")
     assert h.conversations.unsaved_inputs[1] == "", "its question is a stored message"
-    h.conversations.submit(1, {c.id: "here" for c in h.conversations.runs[1].pending_tool_calls})
-    await h.run(1, resume=True)
+    await answer_and_resume(h, 1)
     questions = [m for m in h.provider.requests[-1].messages if m.role == "user"]
     assert [m.text_content for m in questions] == ["where am I?"], "not twice"
 
@@ -275,9 +276,8 @@ async def test_text_streamed_before_a_pause_stays_in_the_answer() -> None:
 
     await h.run(1, "where am I?")
     assert h.conversations.paused_answers[1] == "Let me look. "
-    h.conversations.submit(1, {c.id: "here" for c in h.conversations.runs[1].pending_tool_calls})
     h.events.items.clear()
-    await h.run(1, resume=True)
+    await answer_and_resume(h, 1)
 
     answers = [m.content for m in h.conversations.chat_messages(1) if m.type == "answer"]
     assert answers == ["Let me look. Paris."]
