@@ -22,7 +22,12 @@ For tests:
                                  {"tool_calls": [{"name", "arguments": {...}}]} or
                                  {"reply": "text"}, where "{tool_output}" stands for the last
                                  tool message's content.
-    POST /mock/reset             forget recorded requests and scripts, zero the stats
+    GET  /mock/gaps?clear=true   {"gaps_ms": [...]}: the time between one content chunk of a
+                                 stream and the next, as the mock sent them, every stream
+                                 since the last clear (at most the newest 1,000,000). A
+                                 benchmark on the same machine compares what its client
+                                 saw with what the model actually did under that load.
+    POST /mock/reset             forget recorded requests, scripts and gaps, zero the stats
     GET  /healthz
 
 Per-request overrides of the server settings, weakest first:
@@ -180,6 +185,7 @@ class MockState:
         self.scripts: dict[str, list[ScriptRound]] = {}
         self._seq = itertools.count(1)
         self._call_ids = itertools.count(1)
+        self.send_gaps_ms: deque[float] = deque(maxlen=MAX_RECORDED_GAPS)
 
     def next_call_id(self) -> str:
         return f"call_mock_{next(self._call_ids)}"
@@ -214,6 +220,17 @@ class MockState:
         self.stats = Stats()
         self.requests.clear()
         self.scripts.clear()
+        self.send_gaps_ms.clear()
+
+    def take_send_gaps(self, clear: bool) -> list[float]:
+        gaps = list(self.send_gaps_ms)
+        if clear:
+            self.send_gaps_ms.clear()
+        return gaps
+
+
+# About 8 MB of floats: a benchmark's longest step sends fewer content chunks than this.
+MAX_RECORDED_GAPS = 1_000_000
 
 
 def split_tokens(text: str) -> list[str]:
@@ -392,6 +409,8 @@ class ScriptedResponse(Response):
         await asyncio.sleep(sc.ttft_ms / 1000)
         sent = 0
         first = True
+        gaps = self._state.send_gaps_ms
+        last_sent = 0.0
         while sent < len(tokens):
             if sc.fail_after_tokens >= 0 and sent >= sc.fail_after_tokens:
                 return await self._fail(body, sent)
@@ -404,6 +423,10 @@ class ScriptedResponse(Response):
             if first:
                 delta["role"] = "assistant"
                 first = False
+            now = time.perf_counter()
+            if last_sent:
+                gaps.append((now - last_sent) * 1000)
+            last_sent = now
             await body(_sse(chunk(delta, None)))
             sent += size
         if first:
@@ -568,6 +591,10 @@ def create_app(settings: MockLLMSettings) -> FastAPI:
     @app.get("/mock/stats")
     async def stats() -> dict[str, int]:
         return dataclasses.asdict(state.stats)
+
+    @app.get("/mock/gaps")
+    async def send_gaps(clear: bool = False) -> dict[str, list[float]]:
+        return {"gaps_ms": state.take_send_gaps(clear)}
 
     @app.post("/mock/scripts")
     async def set_script(request: Request) -> JSONResponse:

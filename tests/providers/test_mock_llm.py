@@ -94,3 +94,23 @@ def test_bad_requests_get_openai_style_errors(mock_server: MockServer) -> None:
     assert r.status_code == 400 and "error" in r.json()
     r = httpx.post(mock_server.url + CHAT, json={"model": "mock"})
     assert r.status_code == 400
+
+
+def test_send_gaps_are_recorded_per_stream_and_cleared_on_request(
+    mock_server: MockServer,
+) -> None:
+    gaps_url = mock_server.url + "/mock/gaps"
+    httpx.post(mock_server.url + CHAT, json=body(text="no stream, no gaps"))
+    assert httpx.get(gaps_url).json() == {"gaps_ms": []}
+    streamed = {**body(stream=True), "messages": [{"role": "user", "content": "one two three"}]}
+    headers = {"x-mock-echo": "1", "x-mock-inter-token-ms": "30"}
+    for _ in range(2):
+        httpx.post(mock_server.url + CHAT, json=streamed, headers=headers).raise_for_status()
+    # Three tokens, two gaps a stream; none across streams (the first chunk starts anew).
+    gaps = httpx.get(gaps_url, params={"clear": "true"}).json()["gaps_ms"]
+    assert len(gaps) == 4
+    assert all(25 <= gap < 1000 for gap in gaps), gaps
+    assert httpx.get(gaps_url).json() == {"gaps_ms": []}
+    httpx.post(mock_server.url + CHAT, json=streamed, headers=headers)
+    mock_server.reset()
+    assert httpx.get(gaps_url).json() == {"gaps_ms": []}
