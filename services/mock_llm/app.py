@@ -18,10 +18,12 @@ For tests:
                                  every request whose system or user messages contain K. Round
                                  n of a chat (n = assistant tool-call messages after the last
                                  user message) plays R[n], the last one past the end (so a
-                                 one-round script calls tools forever). Each R is either
-                                 {"tool_calls": [{"name", "arguments": {...}}]} or
+                                 one-round script calls tools forever). Each R is
+                                 {"tool_calls": [{"name", "arguments": {...}}]},
                                  {"reply": "text"}, where "{tool_output}" stands for the last
-                                 tool message's content.
+                                 tool message's content, or both: the reply's text streams
+                                 first, then the calls (as a model that says what it is
+                                 about to do before calling a tool).
     GET  /mock/gaps?clear=true   {"gaps_ms": [...]}: the time between one content chunk of a
                                  stream and the next, as the mock sent them, every stream
                                  since the last clear (at most the newest 1,000,000). A
@@ -162,7 +164,7 @@ class ScriptedCall:
 
 @dataclass(frozen=True)
 class ScriptRound:
-    """One round's scripted answer: tool calls, or a reply."""
+    """One round's scripted answer: tool calls, a reply, or text and then tool calls."""
 
     tool_calls: tuple[ScriptedCall, ...] = ()
     reply: str | None = None
@@ -310,6 +312,7 @@ class ScriptedResponse(Response):
         *,
         stream: bool,
         tool_calls: tuple[ScriptedCall, ...] = (),
+        preamble: str | None = None,
     ) -> None:
         super().__init__()
         self._state = state
@@ -317,6 +320,8 @@ class ScriptedResponse(Response):
         self._body = body
         self._stream = stream
         self._tool_calls = [(state.next_call_id(), call) for call in tool_calls]
+        # Text the model says before its tool calls, in the same answer.
+        self._preamble = preamble or ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stats = self._state.stats
@@ -451,14 +456,15 @@ class ScriptedResponse(Response):
     ) -> str:
         """The scripted calls as a real API sends them: streamed, each call's id and name
         first, then its arguments in two fragments (so clients must join them)."""
-        usage["completion_tokens"] = sum(
+        said = split_tokens(self._preamble)
+        usage["completion_tokens"] = len(said) + sum(
             len(split_tokens(c.arguments)) for _, c in self._tool_calls
         )
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if not self._stream:
             message = {
                 "role": "assistant",
-                "content": None,
+                "content": self._preamble or None,
                 "tool_calls": [
                     {
                         "id": call_id,
@@ -487,7 +493,12 @@ class ScriptedResponse(Response):
         async def body(data: bytes, more: bool = True) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": more})
 
-        await body(_sse(chunk({"role": "assistant", "content": None}, None)))
+        if said:
+            await body(_sse(chunk({"role": "assistant", "content": said[0]}, None)))
+            for token in said[1:]:
+                await body(_sse(chunk({"content": token}, None)))
+        else:
+            await body(_sse(chunk({"role": "assistant", "content": None}, None)))
         for index, (call_id, call) in enumerate(self._tool_calls):
             head = {"index": index, "id": call_id, "type": "function"}
             head["function"] = {"name": call.name, "arguments": ""}
@@ -562,15 +573,20 @@ def create_app(settings: MockLLMSettings) -> FastAPI:
                 f"mock_status_{scenario.http_status}",
             )
         scripted = state.scripted_round(body["messages"])
+        preamble = None
         if scripted is not None and scripted.reply is not None:
             reply = scripted.reply.replace("{tool_output}", _last_tool_output(body["messages"]))
-            scenario = dataclasses.replace(scenario, reply=reply, echo=False)
+            if scripted.tool_calls:
+                preamble = reply
+            else:
+                scenario = dataclasses.replace(scenario, reply=reply, echo=False)
         return ScriptedResponse(
             state,
             scenario,
             body,
             stream=body.get("stream") is True,
             tool_calls=scripted.tool_calls if scripted is not None else (),
+            preamble=preamble,
         )
 
     async def list_models() -> dict[str, Any]:

@@ -21,7 +21,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from cozepy import ChatEventType, ChatStatus, Coze, Message, TokenAuth, ToolOutput
+from cozepy import (
+    Chat,
+    ChatEvent,
+    ChatEventType,
+    ChatStatus,
+    Coze,
+    Message,
+    TokenAuth,
+    ToolOutput,
+)
 
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
@@ -202,21 +211,35 @@ LOCATION_CALL = [{"tool_calls": [{"name": "get_location", "arguments": {"precisi
 ANSWER_WITH_OUTPUT = [{"reply": "You are in {tool_output}."}]
 
 
+def ask_where(coze: Coze, bot_id: str, **options: Any) -> list[ChatEvent]:
+    """A streamed "where am I?" to the bot; cozepy's UNKNOWN (stream.done) events left out."""
+    events = coze.chat.stream(
+        bot_id=bot_id,
+        user_id="u1",
+        additional_messages=[Message.build_user_question_text("where am I?")],
+        **options,
+    )
+    return [e for e in events if e.event != ChatEventType.UNKNOWN]
+
+
+def answer_streamed(coze: Coze, paused: Chat, call_id: str, output: str) -> list[ChatEvent]:
+    """The resumed stream after the client answers one call, UNKNOWN events left out."""
+    events = coze.chat.submit_tool_outputs(
+        conversation_id=paused.conversation_id,
+        chat_id=paused.id,
+        tool_outputs=[ToolOutput(tool_call_id=call_id, output=output)],
+        stream=True,
+    )
+    return [e for e in events if e.event != ChatEventType.UNKNOWN]
+
+
 def test_stream_pauses_in_requires_action_and_streamed_outputs_resume_it(
     coze: Coze, make_tool_bot: Callable[..., tuple[str, str]], system: System
 ) -> None:
     bot_id, key = make_tool_bot(LOCATION_CALL + ANSWER_WITH_OUTPUT)
 
-    events = list(
-        coze.chat.stream(
-            bot_id=bot_id,
-            user_id="u1",
-            additional_messages=[Message.build_user_question_text("where am I?")],
-        )
-    )
+    events = ask_where(coze, bot_id)
 
-    # cozepy yields conversation.stream.done as an UNKNOWN event.
-    events = [e for e in events if e.event != ChatEventType.UNKNOWN]
     kinds = [e.event for e in events]
     assert kinds[:2] == [
         ChatEventType.CONVERSATION_CHAT_CREATED,
@@ -241,15 +264,7 @@ def test_stream_pauses_in_requires_action_and_streamed_outputs_resume_it(
     assert retrieved.required_action is not None
     assert retrieved.required_action.submit_tool_outputs.tool_calls[0].id == tool_call.id
 
-    resumed = list(
-        coze.chat.submit_tool_outputs(
-            conversation_id=paused.conversation_id,
-            chat_id=paused.id,
-            tool_outputs=[ToolOutput(tool_call_id=tool_call.id, output="Paris")],
-            stream=True,
-        )
-    )
-    resumed = [e for e in resumed if e.event != ChatEventType.UNKNOWN]
+    resumed = answer_streamed(coze, paused, tool_call.id, "Paris")
     kinds = [e.event for e in resumed]
     assert kinds[0] == ChatEventType.CONVERSATION_CHAT_IN_PROGRESS
     assert kinds[-1] == ChatEventType.CONVERSATION_CHAT_COMPLETED
@@ -271,26 +286,11 @@ def test_a_chat_that_saves_no_history_still_has_its_question_after_the_pause(
 ) -> None:
     bot_id, key = make_tool_bot(LOCATION_CALL + ANSWER_WITH_OUTPUT)
 
-    events = list(
-        coze.chat.stream(
-            bot_id=bot_id,
-            user_id="u1",
-            additional_messages=[Message.build_user_question_text("where am I?")],
-            auto_save_history=False,
-        )
-    )
-    paused = events[-2].chat if events[-1].event == ChatEventType.UNKNOWN else events[-1].chat
+    paused = ask_where(coze, bot_id, auto_save_history=False)[-1].chat
     assert paused is not None and paused.status == ChatStatus.REQUIRES_ACTION
     assert paused.required_action is not None
     call = paused.required_action.submit_tool_outputs.tool_calls[0]
-    resumed = list(
-        coze.chat.submit_tool_outputs(
-            conversation_id=paused.conversation_id,
-            chat_id=paused.id,
-            tool_outputs=[ToolOutput(tool_call_id=call.id, output="Paris")],
-            stream=True,
-        )
-    )
+    resumed = answer_streamed(coze, paused, call.id, "Paris")
     assert ChatEventType.CONVERSATION_CHAT_COMPLETED in [e.event for e in resumed]
 
     # The resumed model call has the question (kept by the registry, not saved) before the
@@ -300,6 +300,39 @@ def test_a_chat_that_saves_no_history_still_has_its_question_after_the_pause(
     assert last[1]["content"] == "where am I?"
     messages = coze.chat.messages.list(conversation_id=paused.conversation_id, chat_id=paused.id)
     assert "question" not in [m.type for m in messages], "auto_save_history false saves none"
+
+
+def test_text_said_before_a_client_side_call_begins_the_answer_the_resumed_run_completes(
+    coze: Coze, make_tool_bot: Callable[..., tuple[str, str]], system: System
+) -> None:
+    said_first = {"reply": "Let me look.", **LOCATION_CALL[0]}
+    bot_id, key = make_tool_bot([said_first, {"reply": " You are in {tool_output}."}])
+
+    events = ask_where(coze, bot_id)
+    assert events[-1].event == ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION
+    before = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA]
+    assert "".join(m.content for m in before if m is not None) == "Let me look."
+    paused = events[-1].chat
+    assert paused is not None and paused.required_action is not None
+    call = paused.required_action.submit_tool_outputs.tool_calls[0]
+
+    resumed = answer_streamed(coze, paused, call.id, "Paris")
+    assert resumed[-1].event == ChatEventType.CONVERSATION_CHAT_COMPLETED
+    # The resumed stream sends only the new text; the answer is the whole of it.
+    after = [e.message for e in resumed if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA]
+    assert "".join(m.content for m in after if m is not None) == " You are in Paris."
+    completed = [
+        e.message for e in resumed if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED
+    ]
+    assert completed[-1] is not None and completed[-1].type == "answer"
+    assert completed[-1].content == "Let me look. You are in Paris."
+    # The same answer stored, newer than the tool messages (as after a server-side round:
+    # the text before the call went out under an older id).
+    messages = coze.chat.messages.list(conversation_id=paused.conversation_id, chat_id=paused.id)
+    assert [m.type for m in messages] == ["question", "function_call", "tool_response", "answer"]
+    assert messages[-1].content == "Let me look. You are in Paris."
+    assert {m.id for m in after if m is not None} == {completed[-1].id} == {messages[-1].id}
+    assert prompts_with(system, key)[-1][-1]["content"] == "Paris"
 
 
 def test_create_and_poll_with_non_streamed_outputs_and_a_later_chat_sees_the_tool_messages(

@@ -129,3 +129,43 @@ async def test_a_bad_script_is_a_400(mock_server: MockServer) -> None:
         bad = await client.post(f"{mock_server.url}/mock/scripts", json={"key": "k"})
     assert bad.status_code == 400
     assert "bad script" in bad.json()["error"]["message"]
+
+
+async def test_text_before_the_calls_comes_first_in_the_same_answer(
+    mock_server: MockServer,
+) -> None:
+    call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    await script(mock_server, "[weather-3]", [{"reply": "Let me check.", "tool_calls": [call]}])
+    request = CompletionRequest(
+        messages=[PromptMessage.text("system", "[weather-3]"), PromptMessage.text("user", "hi")],
+        tools=[WEATHER],
+    )
+
+    items = await run(provider(mock_server.v1), request)
+
+    text = "".join(i.text for i in items if isinstance(i, TextDelta))
+    assert text == "Let me check."
+    first_call = next(n for n, i in enumerate(items) if isinstance(i, ToolCall))
+    assert all(not isinstance(i, TextDelta) for i in items[first_call:])
+    calls = [i for i in items if isinstance(i, ToolCall)]
+    assert [(c.name, orjson.loads(c.arguments)) for c in calls] == [
+        ("get_weather", call["arguments"])
+    ]
+    completion = items[-1]
+    assert isinstance(completion, Completion) and completion.finish_reason == "tool_calls"
+    # The text's three tokens count, as well as the arguments'.
+    assert completion.usage.completion_tokens >= 3 + 1
+
+    # Not streamed: the same text as the message's content beside its calls.
+    async with httpx.AsyncClient() as client:
+        whole = await client.post(
+            f"{mock_server.v1}/chat/completions",
+            json={"model": "mock", "messages": request_messages("[weather-3]")},
+        )
+    message = whole.json()["choices"][0]["message"]
+    assert message["content"] == "Let me check."
+    assert message["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+def request_messages(key: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": key}, {"role": "user", "content": "hi"}]
