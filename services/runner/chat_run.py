@@ -58,7 +58,14 @@ from services.runner.providers.token_count import count_prompt_tokens, count_tex
 from services.runner.registry_calls import UNBOUNDED, RecordingWait, RegistryRetry
 from services.runner.run_events import EventPublisher, RunEvents
 from services.runner.run_outcomes import NoOutcomes, RunOutcomes
-from services.runner.tools.base import Tool, ToolCall, ToolDefinition, ToolOutput, ToolSource
+from services.runner.tools.base import (
+    HoldsResources,
+    Tool,
+    ToolCall,
+    ToolDefinition,
+    ToolOutput,
+    ToolSource,
+)
 
 if TYPE_CHECKING:
     # The async stub classes exist only in the generated type stubs.
@@ -274,6 +281,8 @@ class ChatRun:
         self._state: RunState | None = None
         self._started_at = 0.0
         self._first_token_at = 0.0
+        # Tools loaded for this run that hold something (MCP sessions) until it ends.
+        self._held_by_tools: list[HoldsResources] = []
 
     def cancel(self) -> None:
         self._canceled = True
@@ -315,6 +324,15 @@ class ChatRun:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            await self._release_tools()
+
+    async def _release_tools(self) -> None:
+        held, self._held_by_tools = self._held_by_tools, []
+        for tool in held:
+            try:
+                await tool.aclose()
+            except Exception:
+                log.warning("chat %d: closing a tool failed", self.request.chat_id, exc_info=True)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -529,6 +547,7 @@ class ChatRun:
         except grpc.aio.AioRpcError as err:
             log.warning("chat %d: loading tools failed: %s", request.chat_id, err.details())
             raise RunFailed(500, "the bot's tools could not be loaded; please retry") from err
+        self._held_by_tools.extend(t for t in tools if isinstance(t, HoldsResources))
         return {tool.definition.name: tool for tool in tools}
 
     async def _gather_context(

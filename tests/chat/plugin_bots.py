@@ -52,17 +52,19 @@ class PluginServers:
     calls: ApiCalls
     mcp: str
     refused: RefusedListener
+    mcp_seen: McpSeen
 
 
 @pytest.fixture(scope="session")
 def plugin_servers() -> Iterator[PluginServers]:
     refused = RefusedListener()
     calls = ApiCalls()
+    seen = McpSeen()
     with (
         serve_in_thread(weather_api(calls, refused.url)) as api,
-        serve_in_thread(mcp_app(McpSeen())) as mcp,
+        serve_in_thread(mcp_app(seen)) as mcp,
     ):
-        yield PluginServers(api, calls, mcp + "/mcp", refused)
+        yield PluginServers(api, calls, mcp + "/mcp", refused, seen)
     refused.sock.close()
 
 

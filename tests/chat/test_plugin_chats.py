@@ -5,6 +5,7 @@ real MCP server; cozepy judges the wire shapes."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,18 @@ def test_an_openapi_tool_answers_through_cozepy(
         assert API_SECRET not in Path(process.log_path).read_text(), process.name
 
 
-def test_an_mcp_tool_in_a_streamed_chat(
-    chat_system: str, account: Account, make_plugin_bot: MakeBot
+def test_mcp_tools_in_a_streamed_chat_share_one_session_that_ends_with_the_run(
+    chat_system: str, account: Account, make_plugin_bot: MakeBot, plugin_servers: PluginServers
 ) -> None:
     bot_id, _ = make_plugin_bot(
         [
             {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 40}}]},
+            {"tool_calls": [{"name": "add", "arguments": {"a": 42, "b": 1}}]},
             {"reply": "= {tool_output}"},
         ]
     )
+    seen = plugin_servers.mcp_seen
+    opened = seen.sessions_opened()
     coze = coze_for(chat_system, account)
     completed: list[Any] = []
     answer = ""
@@ -81,10 +85,20 @@ def test_an_mcp_tool_in_a_streamed_chat(
             completed.append(event.message)
         if event.event == ChatEventType.CONVERSATION_MESSAGE_DELTA:
             answer += event.message.content
-    assert [m.type for m in completed][:2] == [MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE]
+    assert [m.type for m in completed][:4] == [
+        MessageType.FUNCTION_CALL,
+        MessageType.TOOL_RESPONSE,
+    ] * 2
     assert json.loads(completed[0].content)["name"] == "add"
-    assert completed[1].content == "42"
-    assert answer == "= 42"
+    assert (completed[1].content, completed[3].content) == ("42", "43")
+    assert answer == "= 43"
+    # Two rounds, one handshake; the session ends (DELETE) once the run is over.
+    assert seen.sessions_opened() == opened + 1
+    session = next(s for _, s in reversed(seen.requests) if s)
+    deadline = time.monotonic() + 10
+    while session not in seen.sessions_ended() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session in seen.sessions_ended()
 
 
 def test_tool_errors_hangs_huge_outputs_and_refused_redirects_do_not_fail_the_chat(

@@ -141,6 +141,15 @@ def weather_openapi(server_url: str) -> str:
 @dataclass
 class McpSeen:
     headers: list[dict[str, str]] = field(default_factory=list)
+    # (HTTP method, the mcp-session-id it carried or "") per request.
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def sessions_opened(self) -> int:
+        """Initialize requests: the only POSTs sent without a session id."""
+        return sum(1 for method, session in self.requests if method == "POST" and not session)
+
+    def sessions_ended(self) -> set[str]:
+        return {session for method, session in self.requests if method == "DELETE"}
 
 
 class _RecordHeaders:
@@ -150,7 +159,9 @@ class _RecordHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self.seen.headers.append({k.decode(): v.decode() for k, v in scope.get("headers", [])})
+            headers = {k.decode(): v.decode() for k, v in scope.get("headers", [])}
+            self.seen.headers.append(headers)
+            self.seen.requests.append((scope["method"], headers.get("mcp-session-id", "")))
         await self.app(scope, receive, send)
 
 

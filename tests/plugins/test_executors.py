@@ -4,12 +4,14 @@ HTTP API and a real MCP server (from the mcp SDK) through the outbound rules."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from cozeplus.outbound import OutboundPolicy, parse_networks
@@ -19,7 +21,8 @@ from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsStub
 from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.service_auth import find_token, service_aio_channel
 from cozeplus.vocabulary import PluginType
-from services.runner.tools.base import Tool
+from services.runner.tools.base import HoldsResources, Tool
+from services.runner.tools.openapi import OpenApiTool
 from services.runner.tools.registry_source import RegistryToolSource
 from tests.conftest import Account
 from tests.plugins.servers import (
@@ -201,10 +204,9 @@ async def test_openapi_failures_are_error_outputs(tools: dict[str, Tool], server
 async def test_openapi_refuses_a_server_outside_the_allowed_networks(
     servers: Servers, tools: dict[str, Tool]
 ) -> None:
-    strict = RegistryToolSource(None, OutboundPolicy())  # type: ignore[arg-type]
     resolved = tools["get_weather"]
-    assert isinstance(resolved, object)
-    tool = strict._tool(resolved._resolved)  # type: ignore[attr-defined]
+    assert isinstance(resolved, OpenApiTool)
+    tool = OpenApiTool(resolved._resolved, OutboundPolicy())  # the default rules
     before = len(servers.calls.requests)
     output = await tool.call({"city": "Paris"})
     assert output.is_error and "127.0.0.1 is a loopback address" in output.content
@@ -233,3 +235,71 @@ async def test_no_plugins_means_no_registry_call() -> None:
     source = RegistryToolSource(None, OutboundPolicy())  # type: ignore[arg-type]
     tools = await source.tools_for(owner_id=1, bot_id=2, bot_version=0, config=pb.BotConfig())
     assert tools == []
+
+
+async def test_a_runs_mcp_calls_share_one_session_which_its_end_closes(
+    tools: dict[str, Tool], servers: Servers
+) -> None:
+    seen = servers.mcp_seen
+    opened = seen.sessions_opened()
+    outputs = await asyncio.gather(*(tools["add"].call({"a": i, "b": 1}) for i in range(3)))
+    assert [o.content for o in outputs] == ["1", "2", "3"]
+    assert (await tools["explode"].call({})).is_error  # the tool's failure, not the session's
+    assert (await tools["add"].call({"a": 1, "b": 1})).content == "2"
+    assert seen.sessions_opened() == opened + 1
+    session_ids = {s for _, s in seen.requests[-3:]}
+    assert len(session_ids) == 1 and "" not in session_ids
+
+    add = tools["add"]
+    assert isinstance(add, HoldsResources)
+    await add.aclose()
+    assert session_ids <= seen.sessions_ended()  # the server was told
+    late = await tools["add"].call({"a": 1, "b": 1})
+    assert late.is_error and "closed" in late.content
+
+
+async def test_a_session_the_server_ended_is_replaced(
+    tools: dict[str, Tool], servers: Servers
+) -> None:
+    seen = servers.mcp_seen
+    assert (await tools["add"].call({"a": 1, "b": 2})).content == "3"
+    session_id = seen.requests[-1][1]
+    async with httpx.AsyncClient() as client:  # the server forgets it (as after a restart)
+        ended = await client.delete(servers.mcp, headers={"mcp-session-id": session_id})
+    assert ended.status_code == 200
+    opened = seen.sessions_opened()
+
+    outputs = [await tools["add"].call({"a": 2, "b": 2}) for _ in range(2)]
+
+    # The server answered 404 (it ran nothing): the call went again on a new session.
+    assert [o.content for o in outputs] == ["4", "4"]
+    assert seen.sessions_opened() == opened + 1
+    await tools["add"].aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_tool_error_the_server_answers_is_not_sent_twice(
+    tools: dict[str, Tool], servers: Servers
+) -> None:
+    seen = servers.mcp_seen
+    assert (await tools["add"].call({"a": 1, "b": 2})).content == "3"
+    posts = sum(1 for method, _ in seen.requests if method == "POST")
+
+    # Arguments the server's schema refuses: its error reaches the model, once.
+    wrong = await tools["add"].call({"a": "not a number", "b": 2})
+
+    assert wrong.is_error
+    assert sum(1 for method, _ in seen.requests if method == "POST") - posts == 1
+    await tools["add"].aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_session_idle_longer_than_the_call_deadline_still_answers(
+    tools: dict[str, Tool], servers: Servers
+) -> None:
+    # Between two rounds the model may think for longer than one call may take; the session
+    # (and any stream it keeps open) must not have timed out meanwhile.
+    assert (await tools["add"].call({"a": 1, "b": 1})).content == "2"
+    opened = servers.mcp_seen.sessions_opened()
+    await asyncio.sleep(2.5)  # the policy's timeout_s is 2
+    assert (await tools["add"].call({"a": 2, "b": 1})).content == "3"
+    assert servers.mcp_seen.sessions_opened() == opened, "the same session answered"
+    await tools["add"].aclose()  # type: ignore[attr-defined]

@@ -369,6 +369,19 @@ class FakeTool:
 
 
 @dataclass
+class HeldTool(FakeTool):
+    """A tool that holds something for its run (as MCP tools hold a session)."""
+
+    closed: int = 0
+    close_fails: bool = False
+
+    async def aclose(self) -> None:
+        self.closed += 1
+        if self.close_fails:
+            raise RuntimeError("the session would not close")
+
+
+@dataclass
 class Tools:
     tools: list[FakeTool]
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from cozeplus.vocabulary import ChatStatus, PluginType
 from services.runner.chat_run import ROUND_LIMIT_CODE
 from services.runner.prompt import NO_TOOL_OUTPUT
-from tests.runner.fakes import FakeTool, Harness, Round, harness
+from tests.runner.fakes import FakeTool, Harness, HeldTool, Round, harness
 
 
 async def test_a_tool_round_then_the_answer() -> None:
@@ -346,3 +347,34 @@ async def test_cancel_during_a_tool_call_ends_the_chat_canceled() -> None:
 
     assert h.conversations.runs[1].status == ChatStatus.CANCELED
     assert h.events.names()[-1] == "conversation.chat.canceled"
+
+
+@pytest.mark.parametrize(
+    ("rounds", "status"),
+    [
+        ([Round(calls=[("held", {})]), Round(calls=[("held", {})]), Round(text="ok")], "completed"),
+        ([Round(calls=[("held", {})])], "failed"),  # past the round limit
+        ([Round(calls=[("held", {})]), Round(calls=[("device", {})])], "requires_action"),
+    ],
+)
+async def test_what_tools_hold_is_released_once_when_the_run_ends(
+    rounds: list[Round], status: str
+) -> None:
+    held = HeldTool("held")
+    device = FakeTool("device", plugin_type=PluginType.LOCAL)
+    h = harness(rounds, [held, device], max_tool_rounds=2)
+
+    await h.run(1, "go")
+
+    assert h.conversations.runs[1].status == status
+    assert held.calls and held.closed == 1
+
+
+async def test_a_tool_that_fails_to_release_does_not_change_the_outcome() -> None:
+    held = HeldTool("held", close_fails=True)
+    h = harness([Round(calls=[("held", {})]), Round(text="fine")], [held])
+
+    await h.run(1, "go")
+
+    assert held.closed == 1
+    assert h.conversations.runs[1].status == ChatStatus.COMPLETED

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import PluginType
@@ -64,9 +64,18 @@ class Tool(Protocol):
         ...
 
 
+@runtime_checkable
+class HoldsResources(Protocol):
+    """A tool that holds something for its chat run (an MCP session) until the run ends."""
+
+    async def aclose(self) -> None: ...
+
+
 class ToolSource(Protocol):
     """The tools a chat's bot binds (its plugins', and later its knowledge search)."""
 
     async def tools_for(
         self, *, owner_id: int, bot_id: int, bot_version: int, config: pb.BotConfig
-    ) -> Sequence[Tool]: ...
+    ) -> Sequence[Tool]:
+        """A new set for each chat run: the run closes those that hold resources."""
+        ...

@@ -16,7 +16,7 @@ from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import PluginType, ToolType
 from services.runner.tools.base import Tool
 from services.runner.tools.local import LocalTool
-from services.runner.tools.mcp import McpTool
+from services.runner.tools.mcp import McpSessions, McpTool
 from services.runner.tools.openapi import OpenApiTool
 
 if TYPE_CHECKING:
@@ -46,12 +46,14 @@ class RegistryToolSource:
                 )
                 return []
             raise
-        return [self._tool(resolved) for resolved in reply.tools]
+        # One chat run's MCP sessions, shared by its MCP tools (services/runner/tools/mcp.py).
+        sessions = McpSessions(self._policy)
+        return [self._tool(resolved, sessions) for resolved in reply.tools]
 
-    def _tool(self, resolved: ppb.ResolvedTool) -> Tool:
+    def _tool(self, resolved: ppb.ResolvedTool, sessions: McpSessions) -> Tool:
         kind = PluginType(resolved.plugin_type)
         if kind == PluginType.OPENAPI:
             return OpenApiTool(resolved, self._policy)
         if kind == PluginType.MCP:
-            return McpTool(resolved, self._policy)
+            return McpTool(resolved, self._policy, sessions)
         return LocalTool.from_resolved(resolved)
