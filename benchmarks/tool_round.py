@@ -14,7 +14,10 @@ registry's Plugins service resolves them for the runner). Two kinds of round:
   runner calls the operation over HTTP (outbound safety checks included) -> tool_response
   stored and published -> next model call. The API is a local HTTP server this benchmark
   starts on 127.0.0.1 (the runner is allowed 127.0.0.1/32, as in the tests); it answers at
-  once, and the benchmark checks it got exactly one request per round.
+  once, and the benchmark checks it got exactly one request per round;
+- server-side (`mcp` plugin): the same over a streamable-HTTP MCP server from the `mcp` SDK,
+  served on 127.0.0.1 by this benchmark (one tool that counts its calls). A run keeps one
+  session for all its rounds, so the handshake is paid once per chat.
 
 The mock answers at once, so the figures are the system's own cost. Scenarios: chats whose
 model asks for 0, 1 and 3 rounds before it answers, for each kind; chats run one after another
@@ -42,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from mcp.server.mcpserver import MCPServer
 
 from cozeplus.embedded_nats import EmbeddedNats
 from cozeplus.rpc.v1 import registry_pb2 as pb
@@ -58,7 +63,7 @@ from services.cli.system import (
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROUNDS = (0, 1, 3)
-KINDS = ("local", "openapi")
+KINDS = ("local", "openapi", "mcp")
 LOOPBACK = "127.0.0.1/32"
 
 
@@ -114,6 +119,41 @@ class LocationApi:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class LocationMcp:
+    """The same tool on a real MCP server (the `mcp` SDK's, streamable HTTP), in a thread."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        server = MCPServer("bench-location")
+
+        @server.tool()
+        def get_location(p: str = "city") -> str:
+            """Where the user is."""
+            self.calls += 1
+            return "Paris"
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/mcp"
+        config = uvicorn.Config(
+            server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> LocationMcp:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the MCP server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
 
 
 def cpu_ms(process: ServiceProcess) -> float:
@@ -274,6 +314,7 @@ def main() -> int:
             with (
                 httpx.Client(base_url=edge_url, headers=headers, timeout=60) as http,
                 LocationApi() as location_api,
+                LocationMcp() as location_mcp,
             ):
                 local_plugin = {
                     "name": "device",
@@ -285,6 +326,8 @@ def main() -> int:
                     "type": "openapi",
                     "openapi": location_openapi(location_api.url),
                 }
+                mcp_plugin = {"name": "location-mcp", "type": "mcp", "url": location_mcp.url}
+                plugins = {"local": local_plugin, "openapi": openapi_plugin, "mcp": mcp_plugin}
                 for kind, rounds in [(k, r) for k in KINDS for r in ROUNDS]:
                     key = f"[bench-{kind}-{rounds}]"
                     script = [
@@ -294,9 +337,7 @@ def main() -> int:
                         f"{mock}/mock/scripts", json={"key": key, "rounds": script}
                     )
                     scripted.raise_for_status()
-                    made = http.post(
-                        "/v1/plugins", json=local_plugin if kind == "local" else openapi_plugin
-                    )
+                    made = http.post("/v1/plugins", json=plugins[kind])
                     plugin = _data(made)
                     created = http.post(
                         "/api/draftbot/create",
@@ -315,12 +356,12 @@ def main() -> int:
                     latencies: list[float] = []
                     cpu_before = cpu_ms(runner)
                     for _ in range(args.chats):
-                        calls_before = location_api.calls
+                        calls_before = location_api.calls + location_mcp.calls
                         began = time.perf_counter()
                         paused = run_chat(http, bot_id)
                         latencies.append((time.perf_counter() - began) * 1000)
                         # Each scenario must really take its rounds, of its own kind.
-                        served = location_api.calls - calls_before
+                        served = location_api.calls + location_mcp.calls - calls_before
                         expected = (rounds, 0) if kind == "local" else (0, rounds)
                         if (paused, served) != expected:
                             raise RuntimeError(
