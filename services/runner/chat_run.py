@@ -53,6 +53,7 @@ from services.runner.providers.base import (
     ProviderError,
     StreamItem,
     TextDelta,
+    TextPart,
 )
 from services.runner.providers.token_count import count_prompt_tokens, count_text_tokens
 from services.runner.registry_calls import UNBOUNDED, RecordingWait, RegistryRetry
@@ -728,7 +729,11 @@ class ChatRun:
                     "(max_tool_rounds) in one chat",
                 )
             state.tool_rounds += 1
-            state.prompt.append(PromptMessage("assistant", (), tool_calls=tuple(reply.tool_calls)))
+            # What the model said before its calls goes back with them, as its API returned
+            # it, so the next round knows it said it.
+            said = (TextPart(reply.text),) if reply.text else ()
+            calls = tuple(reply.tool_calls)
+            state.prompt.append(PromptMessage("assistant", said, tool_calls=calls))
             await self._execute_tools(tools, reply.tool_calls, state)
             if state.pending:
                 return

@@ -378,3 +378,20 @@ async def test_a_tool_that_fails_to_release_does_not_change_the_outcome() -> Non
 
     assert held.closed == 1
     assert h.conversations.runs[1].status == ChatStatus.COMPLETED
+
+
+async def test_what_the_model_said_before_its_calls_goes_back_with_them() -> None:
+    h = harness(
+        [Round(text="Let me check.", calls=[("t", {})]), Round(calls=[("t", {})]), Round("ok")],
+        [FakeTool("t")],
+    )
+
+    await h.run(1, "go")
+
+    second, third = h.provider.requests[1], h.provider.requests[2]
+    said = second.messages[-2]
+    assert said.role == "assistant" and said.tool_calls
+    assert said.text_content == "Let me check."
+    silent = third.messages[-2]
+    assert silent.tool_calls and silent.parts == ()  # a round that said nothing adds no text
+    assert h.conversations.runs[1].status == ChatStatus.COMPLETED
