@@ -303,3 +303,22 @@ async def test_a_session_idle_longer_than_the_call_deadline_still_answers(
     assert (await tools["add"].call({"a": 2, "b": 1})).content == "3"
     assert servers.mcp_seen.sessions_opened() == opened, "the same session answered"
     await tools["add"].aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_run_canceled_mid_call_still_ends_its_session(
+    tools: dict[str, Tool], servers: Servers
+) -> None:
+    seen = servers.mcp_seen
+    before = len(seen.requests)
+    call = asyncio.create_task(tools["slow"].call({"seconds": 30}))
+    async with asyncio.timeout(10):  # until the session is open and the call on its way
+        while not any(method == "POST" and s for method, s in seen.requests[before:]):
+            await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    await tools["slow"].aclose()  # type: ignore[attr-defined]
+
+    session = next(s for _, s in seen.requests[before:] if s)
+    assert session in seen.sessions_ended()
