@@ -143,6 +143,8 @@ class McpSeen:
     headers: list[dict[str, str]] = field(default_factory=list)
     # (HTTP method, the mcp-session-id it carried or "") per request.
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # Set when the `slow` tool starts running.
+    slow_started: threading.Event = field(default_factory=threading.Event)
 
     def sessions_opened(self) -> int:
         """Initialize requests: the only POSTs sent without a session id."""
@@ -176,6 +178,7 @@ def mcp_app(seen: McpSeen) -> ASGIApp:
     @server.tool()
     async def slow(seconds: float) -> str:
         """Sleeps, then answers."""
+        seen.slow_started.set()
         await asyncio.sleep(seconds)
         return "done"
 

@@ -310,10 +310,9 @@ async def test_a_run_canceled_mid_call_still_ends_its_session(
 ) -> None:
     seen = servers.mcp_seen
     before = len(seen.requests)
+    seen.slow_started.clear()
     call = asyncio.create_task(tools["slow"].call({"seconds": 30}))
-    async with asyncio.timeout(10):  # until the session is open and the call on its way
-        while not any(method == "POST" and s for method, s in seen.requests[before:]):
-            await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(seen.slow_started.wait, 10), "the call reached the tool"
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
