@@ -55,19 +55,24 @@ def run_scenario(
     coze_js: Path, chat_system: str, account: Account
 ) -> Callable[[str, str], dict[str, Any]]:
     def run(scenario: str, arg: str) -> dict[str, Any]:
-        result = subprocess.run(
-            ["node", "check.mjs", scenario, chat_system, account.token, arg],
-            cwd=coze_js,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        out: dict[str, Any] = json.loads(result.stdout)
-        return out
+        return run_sdk_script(coze_js, "check.mjs", scenario, chat_system, account.token, arg)
 
     return run
+
+
+def run_sdk_script(sdk_dir: Path, script: str, *args: str) -> dict[str, Any]:
+    """Runs `node SCRIPT ARGS` in an installed SDK's folder; what it printed, as JSON."""
+    result = subprocess.run(
+        ["node", script, *args],
+        cwd=sdk_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
 
 
 def assert_api_error(

@@ -4,19 +4,17 @@ vision bot, against the running system (skipped without Node)."""
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cozepy import Coze
 
 from services.cli.system import ServiceProcess
-from tests.clients.test_coze_api_js import COZE_API_VERSION
+from tests.clients.test_coze_api_js import COZE_API_VERSION, run_sdk_script
 from tests.conftest import Account
 from tests.knowledge.conftest import wait_processed
 from tests.knowledge.test_chat_knowledge import PNG, image_parts, make_bot, prompt_of, system_text
@@ -54,16 +52,14 @@ def test_coze_api_files_datasets_and_documents(
     make_account: Callable[..., Account],
 ) -> None:
     other = make_account()
-    result = subprocess.run(
-        ["node", "check.mjs", knowledge_system, account.token, str(account.user_id), other.token],
-        cwd=coze_js_knowledge,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    out = run_sdk_script(
+        coze_js_knowledge,
+        "check.mjs",
+        knowledge_system,
+        account.token,
+        str(account.user_id),
+        other.token,
     )
-    assert result.returncode == 0, result.stderr
-    out: dict[str, Any] = json.loads(result.stdout)
 
     uploaded = out["uploaded"]
     assert uploaded["file_name"] == "quoll.txt" and uploaded["bytes"] == 30
@@ -105,16 +101,7 @@ def test_coze_api_chats_with_a_knowledge_bot_and_an_image_for_a_vision_bot(
     shutil.copy(HERE / "coze_api_chat_knowledge.mjs", coze_js_knowledge / "chat.mjs")
 
     args = [knowledge_system, account.token, kb_bot, question, vision_bot, str(image), marker]
-    result = subprocess.run(
-        ["node", "chat.mjs", *args],
-        cwd=coze_js_knowledge,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out: dict[str, Any] = json.loads(result.stdout)
+    out = run_sdk_script(coze_js_knowledge, "chat.mjs", *args)
 
     assert out["knowledge"] == {"status": "completed", "answers": 1}
     assert out["vision"] == {"status": "completed"}
