@@ -57,12 +57,16 @@ def weather_api(calls: ApiCalls, refused_url: str = "http://127.0.0.2:9") -> Sta
                 "path": request.url.path,
                 "query": dict(request.query_params),
                 "headers": dict(request.headers),
+                # Which connection it came on (a client reusing one sends from one port).
+                "client_port": request.client.port if request.client else 0,
             }
         )
         city = request.path_params["city"]
-        return JSONResponse(
+        answer = JSONResponse(
             {"city": city, "temp_c": 21, "units": request.query_params.get("units")}
         )
+        answer.set_cookie("visited", city)  # a client must not send it to the next call
+        return answer
 
     async def notes(request: Request) -> Response:
         body = await request.json()

@@ -22,7 +22,7 @@ from cozeplus.rpc.v1.registry_pb2_grpc import BotRegistryStub
 from cozeplus.service_auth import find_token, service_aio_channel
 from cozeplus.vocabulary import PluginType
 from services.runner.tools.base import HoldsResources, Tool
-from services.runner.tools.openapi import OpenApiTool
+from services.runner.tools.openapi import OpenApiTool, RunHttpClient
 from services.runner.tools.registry_source import RegistryToolSource
 from tests.conftest import Account
 from tests.plugins.servers import (
@@ -206,7 +206,8 @@ async def test_openapi_refuses_a_server_outside_the_allowed_networks(
 ) -> None:
     resolved = tools["get_weather"]
     assert isinstance(resolved, OpenApiTool)
-    tool = OpenApiTool(resolved._resolved, OutboundPolicy())  # the default rules
+    strict = OutboundPolicy()  # the default rules
+    tool = OpenApiTool(resolved._resolved, strict, RunHttpClient(strict))
     before = len(servers.calls.requests)
     output = await tool.call({"city": "Paris"})
     assert output.is_error and "127.0.0.1 is a loopback address" in output.content
@@ -321,3 +322,21 @@ async def test_a_run_canceled_mid_call_still_ends_its_session(
 
     session = next(s for _, s in seen.requests[before:] if s)
     assert session in seen.sessions_ended()
+
+
+async def test_a_runs_openapi_calls_share_a_connection_and_no_cookies(
+    tools: dict[str, Tool], servers: Servers
+) -> None:
+    weather = tools["get_weather"]
+    before = len(servers.calls.requests)
+    for city in ("Paris", "Lyon", "Nice"):
+        assert not (await weather.call({"city": city})).is_error
+    seen = servers.calls.requests[before:]
+
+    assert len({r["client_port"] for r in seen}) == 1, "one connection for the run's calls"
+    assert all("cookie" not in r["headers"] for r in seen)
+
+    assert isinstance(weather, HoldsResources)
+    await weather.aclose()
+    with pytest.raises(RuntimeError, match="closed"):  # a run's tools end with the run
+        await weather.call({"city": "Paris"})

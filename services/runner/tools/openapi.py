@@ -4,6 +4,10 @@ Steps: arguments -> request (path, query, header, JSON body; auth applied) -> se
 the outbound policy (checked addresses, bounded redirects, one deadline for the whole
 call) -> read at most the size cap -> the text the model reads. Every failure of the call
 itself becomes `ToolOutput(is_error=True)` saying what happened; nothing raises.
+
+A chat run's OpenAPI calls share one client (`RunHttpClient`), so a second call to the same
+server reuses the connection (no new TCP and TLS handshake); it keeps no cookies, as a
+client per call kept none, and the run's end closes it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote
 
@@ -39,10 +44,43 @@ class HttpRequest:
     has_body: bool = False
 
 
+class RunHttpClient:
+    """The HTTP client of one chat run's OpenAPI calls, made at the first call."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+        self._client: httpx2.AsyncClient | None = None
+        self._closed = False
+
+    def get(self) -> httpx2.AsyncClient:
+        if self._closed:
+            raise RuntimeError("the chat run's HTTP client is closed")
+        if self._client is None:
+            client = outbound_client(self._policy, cap_responses=False)
+            # Nothing one API sets is sent to another, or to the next call (set on the
+            # client's own jar: assigning a Cookies copies its cookies, not its policy).
+            client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+            self._client = client
+        return self._client
+
+    async def aclose(self) -> None:
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
 class OpenApiTool(ResolvedPluginTool):
-    def __init__(self, resolved: ppb.ResolvedTool, policy: OutboundPolicy) -> None:
+    def __init__(
+        self, resolved: ppb.ResolvedTool, policy: OutboundPolicy, http: RunHttpClient
+    ) -> None:
         super().__init__(resolved)
         self._policy = policy
+        self._http = http
+
+    async def aclose(self) -> None:
+        """Closes the run's client (every OpenAPI tool of the run shares it)."""
+        await self._http.aclose()
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolOutput:
         try:
@@ -70,8 +108,7 @@ class OpenApiTool(ResolvedPluginTool):
     async def _send(self, request: HttpRequest, where: str) -> ToolOutput:
         cap = self._policy.max_response_bytes
         async with (
-            outbound_client(self._policy, cap_responses=False) as client,
-            client.stream(
+            self._http.get().stream(
                 request.method,
                 request.url,
                 params=tuple(request.params),

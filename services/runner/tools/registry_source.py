@@ -17,7 +17,7 @@ from cozeplus.vocabulary import PluginType, ToolType
 from services.runner.tools.base import Tool
 from services.runner.tools.local import LocalTool
 from services.runner.tools.mcp import McpSessions, McpTool
-from services.runner.tools.openapi import OpenApiTool
+from services.runner.tools.openapi import OpenApiTool, RunHttpClient
 
 if TYPE_CHECKING:
     from cozeplus.rpc.v1.plugins_pb2_grpc import PluginsAsyncStub
@@ -46,14 +46,15 @@ class RegistryToolSource:
                 )
                 return []
             raise
-        # One chat run's MCP sessions, shared by its MCP tools (services/runner/tools/mcp.py).
-        sessions = McpSessions(self._policy)
-        return [self._tool(resolved, sessions) for resolved in reply.tools]
+        # What one chat run's calls share: an HTTP client for its OpenAPI tools, a session
+        # per MCP server (closed when the run ends: services/runner/tools/openapi.py, mcp.py).
+        http, sessions = RunHttpClient(self._policy), McpSessions(self._policy)
+        return [self._tool(resolved, http, sessions) for resolved in reply.tools]
 
-    def _tool(self, resolved: ppb.ResolvedTool, sessions: McpSessions) -> Tool:
+    def _tool(self, resolved: ppb.ResolvedTool, http: RunHttpClient, sessions: McpSessions) -> Tool:
         kind = PluginType(resolved.plugin_type)
         if kind == PluginType.OPENAPI:
-            return OpenApiTool(resolved, self._policy)
+            return OpenApiTool(resolved, self._policy, http)
         if kind == PluginType.MCP:
             return McpTool(resolved, self._policy, sessions)
         return LocalTool.from_resolved(resolved)
