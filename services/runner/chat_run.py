@@ -37,7 +37,7 @@ from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from cozeplus.vocabulary import ChatStatus, MessageRole, MessageType, PluginType
 from services.runner.knowledge_retrieval import KnowledgeChunk, knowledge_prompt
-from services.runner.prompt import build_prompt, stored_messages
+from services.runner.prompt import build_prompt, stored_messages, with_text_before_last_calls
 from services.runner.prompt_context import (
     NO_PROMPT_CONTEXT,
     PromptContext,
@@ -623,6 +623,7 @@ class ChatRun:
             knowledge=knowledge_prompt(context.knowledge),
             file_urls=context.file_urls,
         )
+        prompt = with_text_before_last_calls(prompt, started.answer_so_far)
         usage = cpb.Usage()
         usage.CopyFrom(started.run.usage)
         # A resumed run has used the rounds its chat's stored calls show.

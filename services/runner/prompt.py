@@ -152,6 +152,23 @@ def stored_messages(
     return out
 
 
+def with_text_before_last_calls(prompt: list[PromptMessage], text: str) -> list[PromptMessage]:
+    """A resumed run's prompt, with what the model said before the round it paused on (kept
+    by the registry with the pause) on that round's assistant message, as the run itself
+    had it. Stored messages keep no text beside calls; without it the model would not know
+    it had said it. A prompt with no such round, or whose round has text, is left as it is."""
+    if not text:
+        return prompt
+    for index in range(len(prompt) - 1, -1, -1):
+        message = prompt[index]
+        if message.role == "assistant" and message.tool_calls:
+            if message.parts:
+                return prompt
+            said = PromptMessage("assistant", (TextPart(text),), tool_calls=message.tool_calls)
+            return [*prompt[:index], said, *prompt[index + 1 :]]
+    return prompt
+
+
 def build_prompt(
     config: pb.BotConfig,
     history: Iterable[cpb.Message],

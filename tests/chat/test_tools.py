@@ -340,7 +340,10 @@ def test_text_said_before_a_client_side_call_begins_the_answer_the_resumed_run_c
     assert [m.type for m in messages] == ["question", "function_call", "tool_response", "answer"]
     assert messages[-1].content == "Let me look. You are in Paris."
     assert {m.id for m in after if m is not None} == {completed[-1].id} == {messages[-1].id}
-    assert prompts_with(system, key)[-1][-1]["content"] == "Paris"
+    resumed_prompt = prompts_with(system, key)[-1]
+    assert resumed_prompt[-1]["content"] == "Paris"
+    # The resumed model call knows what it said before the call.
+    assert resumed_prompt[-2]["content"] == "Let me look." and resumed_prompt[-2]["tool_calls"]
 
 
 def test_create_and_poll_with_non_streamed_outputs_and_a_later_chat_sees_the_tool_messages(

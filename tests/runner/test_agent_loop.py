@@ -395,3 +395,19 @@ async def test_what_the_model_said_before_its_calls_goes_back_with_them() -> Non
     silent = third.messages[-2]
     assert silent.tool_calls and silent.parts == ()  # a round that said nothing adds no text
     assert h.conversations.runs[1].status == ChatStatus.COMPLETED
+
+
+async def test_a_resumed_run_knows_what_the_model_said_before_the_paused_round() -> None:
+    where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
+    h = harness(
+        [Round(text="Let me look.", calls=[("get_location", {})]), Round(text=" In Lyon.")],
+        [where],
+    )
+
+    await h.run(1, "where?")
+    await answer_and_resume(h, 1)
+
+    resumed = h.provider.requests[-1].messages
+    assert [m.role for m in resumed[-3:]] == ["user", "assistant", "tool"]
+    assert resumed[-2].tool_calls and resumed[-2].text_content == "Let me look."
+    assert h.conversations.chat_messages(1)[-1].content == "Let me look. In Lyon."

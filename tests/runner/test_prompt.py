@@ -3,8 +3,9 @@ from __future__ import annotations
 from cozeplus.chat_protocol import InputMessage
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from services.runner.prompt import build_prompt, render_system_prompt
-from services.runner.providers.base import ImagePart, TextPart
+from services.runner.prompt import build_prompt, render_system_prompt, with_text_before_last_calls
+from services.runner.providers.base import ImagePart, PromptMessage, TextPart
+from services.runner.tools.base import ToolCall
 
 
 def test_variables_use_caller_value_then_default_and_keep_unknown_names() -> None:
@@ -38,3 +39,18 @@ def test_prompt_orders_system_history_and_new_messages_with_images() -> None:
 def test_empty_prompt_sends_no_system_message() -> None:
     messages = build_prompt(pb.BotConfig(), [], [InputMessage(role="user", content="hi")], {})
     assert [m.role for m in messages] == ["user"]
+
+
+def test_text_said_before_the_paused_round_goes_on_its_calls_only_when_they_have_none() -> None:
+    first = PromptMessage("assistant", (), tool_calls=(ToolCall("c1", "a", "{}"),))
+    last = PromptMessage("assistant", (), tool_calls=(ToolCall("c2", "b", "{}"),))
+    prompt = [PromptMessage.text("user", "go"), first, PromptMessage.tool("c1", "x"), last]
+
+    said = with_text_before_last_calls(prompt, "Checking.")
+
+    assert said[1] is first  # earlier rounds as they were
+    assert said[3].text_content == "Checking." and said[3].tool_calls == last.tool_calls
+    assert with_text_before_last_calls(said, "again") == said  # has text: left alone
+    assert with_text_before_last_calls(prompt, "") == prompt
+    no_calls = [PromptMessage.text("user", "go")]
+    assert with_text_before_last_calls(no_calls, "Checking.") == no_calls
