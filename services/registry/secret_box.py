@@ -7,6 +7,7 @@ sharing a PostgreSQL database must all be given the same key explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -32,10 +33,7 @@ class SecretBox:
             return cls(key)
         path = data_dir / KEY_FILE
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key())
+            _create_key_file(path)
         return cls(path.read_bytes().strip())
 
     def seal(self, plaintext: str) -> str:
@@ -46,3 +44,22 @@ class SecretBox:
             return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken as exc:
             raise ValueError("a stored secret cannot be decrypted with this key") from exc
+
+
+def _create_key_file(path: Path) -> None:
+    """Writes a new key to `path` unless another process got there first. Replicas starting
+    together on one data directory race here: the key is written whole to a file of this
+    process's own, then linked into place, which fails if the name exists; so whoever
+    loses reads a complete key, never an empty or half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    own = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(Fernet.generate_key())
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another replica's key is in place
+            os.link(own, path)
+    finally:
+        own.unlink(missing_ok=True)

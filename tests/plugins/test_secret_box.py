@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,28 @@ def test_a_configured_key_wins_and_a_wrong_key_cannot_open(tmp_path: Path) -> No
         SecretBox(Fernet.generate_key()).open(sealed)
     with pytest.raises(ValueError, match="Fernet key"):
         SecretBox("not-a-key")
+
+
+def test_replicas_starting_together_all_get_the_one_key(tmp_path: Path) -> None:
+    # Replicas sharing a data directory race to create the key; every one must end up with
+    # the same, whole key (a loser once read the winner's file before it was written).
+    def replica(start: threading.Barrier, data_dir: Path, boxes: list[SecretBox]) -> None:
+        start.wait()
+        boxes.append(SecretBox.from_settings("", data_dir))
+
+    for attempt in range(30):
+        data_dir = tmp_path / f"data{attempt}"
+        start = threading.Barrier(6)
+        boxes: list[SecretBox] = []
+        threads = [
+            threading.Thread(target=replica, args=(start, data_dir, boxes)) for _ in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert len(boxes) == 6
+        sealed = boxes[0].seal("shared")
+        assert all(box.open(sealed) == "shared" for box in boxes)
+        assert [p.name for p in data_dir.iterdir()] == [KEY_FILE]  # no leftovers
