@@ -26,7 +26,7 @@ For tests:
                                  about to do before calling a tool).
     GET  /mock/gaps?clear=true   {"gaps_ms": [...]}: the time between one content chunk of a
                                  stream and the next, as the mock sent them, every stream
-                                 since the last clear (at most the newest 1,000,000). A
+                                 since the last clear (at most the newest 250,000). A
                                  benchmark on the same machine compares what its client
                                  saw with what the model actually did under that load.
     POST /mock/reset             forget recorded requests, scripts and gaps, zero the stats
@@ -231,8 +231,9 @@ class MockState:
         return gaps
 
 
-# About 8 MB of floats: a benchmark's longest step sends fewer content chunks than this.
-MAX_RECORDED_GAPS = 1_000_000
+# About 8 MB (a float object and its slot each, ~32 bytes): a benchmark's longest gap step
+# reads them back after fewer content chunks than this.
+MAX_RECORDED_GAPS = 250_000
 
 
 def split_tokens(text: str) -> list[str]:

@@ -98,10 +98,6 @@ class McpSessions:
         held, self._open = list(self._open.values()), {}
         await asyncio.gather(*(h.close() for h in held))
 
-    @property
-    def open_sessions(self) -> int:
-        return len(self._open)
-
 
 class _HeldSession:
     def __init__(self, url: str, headers: dict[str, str], policy: OutboundPolicy) -> None:
