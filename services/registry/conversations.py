@@ -80,7 +80,9 @@ CREATED = ChatStatus.CREATED
 IN_PROGRESS = ChatStatus.IN_PROGRESS
 REQUIRES_ACTION = ChatStatus.REQUIRES_ACTION
 # What a run may add to its chat while it runs.
-RUN_MESSAGE_TYPES = (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
+# An answer among them: the text a model said before a round of calls (the run's answer
+# goes on as a newer message after the round).
+RUN_MESSAGE_TYPES = (MessageType.ANSWER, MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
 MAX_RUN_MESSAGES = 64
 MAX_PENDING_TOOL_CALLS = 64
 MAX_TOOL_CALL_ID_CHARS = 128
@@ -974,7 +976,8 @@ class ConversationService:
     async def append_run_messages(
         self, *, owner_id: int, chat_id: int, messages: Sequence[RunMessage]
     ) -> list[MessageView]:
-        """Stores a running chat's function_call / tool_response messages.
+        """Stores a running chat's function_call / tool_response messages, and the answer
+        text its model said before a round of calls.
 
         They are stored whatever the chat's auto_save_history: a paused run resumes from them.
         """

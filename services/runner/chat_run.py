@@ -741,6 +741,16 @@ class ChatRun:
             state.answer_id = self.deps.ids.next_id()
             self.events.renumber_answer(state.answer_id)
 
+    def _answer_so_far(self, state: RunState) -> tuple[str, str, str, int] | None:
+        """The text streamed under the answer's id before a round of calls, as an answer
+        message of its own, stored and completed ahead of the calls: every answer message's
+        deltas then add up to its completed content, as with Coze's several answers of one
+        chat. The run's answer goes on under a newer id, after the tool messages."""
+        text = "".join(state.answer)
+        if not text:
+            return None
+        return (MessageType.ANSWER, text, "", state.answer_id)
+
     def _completion_request(
         self, config: pb.BotConfig, definitions: Sequence[ToolDefinition], state: RunState
     ) -> CompletionRequest:
@@ -792,16 +802,24 @@ class ChatRun:
         """Stores and announces the calls, runs the server-side ones concurrently (each with
         a timeout), stores and announces their outputs, and hands them to the model. Calls of
         client-side functions are left pending: the run pauses for them."""
+        said = self._answer_so_far(state)
         await self._store_and_publish(
             [
-                (
-                    MessageType.FUNCTION_CALL,
-                    self._function_call_content(tools.get(call.name), call),
-                    "",
-                )
-                for call in calls
+                *([said] if said is not None else []),
+                *(
+                    (
+                        MessageType.FUNCTION_CALL,
+                        self._function_call_content(tools.get(call.name), call),
+                        "",
+                        0,
+                    )
+                    for call in calls
+                ),
             ]
         )
+        if said is not None:
+            # Stored: no longer the run's answer (a run that fails from here stores none).
+            state.answer.clear()
         server_calls: list[ToolCall] = []
         for call in calls:
             tool = tools.get(call.name)
@@ -815,7 +833,7 @@ class ChatRun:
         if server_calls:
             await self._store_and_publish(
                 [
-                    (MessageType.TOOL_RESPONSE, output.content, call.id)
+                    (MessageType.TOOL_RESPONSE, output.content, call.id, 0)
                     for call, output in zip(server_calls, outputs, strict=True)
                 ]
             )
@@ -852,20 +870,21 @@ class ChatRun:
             tool_call_id=call.id,
         )
 
-    async def _store_and_publish(self, messages: Sequence[tuple[str, str, str]]) -> None:
-        """(type, content, tool_call_id) messages: stored first, then their events."""
+    async def _store_and_publish(self, messages: Sequence[tuple[str, str, str, int]]) -> None:
+        """(type, content, tool_call_id, id or 0 for a new one) messages: stored first, then
+        their events."""
         request = cpb.AppendRunMessagesRequest(
             owner_id=self.request.owner_id,
             chat_id=self.request.chat_id,
             messages=[
                 cpb.RunMessage(
-                    id=self.deps.ids.next_id(),
+                    id=message_id or self.deps.ids.next_id(),
                     role=MessageRole.ASSISTANT,
                     type=kind,
                     content=content,
                     tool_call_id=call_id,
                 )
-                for kind, content, call_id in messages
+                for kind, content, call_id, message_id in messages
             ],
         )
         stored = await self.deps.registry.call(

@@ -114,24 +114,36 @@ def stored_messages(
     out: list[PromptMessage] = []
     calls: list[ToolCall] = []
     outputs: dict[str, str] = {}
+    # What the model said before the round of calls being gathered (see below).
+    said: tuple[ChatPart, ...] = ()
+    # The chat of the last message in `out` when that is an answer, else None.
+    answer_of_chat: int | None = None
 
     def close_round() -> None:
+        nonlocal said
         if not calls:
             return
-        out.append(PromptMessage("assistant", (), tool_calls=tuple(calls)))
+        out.append(PromptMessage("assistant", said, tool_calls=tuple(calls)))
         for call in calls:
             out.append(PromptMessage.tool(call.id, outputs.get(call.id, NO_TOOL_OUTPUT)))
         calls.clear()
         outputs.clear()
+        said = ()
 
     for message in stored:
         if message.type == MessageType.FUNCTION_CALL:
             if outputs:
                 close_round()  # a new round of calls after the last one's outputs
+            if not calls and answer_of_chat == message.chat_id:
+                # The answer the model said right before this round, in the same chat: the
+                # model returned it beside the calls, so it goes back that way.
+                said = tuple(out.pop().parts)
+            answer_of_chat = None
             call = tool_call_of(message)
             if call is not None:
                 calls.append(call)
         elif message.type == MessageType.TOOL_RESPONSE:
+            answer_of_chat = None
             call_id = _answered_call_id(message)
             if any(c.id == call_id for c in calls):
                 outputs[call_id] = message.content
@@ -148,6 +160,8 @@ def stored_messages(
                     ),
                 )
             )
+            is_answer = message.type == MessageType.ANSWER and message.role == "assistant"
+            answer_of_chat = message.chat_id if is_answer else None
     close_round()
     return out
 
@@ -155,8 +169,9 @@ def stored_messages(
 def with_text_before_last_calls(prompt: list[PromptMessage], text: str) -> list[PromptMessage]:
     """A resumed run's prompt, with what the model said before the round it paused on (kept
     by the registry with the pause) on that round's assistant message, as the run itself
-    had it. Stored messages keep no text beside calls; without it the model would not know
-    it had said it. A prompt with no such round, or whose round has text, is left as it is."""
+    had it. For runs paused by runners that kept that text with the pause rather than as an
+    answer message (which `stored_messages` puts beside the calls itself). A prompt with no
+    such round, or whose round has text, is left as it is."""
     if not text:
         return prompt
     for index in range(len(prompt) - 1, -1, -1):

@@ -310,7 +310,7 @@ def test_a_chat_that_saves_no_history_still_has_its_question_after_the_pause(
     assert "question" not in [m.type for m in messages], "auto_save_history false saves none"
 
 
-def test_text_said_before_a_client_side_call_begins_the_answer_the_resumed_run_completes(
+def test_text_said_before_a_client_side_call_is_an_answer_of_its_own_before_the_call(
     coze: Coze, make_tool_bot: Callable[..., tuple[str, str]], system: System
 ) -> None:
     said_first = {"reply": "Let me look.", **LOCATION_CALL[0]}
@@ -318,31 +318,44 @@ def test_text_said_before_a_client_side_call_begins_the_answer_the_resumed_run_c
 
     events = ask_where(coze, bot_id)
     assert events[-1].event == ChatEventType.CONVERSATION_CHAT_REQUIRES_ACTION
+    # Streamed, then completed under the same id, before the call.
     before = [e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA]
     assert "".join(m.content for m in before if m is not None) == "Let me look."
+    completed_before = [
+        e.message for e in events if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED
+    ]
+    assert [m.type for m in completed_before if m is not None] == ["answer", "function_call"]
+    said = completed_before[0]
+    assert said is not None and said.content == "Let me look."
+    assert {m.id for m in before if m is not None} == {said.id}
     paused = events[-1].chat
     assert paused is not None and paused.required_action is not None
     call = paused.required_action.submit_tool_outputs.tool_calls[0]
 
     resumed = answer_streamed(coze, paused, call.id, "Paris")
     assert resumed[-1].event == ChatEventType.CONVERSATION_CHAT_COMPLETED
-    # The resumed stream sends only the new text; the answer is the whole of it.
     after = [e.message for e in resumed if e.event == ChatEventType.CONVERSATION_MESSAGE_DELTA]
     assert "".join(m.content for m in after if m is not None) == " You are in Paris."
     completed = [
         e.message for e in resumed if e.event == ChatEventType.CONVERSATION_MESSAGE_COMPLETED
     ]
     assert completed[-1] is not None and completed[-1].type == "answer"
-    assert completed[-1].content == "Let me look. You are in Paris."
-    # The same answer stored, newer than the tool messages (as after a server-side round:
-    # the text before the call went out under an older id).
+    assert completed[-1].content == " You are in Paris."
+    # Stored as streamed: each answer where it was said.
     messages = coze.chat.messages.list(conversation_id=paused.conversation_id, chat_id=paused.id)
-    assert [m.type for m in messages] == ["question", "function_call", "tool_response", "answer"]
-    assert messages[-1].content == "Let me look. You are in Paris."
+    assert [m.type for m in messages] == [
+        "question",
+        "answer",
+        "function_call",
+        "tool_response",
+        "answer",
+    ]
+    assert [messages[1].content, messages[-1].content] == ["Let me look.", " You are in Paris."]
     assert {m.id for m in after if m is not None} == {completed[-1].id} == {messages[-1].id}
+    assert messages[1].id == said.id
     resumed_prompt = prompts_with(system, key)[-1]
     assert resumed_prompt[-1]["content"] == "Paris"
-    # The resumed model call knows what it said before the call.
+    # The resumed model call knows what it said before the call, beside the call.
     assert resumed_prompt[-2]["content"] == "Let me look." and resumed_prompt[-2]["tool_calls"]
 
 
@@ -586,7 +599,7 @@ def test_coze_api_js_pauses_resumes_and_submits(
     shutil.which("node") is None or shutil.which("npm") is None,
     reason="Node.js and npm are not installed",
 )
-def test_coze_api_js_completes_an_answer_begun_before_the_pause(
+def test_coze_api_js_streams_the_answer_said_before_the_pause_and_the_one_after(
     coze_js: Path,  # noqa: F811 (the fixture imported above)
     system: System,
     token: str,
@@ -600,7 +613,7 @@ def test_coze_api_js_completes_an_answer_begun_before_the_pause(
     assert "conversation.message.delta" in out["events"]
     assert out["events"][-3] == "conversation.chat.requires_action"
     answers = [r for r in out["resumed"] if r["event"] == "conversation.message.completed"]
-    assert answers[-1]["content"] == "Let me look. You are in Paris."
+    assert answers[-1]["content"] == " You are in Paris."
     assert out["submitted"]["status"] == "completed"
 
 

@@ -74,7 +74,6 @@ SCRIPT: list[tuple[str, bytes]] = [
     (MESSAGE_COMPLETED, answer_event(MESSAGE_COMPLETED, "Hello wide world")),
     (CHAT_COMPLETED, chat_payload(CHAT_COMPLETED, "completed")),
 ]
-TERMINAL = len(SCRIPT)
 
 
 async def play(
@@ -85,13 +84,14 @@ async def play(
     twice: tuple[int, ...] = (),
     heartbeat_after: int = 0,
     numbered_terminal: bool = True,
+    script: list[tuple[str, bytes]] = SCRIPT,
 ) -> None:
-    """Publishes SCRIPT as one runner numbers it, leaving out the events numbered in `skip`
+    """Publishes `script` as one runner numbers it, leaving out the events numbered in `skip`
     (lost in transit) and sending those in `twice` twice."""
     subject = chat_events(session.chat_id)
-    for number, (name, data) in enumerate(SCRIPT, start=1):
+    for number, (name, data) in enumerate(script, start=1):
         headers = {EVENT_HEADER: name, SEQ_HEADER: str(number), PUBLISHER_HEADER: "r1"}
-        if number == TERMINAL and not numbered_terminal:
+        if number == len(script) and not numbered_terminal:
             headers = {EVENT_HEADER: name}  # as the registry's sweeper sends it
         if number not in skip:
             for _ in range(2 if number in twice else 1):
@@ -164,6 +164,65 @@ async def test_a_lost_function_call_is_sent_from_the_store(edge_nc: NATS, runner
     assert [c["type"] for c in completed] == ["function_call", "answer"]
     assert completed[0]["id"] == "41"
     assert answer_of(events) == "Hello wide world"
+
+
+def message_bytes(event: str, message_id: int, kind: str, text: str) -> bytes:
+    return orjson.dumps({"event": event, "id": str(message_id), "type": kind, "content": text})
+
+
+# A model that said something before a round of calls: that text is an answer message of its
+# own (39), completed before the call; the answer goes on as message 42.
+TWO_ANSWERS: list[tuple[str, bytes]] = [
+    (CHAT_CREATED, b'{"event":"conversation.chat.created"}'),
+    (MESSAGE_DELTA, message_bytes(MESSAGE_DELTA, 39, "answer", "Let me ")),
+    (MESSAGE_DELTA, message_bytes(MESSAGE_DELTA, 39, "answer", "look.")),
+    (MESSAGE_COMPLETED, message_bytes(MESSAGE_COMPLETED, 39, "answer", "Let me look.")),
+    (MESSAGE_COMPLETED, message_bytes(MESSAGE_COMPLETED, 41, "function_call", "{}")),
+    (MESSAGE_DELTA, message_bytes(MESSAGE_DELTA, 42, "answer", "Hello")),
+    (MESSAGE_DELTA, message_bytes(MESSAGE_DELTA, 42, "answer", " world")),
+    (MESSAGE_COMPLETED, message_bytes(MESSAGE_COMPLETED, 42, "answer", "Hello world")),
+    (CHAT_COMPLETED, chat_payload(CHAT_COMPLETED, "completed")),
+]
+
+
+def stored_two_answers() -> StoredChat:
+    registry = StoredChat("")
+    registry.messages = [
+        cpb.Message(id=38, type="question", content="q"),
+        cpb.Message(id=39, type="answer", content="Let me look."),
+        cpb.Message(id=41, type="function_call", content="{}"),
+        cpb.Message(id=ANSWER_ID, type="answer", content="Hello world"),
+    ]
+    return registry
+
+
+@pytest.mark.parametrize("lost", [(2,), (3,), (4,), (3, 4, 5), (3, 4, 5, 6), (7, 8), (5,)])
+async def test_a_repaired_stream_adds_up_per_answer_when_the_model_spoke_before_its_calls(
+    edge_nc: NATS, runner_nc: NATS, lost: tuple[int, ...]
+) -> None:
+    events = await stream(edge_nc, runner_nc, stored_two_answers(), skip=lost, script=TWO_ANSWERS)
+    assert completed_answers(events) == ["Let me look.", "Hello world"]
+    for message_id, text in (("39", "Let me look."), ("42", "Hello world")):
+        deltas = [
+            e.data["content"]
+            for e in events
+            if e.name == MESSAGE_DELTA and e.data["id"] == message_id
+        ]
+        assert "".join(deltas) == text, (message_id, deltas)
+    completed = [e.data["id"] for e in events if e.name == MESSAGE_COMPLETED]
+    assert sorted(completed) == ["39", "41", "42"], "each once"
+    assert "error" not in names(events)
+
+
+async def test_a_non_streaming_answer_is_every_answer_message_of_the_chat(
+    edge_nc: NATS, runner_nc: NATS
+) -> None:
+    for lost in ((), (4,)):
+        session = await open_session(edge_nc, stored_two_answers())
+        waiting = asyncio.create_task(session.outcome())
+        await play(runner_nc, session, skip=lost, script=TWO_ANSWERS)
+        outcome = await asyncio.wait_for(waiting, 5)
+        assert outcome.answer == "Let me look.Hello world", lost
 
 
 async def test_a_loss_the_store_cannot_repair_is_told_before_the_terminal_event(

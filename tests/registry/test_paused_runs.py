@@ -132,11 +132,32 @@ async def test_a_running_chat_appends_tool_messages_that_are_history_later(f: Fi
     ]
 
 
+async def test_the_answer_said_before_a_round_of_calls_is_stored_before_them(f: Fixture) -> None:
+    chat = await f.chat(0, user("q1"))
+    await f.start(chat.id)
+    said = cpb.RunMessage(
+        id=_ids.next_id(), role="assistant", type="answer", content="Let me look."
+    )
+    stored = await append(f, chat.id, said, call_message("c1"), output_message("c1", "Paris"))
+    await f.finish(chat.id, answer="Paris.")
+
+    first = stored.messages[0]
+    assert (first.id, first.type, first.content_type) == (said.id, "answer", "text")
+    assert (await f.chat_messages(chat.id))[1].content == "Let me look."
+    assert [m.type for m in await f.chat_messages(chat.id)] == [
+        "question",
+        "answer",
+        "function_call",
+        "tool_response",
+        "answer",
+    ]
+
+
 async def test_append_refuses_bad_messages_and_chats_not_running(f: Fixture) -> None:
     chat = await f.chat(0)
     await expect_status(append(f, chat.id, call_message("c1")), PRECONDITION, "not in_progress")
     await f.start(chat.id)
-    bad = cpb.RunMessage(id=_ids.next_id(), role="assistant", type="answer", content="x")
+    bad = cpb.RunMessage(id=_ids.next_id(), role="assistant", type="question", content="x")
     await expect_status(append(f, chat.id, bad), INVALID, "type must be one of")
     await expect_status(append(f, chat.id), INVALID, "messages")
     assert [m.type for m in await f.chat_messages(chat.id)] == ["question"]

@@ -6,6 +6,7 @@ End-to-end versions over real processes are in tests/chat/test_tools.py.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 import pytest
@@ -266,9 +267,9 @@ async def test_a_chat_that_saves_its_input_keeps_none_with_the_pause() -> None:
     assert [m.text_content for m in questions] == ["where am I?"], "not twice"
 
 
-async def test_text_streamed_before_a_pause_stays_in_the_answer() -> None:
-    # As after a round of server-side tools: the answer is all the text of the run, and a
-    # pause in between (a new run on any runner) does not drop what came before it.
+async def test_text_said_before_a_pause_is_an_answer_message_of_its_own() -> None:
+    # Completed and stored before the calls, under the id its deltas had: the resumed run's
+    # answer is a newer message, and no answer's deltas differ from its completed content.
     where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
     h = harness(
         [Round(text="Let me look. ", calls=[("get_location", {})]), Round(text="Paris.")],
@@ -276,14 +277,76 @@ async def test_text_streamed_before_a_pause_stays_in_the_answer() -> None:
     )
 
     await h.run(1, "where am I?")
-    assert h.conversations.paused_answers[1] == "Let me look. "
+    assert h.conversations.paused_answers[1] == "", "stored as a message, not kept aside"
+    assert [(m.type, m.content) for m in h.conversations.chat_messages(1)][1:] == [
+        ("answer", "Let me look. "),
+        ("function_call", h.conversations.chat_messages(1)[2].content),
+    ]
+    first = answers_by_id(h.events.items)
+    assert list(first.values()) == [("Let me look. ", "Let me look. ")]
     h.events.items.clear()
     await answer_and_resume(h, 1)
 
     answers = [m.content for m in h.conversations.chat_messages(1) if m.type == "answer"]
-    assert answers == ["Let me look. Paris."]
-    deltas = [data["content"] for name, data in h.events.items if name.endswith(".delta")]
-    assert deltas == ["Paris."], "the resumed stream sends only the new text"
+    assert answers == ["Let me look. ", "Paris."]
+    assert list(answers_by_id(h.events.items).values()) == [("Paris.", "Paris.")]
+
+
+def answers_by_id(items: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[str, str]]:
+    """Each answer message's deltas joined, and its completed content, by message id."""
+    deltas: dict[str, list[str]] = {}
+    completed: dict[str, str] = {}
+    for name, data in items:
+        if data.get("type") != "answer":
+            continue
+        if name.endswith(".delta"):
+            deltas.setdefault(data["id"], []).append(data["content"])
+        elif name.endswith("message.completed"):
+            completed[data["id"]] = data["content"]
+    assert deltas.keys() == completed.keys(), "every answer streamed is completed, once"
+    return {i: ("".join(deltas[i]), completed[i]) for i in completed}
+
+
+async def test_text_said_before_server_side_calls_is_completed_before_them() -> None:
+    h = harness(
+        [Round(text="Let me check.", calls=[("t", {})]), Round(text=" It is 21.")],
+        [FakeTool("t", result="21")],
+    )
+
+    await h.run(1, "weather?")
+
+    assert h.events.names()[2:] == [
+        "conversation.message.delta",
+        "conversation.message.completed",  # the answer so far
+        "conversation.message.completed",  # function_call
+        "conversation.message.completed",  # tool_response
+        "conversation.message.delta",
+        "conversation.message.completed",  # the answer
+        "conversation.chat.completed",
+    ]
+    by_id = answers_by_id(h.events.items)
+    assert list(by_id.values()) == [
+        ("Let me check.", "Let me check."),
+        (" It is 21.", " It is 21."),
+    ]
+    stored = h.conversations.chat_messages(1)
+    assert [m.type for m in stored] == [
+        "question",
+        "answer",
+        "function_call",
+        "tool_response",
+        "answer",
+    ]
+    assert [str(m.id) for m in stored if m.type == "answer"] == list(by_id)
+
+    # A later chat's prompt has the text beside the calls, as the model returned it.
+    h.provider.rounds = [Round(text="ok")]
+    await h.run(2, "and tomorrow?")
+    history = h.provider.requests[-1].messages
+    roles = [m.role for m in history]
+    assert roles[1:] == ["user", "assistant", "tool", "assistant", "user"]
+    assert history[2].tool_calls and history[2].text_content == "Let me check."
+    assert history[4].text_content == " It is 21."
 
 
 async def test_a_later_chat_sees_earlier_tool_messages_and_unanswered_calls_get_a_note() -> None:
@@ -409,5 +472,20 @@ async def test_a_resumed_run_knows_what_the_model_said_before_the_paused_round()
 
     resumed = h.provider.requests[-1].messages
     assert [m.role for m in resumed[-3:]] == ["user", "assistant", "tool"]
+    assert resumed[-2].tool_calls and resumed[-2].text_content == "Let me look."
+    assert h.conversations.chat_messages(1)[-1].content == " In Lyon."
+
+
+async def test_a_run_paused_with_its_answer_kept_aside_still_resumes_with_it() -> None:
+    # Runs paused by runners before answers were stored as messages: the registry kept the
+    # text with the pause, and the resumed run's answer continues it.
+    where = FakeTool("get_location", plugin_type=PluginType.LOCAL)
+    h = harness([Round(calls=[("get_location", {})]), Round(text=" In Lyon.")], [where])
+    await h.run(1, "where?")
+    h.conversations.paused_answers[1] = "Let me look."
+
+    await answer_and_resume(h, 1)
+
+    resumed = h.provider.requests[-1].messages
     assert resumed[-2].tool_calls and resumed[-2].text_content == "Let me look."
     assert h.conversations.chat_messages(1)[-1].content == "Let me look. In Lyon."

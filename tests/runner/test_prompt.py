@@ -3,7 +3,13 @@ from __future__ import annotations
 from cozeplus.chat_protocol import InputMessage
 from cozeplus.rpc.v1 import conversations_pb2 as cpb
 from cozeplus.rpc.v1 import registry_pb2 as pb
-from services.runner.prompt import build_prompt, render_system_prompt, with_text_before_last_calls
+from services.runner.prompt import (
+    NO_TOOL_OUTPUT,
+    build_prompt,
+    render_system_prompt,
+    stored_messages,
+    with_text_before_last_calls,
+)
 from services.runner.providers.base import ImagePart, PromptMessage, TextPart
 from services.runner.tools.base import ToolCall
 
@@ -54,3 +60,34 @@ def test_text_said_before_the_paused_round_goes_on_its_calls_only_when_they_have
     assert with_text_before_last_calls(prompt, "") == prompt
     no_calls = [PromptMessage.text("user", "go")]
     assert with_text_before_last_calls(no_calls, "Checking.") == no_calls
+
+
+def test_an_answer_right_before_its_chats_calls_goes_beside_them() -> None:
+    def message(chat_id: int, kind: str, content: str, role: str = "assistant") -> cpb.Message:
+        return cpb.Message(chat_id=chat_id, role=role, type=kind, content=content)
+
+    call = '{"name":"t","arguments":{},"tool_call_id":"c1"}'
+    answered = message(2, "tool_response", "out", role="assistant")
+    answered.meta_data_json = '{"tool_call_id":"c1"}'
+    history = [
+        message(1, "question", "q1", role="user"),
+        message(1, "answer", "a1"),
+        # Chat 2 saved no question: chat 1's answer is not chat 2's to carry.
+        message(2, "function_call", call),
+        answered,
+        message(2, "answer", "Let me check again."),
+        message(2, "function_call", call.replace("c1", "c2")),
+        message(2, "answer", "done"),
+    ]
+
+    prompt = stored_messages(history)
+
+    assert [(m.role, m.text_content, bool(m.tool_calls)) for m in prompt] == [
+        ("user", "q1", False),
+        ("assistant", "a1", False),
+        ("assistant", "", True),
+        ("tool", "out", False),
+        ("assistant", "Let me check again.", True),
+        ("tool", NO_TOOL_OUTPUT, False),
+        ("assistant", "done", False),
+    ]

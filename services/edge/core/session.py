@@ -282,7 +282,9 @@ class ChatSession:
         """Waits for the chat to end (non-streaming chat). A chat that failed or was canceled
         mid-answer still returns what the model had said (its deltas)."""
         deltas: list[str] = []
-        answer: str | None = None
+        # The completed answer messages: a model that spoke before a round of calls made
+        # one of its own (the chat's answer is all of them, in order).
+        answers: list[str] = []
         try:
             while True:
                 item = await self._events.get()
@@ -308,17 +310,20 @@ class ChatSession:
                     # function_call / tool_response messages complete too; only the answer
                     # is the chat's content.
                     if message.get("type", MessageType.ANSWER) == MessageType.ANSWER:
-                        answer = message.get("content", "")
+                        answers.append(message.get("content", ""))
                 elif name in TERMINAL_CHAT_EVENTS:
                     chat = orjson.loads(item.data)
                     # Stream-only fields; the JSON answer is the Chat object itself.
                     chat.pop("event", None)
                     chat.pop("run_record_item", None)
-                    if answer is None and self._sequence.lost:
-                        # The answer's completed message was lost: the stored one is whole.
+                    answer = "".join(answers) if answers else None
+                    if self._sequence.lost:
+                        # A completed answer may be what was lost: the stored ones are whole
+                        # (unless the chat stores no final answer: auto_save_history false).
                         stored = await self._stored_messages()
-                        if stored is not None:
-                            answer = _answer_text(stored)
+                        text = _answer_text(stored) if stored is not None else ""
+                        if text and (answer is None or _continues(text, answer)):
+                            answer = text
                     return ChatOutcome(name, chat, "".join(deltas) if answer is None else answer)
         finally:
             await self.close()
@@ -378,24 +383,7 @@ class ChatSession:
             text = _answer_text(stored)
             # An answer that was streamed must be stored to be repaired from the store.
             if text.startswith(streamed) and (answers or not (streamed or held_text)):
-                events = [
-                    ChatEvent(MESSAGE_COMPLETED, message_event(MESSAGE_COMPLETED, m))
-                    for m in stored
-                    if m.type in (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE)
-                    and str(m.id) not in completed_ids
-                ]
-                if answers:
-                    answer = cpb.Message()
-                    answer.CopyFrom(answers[-1])
-                    if text != streamed:
-                        answer.content = text[len(streamed) :]
-                        events.append(
-                            ChatEvent(MESSAGE_DELTA, message_event(MESSAGE_DELTA, answer))
-                        )
-                    if str(answer.id) not in completed_ids:
-                        answer.content = text
-                        data = message_event(MESSAGE_COMPLETED, answer)
-                        events.append(ChatEvent(MESSAGE_COMPLETED, data))
+                events = _missed_events(stored, len(streamed), completed_ids)
                 log.warning(
                     "chat %d: %d events lost in transit; stream repaired from the stored chat",
                     self.chat_id,
@@ -500,6 +488,35 @@ class ChatSession:
         run.last_error.code = code
         run.last_error.msg = msg
         return run
+
+
+def _missed_events(
+    stored: Sequence[cpb.Message], seen: int, completed_ids: set[str]
+) -> list[ChatEvent]:
+    """In the stored order: each answer's text past the `seen` characters of answer text
+    the client had (its deltas run through the answers in order) as one delta under that
+    answer's id, and every completed message the client did not get."""
+    events: list[ChatEvent] = []
+    for message in stored:
+        if message.type == MessageType.ANSWER:
+            unseen = message.content[seen:]
+            seen = max(0, seen - len(message.content))
+            if unseen:
+                delta = cpb.Message()
+                delta.CopyFrom(message)
+                delta.content = unseen
+                events.append(ChatEvent(MESSAGE_DELTA, message_event(MESSAGE_DELTA, delta)))
+        elif message.type not in (MessageType.FUNCTION_CALL, MessageType.TOOL_RESPONSE):
+            continue
+        if str(message.id) not in completed_ids:
+            data = message_event(MESSAGE_COMPLETED, message)
+            events.append(ChatEvent(MESSAGE_COMPLETED, data))
+    return events
+
+
+def _continues(whole: str, tail: str) -> bool:
+    """`whole` is `tail` with earlier answers before it."""
+    return len(whole) > len(tail) and whole.endswith(tail)
 
 
 def _completed_message(data: bytes) -> tuple[str, bool]:

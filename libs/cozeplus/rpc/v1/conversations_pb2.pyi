@@ -871,7 +871,9 @@ Global___StartRunResponse: _TypeAlias = StartRunResponse  # noqa: Y015
 
 @_typing.final
 class RunMessage(_message.Message):
-    """A message a run adds to its chat while it runs (function_call, tool_response)."""
+    """A message a run adds to its chat while it runs (function_call, tool_response, and the
+    answer text said before a round of calls).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -976,8 +978,9 @@ class PauseRunRequest(_message.Message):
     with the paused run so a resumed run sees its question; cleared when the run ends.
     """
     answer_so_far: _builtins.str
-    """The answer text the model streamed before it paused: kept with the paused run, so the
-    resumed run's answer continues it (as after a round of server-side tools).
+    """The answer text the model streamed before it paused that is not stored as a message:
+    kept with the paused run, so the resumed run's answer continues it. Runners store that
+    text as an answer message before the calls and send "" (kept for runs paused before).
     """
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingToolCall]: ...

@@ -278,7 +278,8 @@ class ConversationsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppendRunMessages(self, request, context):
-        """Called by a runner: stores function_call / tool_response messages of a running chat.
+        """Called by a runner: stores function_call / tool_response messages of a running chat,
+        and the answer its model said before them.
         FAILED_PRECONDITION when the chat is not in_progress.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

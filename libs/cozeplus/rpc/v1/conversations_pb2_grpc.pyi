@@ -77,7 +77,8 @@ class ConversationsStub:
     when a runner already has it.
     """
     AppendRunMessages: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.AppendRunMessagesRequest, _conversations_pb2.AppendRunMessagesResponse]
-    """Called by a runner: stores function_call / tool_response messages of a running chat.
+    """Called by a runner: stores function_call / tool_response messages of a running chat,
+    and the answer its model said before them.
     FAILED_PRECONDITION when the chat is not in_progress.
     """
     PauseRun: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.PauseRunRequest, _conversations_pb2.ChatRun]
@@ -134,7 +135,8 @@ class ConversationsAsyncStub(ConversationsStub):
     when a runner already has it.
     """
     AppendRunMessages: _aio.UnaryUnaryMultiCallable[_conversations_pb2.AppendRunMessagesRequest, _conversations_pb2.AppendRunMessagesResponse]  # type: ignore[assignment]
-    """Called by a runner: stores function_call / tool_response messages of a running chat.
+    """Called by a runner: stores function_call / tool_response messages of a running chat,
+    and the answer its model said before them.
     FAILED_PRECONDITION when the chat is not in_progress.
     """
     PauseRun: _aio.UnaryUnaryMultiCallable[_conversations_pb2.PauseRunRequest, _conversations_pb2.ChatRun]  # type: ignore[assignment]
@@ -308,7 +310,8 @@ class ConversationsServicer(metaclass=_abc_1.ABCMeta):
         request: _conversations_pb2.AppendRunMessagesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.AppendRunMessagesResponse, _abc.Awaitable[_conversations_pb2.AppendRunMessagesResponse]]:
-        """Called by a runner: stores function_call / tool_response messages of a running chat.
+        """Called by a runner: stores function_call / tool_response messages of a running chat,
+        and the answer its model said before them.
         FAILED_PRECONDITION when the chat is not in_progress.
         """
 
