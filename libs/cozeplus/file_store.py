@@ -4,7 +4,8 @@ Why there: every node (edges that take uploads, workers that ingest documents, r
 send images to models) already talks to NATS, so files need no shared disk and no extra
 service, and they get JetStream's replication (`replicas`). Limits: an object is read into
 memory whole by nats-py's get(), so uploads are capped (COZEPLUS_EDGE_MAX_FILE_BYTES,
-default 20 MiB); the bucket has no per-account quota; and a NATS cluster is not a CDN, so
+default 20 MiB); each account's total is the registry's quota (COZEPLUS_REGISTRY_
+FILE_QUOTA_BYTES), checked when the file is recorded; and a NATS cluster is not a CDN, so
 images reach models as data URLs rather than links.
 """
 

@@ -118,11 +118,14 @@ class KnowledgeService:
         ids: IdGenerator,
         queue: IngestionQueue,
         vectors: ChunkVectors | None = None,
+        *,
+        file_quota_bytes: int = 0,
     ) -> None:
         self._db = database
         self._ids = ids
         self._queue = queue
         self._vectors = vectors or BruteForceVectors()
+        self._file_quota_bytes = file_quota_bytes
 
     @property
     def backend(self) -> str:
@@ -150,7 +153,11 @@ class KnowledgeService:
             created_at=_now(),
         )
 
+        quota = self._file_quota_bytes
+
         def work(session: Session) -> FileRecord:
+            if quota:
+                _check_file_quota(session, owner_id, size, quota)
             session.add(record)
             return record
 
@@ -632,6 +639,19 @@ def _validate_new_document(index: int, document: NewDocument) -> None:
     if document.file_type not in FILE_TYPES:
         raise InvalidArgument(
             f"{where}.source_info.file_type must be one of {', '.join(FILE_TYPES)}"
+        )
+
+
+def _check_file_quota(session: Session, owner_id: int, size: int, quota: int) -> None:
+    """In the transaction that adds the file: SQLite's single writer makes it exact; on
+    PostgreSQL two uploads at once may each see the other's bytes missing."""
+    used = session.exec(
+        select(func.coalesce(func.sum(FileRecord.bytes), 0)).where(FileRecord.owner_id == owner_id)
+    ).one()
+    if used + size > quota:
+        raise PermissionDenied(
+            f"file storage quota exceeded: {used} of {quota} bytes in use, "
+            f"this file needs {size} more"
         )
 
 

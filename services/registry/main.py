@@ -220,6 +220,7 @@ async def _serve_with(
             ids,
             JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas),
             vectors,
+            file_quota_bytes=settings.file_quota_bytes,
         )
         kpb_grpc.add_KnowledgeServicer_to_server(
             KnowledgeServicer(

@@ -44,6 +44,9 @@ class RegistrySettings(BaseSettings):
     # MCP discovery: the whole exchange, and the largest response accepted.
     plugin_timeout_s: float = 15.0
     plugin_max_response_bytes: int = 4_000_000
+    # The bytes of uploaded files (/v1/files/upload, base64 documents) one account may keep;
+    # an upload past it is refused with 403. 0: no quota.
+    file_quota_bytes: int = Field(default=1 << 30, ge=0)
 
     # --- run liveness (services/registry/run_liveness.py, docs/operations.md). A run that
     # shows no progress for this long in a status is ended as failed by the run sweeper.

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import grpc
 from fastapi import APIRouter, Path, Query, Request
+from nats.js.object_store import ObjectStore
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
@@ -55,6 +58,8 @@ from services.edge.schemas.knowledge import (
     UpdateDocumentRequest,
 )
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(responses=ERROR_RESPONSES)
 NATS_WAIT_S = 5.0
 # Multipart framing around an upload's bytes.
@@ -82,15 +87,42 @@ async def _store_file(
         await bucket.put(object_name, data)
     except TimeoutError as exc:
         raise ApiError(503, "file storage is unavailable, try again") from exc
-    return await runtime.registry.knowledge.CreateFile(
-        kpb.CreateFileRequest(
-            owner_id=user.user_id,
-            file_name=file_name,
-            bytes=len(data),
-            content_type=content_type,
-            object_name=object_name,
+    try:
+        return await runtime.registry.knowledge.CreateFile(
+            kpb.CreateFileRequest(
+                owner_id=user.user_id,
+                file_name=file_name,
+                bytes=len(data),
+                content_type=content_type,
+                object_name=object_name,
+            )
         )
-    )
+    except grpc.aio.AioRpcError as err:
+        # Refused (over the account's quota, say): no file will name these bytes. Not after
+        # a call whose outcome is unknown (a deadline): the record may exist.
+        if err.code() in _REFUSALS:
+            await _forget_object(bucket, object_name)
+        raise
+
+
+# Registry answers that mean CreateFile stored nothing.
+_REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    }
+)
+
+
+async def _forget_object(bucket: ObjectStore, object_name: str) -> None:
+    try:
+        await bucket.delete(object_name)
+    except Exception:
+        log.warning("could not delete unrecorded file object %s", object_name, exc_info=True)
 
 
 # ------------------------------------------------------------------------------- files
