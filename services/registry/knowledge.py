@@ -642,9 +642,21 @@ def _validate_new_document(index: int, document: NewDocument) -> None:
         )
 
 
+# pg_advisory_xact_lock(int, int)'s first key for an account's file quota (the two-key lock
+# space is apart from the one-key locks of migrations and vector setup).
+FILE_QUOTA_LOCK_SPACE = 0x66696C65  # "file"
+
+
 def _check_file_quota(session: Session, owner_id: int, size: int, quota: int) -> None:
-    """In the transaction that adds the file: SQLite's single writer makes it exact; on
-    PostgreSQL two uploads at once may each see the other's bytes missing."""
+    """In the transaction that adds the file, so two uploads never both take the last room:
+    SQLite's writes are serial already; PostgreSQL takes a lock of the account's until the
+    commit (owners whose ids fold to the same key merely wait for each other)."""
+    if session.get_bind().dialect.name == "postgresql":
+        folded = (owner_id ^ (owner_id >> 32)) & 0x7FFFFFFF
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+            {"space": FILE_QUOTA_LOCK_SPACE, "key": folded},
+        )
     used = session.exec(
         select(func.coalesce(func.sum(FileRecord.bytes), 0)).where(FileRecord.owner_id == owner_id)
     ).one()
