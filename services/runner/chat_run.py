@@ -741,7 +741,7 @@ class ChatRun:
             state.answer_id = self.deps.ids.next_id()
             self.events.renumber_answer(state.answer_id)
 
-    def _answer_so_far(self, state: RunState) -> tuple[str, str, str, int] | None:
+    def _said_before_calls(self, state: RunState) -> tuple[str, str, str, int] | None:
         """The text streamed under the answer's id before a round of calls, as an answer
         message of its own, stored and completed ahead of the calls: every answer message's
         deltas then add up to its completed content, as with Coze's several answers of one
@@ -802,7 +802,7 @@ class ChatRun:
         """Stores and announces the calls, runs the server-side ones concurrently (each with
         a timeout), stores and announces their outputs, and hands them to the model. Calls of
         client-side functions are left pending: the run pauses for them."""
-        said = self._answer_so_far(state)
+        said = self._said_before_calls(state)
         await self._store_and_publish(
             [
                 *([said] if said is not None else []),
