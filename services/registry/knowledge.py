@@ -85,6 +85,14 @@ MAX_CHUNK_TOKENS = 5000
 
 
 @dataclass(frozen=True)
+class NewFile:
+    file_name: str
+    size: int
+    content_type: str
+    object_name: str
+
+
+@dataclass(frozen=True)
 class NewDocument:
     name: str
     source_type: int
@@ -136,30 +144,48 @@ class KnowledgeService:
     async def create_file(
         self, *, owner_id: int, file_name: str, size: int, content_type: str, object_name: str
     ) -> FileRecord:
-        _require_owner(owner_id)
-        if not file_name.strip():
-            raise InvalidArgument("file_name is required")
-        if len(file_name) > MAX_FILE_NAME_CHARS:
-            raise InvalidArgument(f"file_name must be at most {MAX_FILE_NAME_CHARS} characters")
-        if size < 0 or not object_name:
-            raise InvalidArgument("bytes and object_name are required")
-        record = FileRecord(
-            id=self._ids.next_id(),
-            owner_id=owner_id,
-            file_name=file_name,
-            bytes=size,
-            content_type=content_type[:255],
-            object_name=object_name,
-            created_at=_now(),
+        (record,) = await self.create_files(
+            owner_id=owner_id, files=[NewFile(file_name, size, content_type, object_name)]
         )
+        return record
 
+    async def create_files(self, *, owner_id: int, files: Sequence[NewFile]) -> list[FileRecord]:
+        """All recorded, or none: the quota is checked on their sum."""
+        _require_owner(owner_id)
+        if not 0 < len(files) <= MAX_DOCUMENTS_PER_CALL:
+            raise InvalidArgument(f"files: between 1 and {MAX_DOCUMENTS_PER_CALL} required")
+        several = len(files) > 1
+        now = _now()
+        records = []
+        for index, file in enumerate(files):
+            where = f"files[{index}]." if several else ""
+            if not file.file_name.strip():
+                raise InvalidArgument(f"{where}file_name is required")
+            if len(file.file_name) > MAX_FILE_NAME_CHARS:
+                raise InvalidArgument(
+                    f"{where}file_name must be at most {MAX_FILE_NAME_CHARS} characters"
+                )
+            if file.size < 0 or not file.object_name:
+                raise InvalidArgument(f"{where}bytes and object_name are required")
+            records.append(
+                FileRecord(
+                    id=self._ids.next_id(),
+                    owner_id=owner_id,
+                    file_name=file.file_name,
+                    bytes=file.size,
+                    content_type=file.content_type[:255],
+                    object_name=file.object_name,
+                    created_at=now,
+                )
+            )
         quota = self._file_quota_bytes
+        size = sum(f.size for f in files)
 
-        def work(session: Session) -> FileRecord:
+        def work(session: Session) -> list[FileRecord]:
             if quota:
-                _check_file_quota(session, owner_id, size, quota)
-            session.add(record)
-            return record
+                _check_file_quota(session, owner_id, size, quota, several)
+            session.add_all(records)
+            return records
 
         return await self._db.write(work)
 
@@ -647,7 +673,9 @@ def _validate_new_document(index: int, document: NewDocument) -> None:
 FILE_QUOTA_LOCK_SPACE = 0x66696C65  # "file"
 
 
-def _check_file_quota(session: Session, owner_id: int, size: int, quota: int) -> None:
+def _check_file_quota(
+    session: Session, owner_id: int, size: int, quota: int, several: bool = False
+) -> None:
     """In the transaction that adds the file, so two uploads never both take the last room:
     SQLite's writes are serial already; PostgreSQL takes a lock of the account's until the
     commit (owners whose ids fold to the same key merely wait for each other)."""
@@ -661,9 +689,9 @@ def _check_file_quota(session: Session, owner_id: int, size: int, quota: int) ->
         select(func.coalesce(func.sum(FileRecord.bytes), 0)).where(FileRecord.owner_id == owner_id)
     ).one()
     if used + size > quota:
+        these = "these files need" if several else "this file needs"
         raise PermissionDenied(
-            f"file storage quota exceeded: {used} of {quota} bytes in use, "
-            f"this file needs {size} more"
+            f"file storage quota exceeded: {used} of {quota} bytes in use, {these} {size} more"
         )
 
 

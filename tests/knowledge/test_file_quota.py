@@ -136,3 +136,38 @@ def test_uploads_past_the_quota_are_refused_and_leave_no_bytes_behind(
     _, other = new_user()
     with httpx.Client(base_url=quota_edge, headers=other, timeout=30) as http:
         assert http.post("/v1/files/upload", files={"file": ("b.txt", b"y" * QUOTA)}).is_success
+
+
+def test_documents_whose_files_pass_the_quota_together_store_none_of_them(
+    quota_edge: str, new_user: Callable[[], tuple[int, dict[str, str]]], nats_url: str
+) -> None:
+    user_id, headers = new_user()
+    with httpx.Client(base_url=quota_edge, headers=headers, timeout=30) as http:
+        dataset = http.post("/v1/datasets", json={"name": "two"}).json()["data"]["dataset_id"]
+
+        def create(*sizes: int) -> httpx.Response:
+            bases = [
+                {
+                    "name": f"doc{n}",
+                    "source_info": {
+                        "file_base64": base64.b64encode(b"z" * size).decode(),
+                        "file_type": "txt",
+                    },
+                }
+                for n, size in enumerate(sizes)
+            ]
+            body = {"dataset_id": dataset, "document_bases": bases}
+            return http.post("/open_api/knowledge/document/create", json=body)
+
+        # Each fits; both don't.
+        refused = create(1500, 1500)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["msg"] == (
+            f"file storage quota exceeded: 0 of {QUOTA} bytes in use, these files need 3000 more"
+        )
+        assert stored_objects(nats_url, user_id) == 0, "neither file's bytes stay"
+        listed = http.post("/open_api/knowledge/document/list", json={"dataset_id": dataset})
+        assert listed.json()["total"] == 0
+        # Nothing was counted: the whole quota is still there.
+        assert create(1500, 1000).status_code == 200
+    assert stored_objects(nats_url, user_id) == 2

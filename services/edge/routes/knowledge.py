@@ -15,6 +15,7 @@ import base64
 import binascii
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -74,38 +75,64 @@ def upload_body_limits(max_file_bytes: int) -> dict[str, int]:
     }
 
 
-async def _store_file(
-    runtime: EdgeRuntime, user: Principal, file_name: str, data: bytes, content_type: str
-) -> kpb.KnowledgeFile:
+@dataclass(frozen=True)
+class _Upload:
+    file_name: str
+    data: bytes
+    content_type: str = ""
+
+
+async def _store_files(
+    runtime: EdgeRuntime, user: Principal, uploads: Sequence[_Upload]
+) -> list[kpb.KnowledgeFile]:
+    """The bytes into the object store, then one registry record of them all. When the
+    registry refuses (over the account's quota, say) or a put fails, the bytes already put
+    are deleted again: no file will name them."""
     limit = runtime.settings.max_file_bytes
-    if len(data) > limit:
-        raise ApiError(400, f"file: {len(data)} bytes is over the limit of {limit} bytes")
+    for upload in uploads:
+        if len(upload.data) > limit:
+            raise ApiError(
+                400, f"file: {len(upload.data)} bytes is over the limit of {limit} bytes"
+            )
+    put: list[str] = []
     try:
         nc = await asyncio.wait_for(runtime.nats.wait_connected(), NATS_WAIT_S)
         bucket = await files_bucket(nc.jetstream(), runtime.settings.nats_replicas)
-        object_name = f"{user.user_id}/{secrets.token_hex(16)}"
-        await bucket.put(object_name, data)
     except TimeoutError as exc:
         raise ApiError(503, "file storage is unavailable, try again") from exc
+    requests = []
     try:
-        return await runtime.registry.knowledge.CreateFile(
-            kpb.CreateFileRequest(
-                owner_id=user.user_id,
-                file_name=file_name,
-                bytes=len(data),
-                content_type=content_type,
-                object_name=object_name,
+        for upload in uploads:
+            object_name = f"{user.user_id}/{secrets.token_hex(16)}"
+            await bucket.put(object_name, upload.data)
+            put.append(object_name)
+            requests.append(
+                kpb.CreateFileRequest(
+                    owner_id=user.user_id,
+                    file_name=upload.file_name,
+                    bytes=len(upload.data),
+                    content_type=upload.content_type,
+                    object_name=object_name,
+                )
             )
+    except TimeoutError as exc:
+        await _forget_objects(bucket, put)
+        raise ApiError(503, "file storage is unavailable, try again") from exc
+    try:
+        if len(requests) == 1:
+            return [await runtime.registry.knowledge.CreateFile(requests[0])]
+        created = await runtime.registry.knowledge.CreateFiles(
+            kpb.CreateFilesRequest(owner_id=user.user_id, files=requests)
         )
+        return list(created.files)
     except grpc.aio.AioRpcError as err:
-        # Refused (over the account's quota, say): no file will name these bytes. Not after
-        # a call whose outcome is unknown (a deadline): the record may exist.
+        # Not after a call whose outcome is unknown (a deadline): the records may exist.
         if err.code() in _REFUSALS:
-            await _forget_object(bucket, object_name)
+            await _forget_objects(bucket, put)
         raise
 
 
-# Registry answers that mean CreateFile stored nothing.
+# Registry answers that mean CreateFile(s) stored nothing.
 _REFUSALS = frozenset(
     {
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -118,11 +145,12 @@ _REFUSALS = frozenset(
 )
 
 
-async def _forget_object(bucket: ObjectStore, object_name: str) -> None:
-    try:
-        await bucket.delete(object_name)
-    except Exception:
-        log.warning("could not delete unrecorded file object %s", object_name, exc_info=True)
+async def _forget_objects(bucket: ObjectStore, object_names: Sequence[str]) -> None:
+    for object_name in object_names:
+        try:
+            await bucket.delete(object_name)
+        except Exception:
+            log.warning("could not delete unrecorded file object %s", object_name, exc_info=True)
 
 
 # ------------------------------------------------------------------------------- files
@@ -139,7 +167,7 @@ async def upload_file(request: Request, user: CurrentUser, runtime: Runtime) -> 
         raise ApiError(400, "file is required (a multipart/form-data part named `file`)")
     data = await upload.read()
     name = (upload.filename or "file").rsplit("/", 1)[-1][:255] or "file"
-    stored = await _store_file(runtime, user, name, data, upload.content_type or "")
+    (stored,) = await _store_files(runtime, user, [_Upload(name, data, upload.content_type or "")])
     return ok(mapping.file_out(stored))
 
 
@@ -332,13 +360,17 @@ async def create_documents(
     pending = [
         await _check_document(runtime, user, i, base) for i, base in enumerate(body.document_bases)
     ]
-    documents: list[kpb.NewDocument] = []
-    for item in pending:
-        if item.content is not None:
-            name = f"{item.document.name}.{item.document.file_type}"
-            stored = await _store_file(runtime, user, name, item.content, "")
-            item.document.source_file_id = stored.id
-        documents.append(item.document)
+    # The base64 ones' files recorded together: all, or none (over the quota, say).
+    with_content = [item for item in pending if item.content is not None]
+    if with_content:
+        uploads = [
+            _Upload(f"{i.document.name}.{i.document.file_type}", i.content or b"")
+            for i in with_content
+        ]
+        stored = await _store_files(runtime, user, uploads)
+        for item, file in zip(with_content, stored, strict=True):
+            item.document.source_file_id = file.id
+    documents = [item.document for item in pending]
     strategy = body.chunk_strategy
     created = await runtime.registry.knowledge.CreateDocuments(
         kpb.CreateDocumentsRequest(

@@ -13,6 +13,7 @@ from services.registry.knowledge import (
     KnowledgeService,
     NewChunk,
     NewDocument,
+    NewFile,
 )
 from services.registry.knowledge_search import KnowledgeSearch
 from services.registry.paging import PageRequest
@@ -35,6 +36,15 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
             object_name=request.object_name,
         )
         return file_to_proto(record)
+
+    async def CreateFiles(self, request: kpb.CreateFilesRequest, context: Any) -> kpb.FileList:
+        records = await self._knowledge.create_files(
+            owner_id=request.owner_id,
+            files=[
+                NewFile(f.file_name, f.bytes, f.content_type, f.object_name) for f in request.files
+            ],
+        )
+        return kpb.FileList(files=[file_to_proto(r) for r in records])
 
     async def GetFile(self, request: kpb.FileRef, context: Any) -> kpb.KnowledgeFile:
         record = await self._knowledge.get_file(owner_id=request.owner_id, file_id=request.file_id)

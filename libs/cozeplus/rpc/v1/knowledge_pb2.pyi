@@ -97,6 +97,53 @@ class CreateFileRequest(_message.Message):
 Global___CreateFileRequest: _TypeAlias = CreateFileRequest  # noqa: Y015
 
 @_typing.final
+class CreateFilesRequest(_message.Message):
+    """Several files at once: all recorded, or none (their sum is held against the quota)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreateFileRequest]:
+        """Each one's owner_id is this request's."""
+
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.int = ...,
+        files: _abc.Iterable[Global___CreateFileRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "owner_id", b"owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateFilesRequest: _TypeAlias = CreateFilesRequest  # noqa: Y015
+
+@_typing.final
+class FileList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___KnowledgeFile]: ...
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___KnowledgeFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileList: _TypeAlias = FileList  # noqa: Y015
+
+@_typing.final
 class FileRef(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

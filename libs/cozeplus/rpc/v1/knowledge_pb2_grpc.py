@@ -39,6 +39,11 @@ class KnowledgeStub:
                 request_serializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.CreateFileRequest.SerializeToString,
                 response_deserializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.KnowledgeFile.FromString,
                 _registered_method=True)
+        self.CreateFiles = channel.unary_unary(
+                '/cozeplus.rpc.v1.Knowledge/CreateFiles',
+                request_serializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.CreateFilesRequest.SerializeToString,
+                response_deserializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.FileList.FromString,
+                _registered_method=True)
         self.GetFile = channel.unary_unary(
                 '/cozeplus.rpc.v1.Knowledge/GetFile',
                 request_serializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.FileRef.SerializeToString,
@@ -120,6 +125,13 @@ class KnowledgeServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateFile(self, request, context):
+        """PERMISSION_DENIED past the account's file quota (COZEPLUS_REGISTRY_FILE_QUOTA_BYTES).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateFiles(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,6 +239,11 @@ def add_KnowledgeServicer_to_server(servicer, server):
                     request_deserializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.CreateFileRequest.FromString,
                     response_serializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.KnowledgeFile.SerializeToString,
             ),
+            'CreateFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFiles,
+                    request_deserializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.CreateFilesRequest.FromString,
+                    response_serializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.FileList.SerializeToString,
+            ),
             'GetFile': grpc.unary_unary_rpc_method_handler(
                     servicer.GetFile,
                     request_deserializer=cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.FileRef.FromString,
@@ -330,6 +347,33 @@ class Knowledge:
             '/cozeplus.rpc.v1.Knowledge/CreateFile',
             cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.CreateFileRequest.SerializeToString,
             cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.KnowledgeFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cozeplus.rpc.v1.Knowledge/CreateFiles',
+            cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.CreateFilesRequest.SerializeToString,
+            cozeplus_dot_rpc_dot_v1_dot_knowledge__pb2.FileList.FromString,
             options,
             channel_credentials,
             insecure,

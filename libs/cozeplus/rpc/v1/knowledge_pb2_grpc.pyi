@@ -39,6 +39,8 @@ class KnowledgeStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> KnowledgeAsyncStub: ...
     CreateFile: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.CreateFileRequest, _knowledge_pb2.KnowledgeFile]
+    """PERMISSION_DENIED past the account's file quota (COZEPLUS_REGISTRY_FILE_QUOTA_BYTES)."""
+    CreateFiles: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.CreateFilesRequest, _knowledge_pb2.FileList]
     GetFile: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.FileRef, _knowledge_pb2.KnowledgeFile]
     CreateDataset: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.CreateDatasetRequest, _knowledge_pb2.Dataset]
     GetDataset: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.DatasetRef, _knowledge_pb2.Dataset]
@@ -63,6 +65,8 @@ class KnowledgeStub:
 class KnowledgeAsyncStub(KnowledgeStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateFile: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.CreateFileRequest, _knowledge_pb2.KnowledgeFile]  # type: ignore[assignment]
+    """PERMISSION_DENIED past the account's file quota (COZEPLUS_REGISTRY_FILE_QUOTA_BYTES)."""
+    CreateFiles: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.CreateFilesRequest, _knowledge_pb2.FileList]  # type: ignore[assignment]
     GetFile: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.FileRef, _knowledge_pb2.KnowledgeFile]  # type: ignore[assignment]
     CreateDataset: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.CreateDatasetRequest, _knowledge_pb2.Dataset]  # type: ignore[assignment]
     GetDataset: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.DatasetRef, _knowledge_pb2.Dataset]  # type: ignore[assignment]
@@ -89,7 +93,15 @@ class KnowledgeServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _knowledge_pb2.CreateFileRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_knowledge_pb2.KnowledgeFile, _abc.Awaitable[_knowledge_pb2.KnowledgeFile]]: ...
+    ) -> _typing.Union[_knowledge_pb2.KnowledgeFile, _abc.Awaitable[_knowledge_pb2.KnowledgeFile]]:
+        """PERMISSION_DENIED past the account's file quota (COZEPLUS_REGISTRY_FILE_QUOTA_BYTES)."""
+
+    @_abc_1.abstractmethod
+    def CreateFiles(
+        self,
+        request: _knowledge_pb2.CreateFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_knowledge_pb2.FileList, _abc.Awaitable[_knowledge_pb2.FileList]]: ...
 
     @_abc_1.abstractmethod
     def GetFile(
