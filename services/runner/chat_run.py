@@ -741,7 +741,7 @@ class ChatRun:
             state.answer_id = self.deps.ids.next_id()
             self.events.renumber_answer(state.answer_id)
 
-    def _said_before_calls(self, state: RunState) -> tuple[str, str, str, int] | None:
+    def _said_before_calls(self, state: RunState) -> cpb.RunMessage | None:
         """The text streamed under the answer's id before a round of calls, as an answer
         message of its own, stored and completed ahead of the calls: every answer message's
         deltas then add up to its completed content, as with Coze's several answers of one
@@ -749,7 +749,7 @@ class ChatRun:
         text = "".join(state.answer)
         if not text:
             return None
-        return (MessageType.ANSWER, text, "", state.answer_id)
+        return self._run_message(MessageType.ANSWER, text, message_id=state.answer_id)
 
     def _completion_request(
         self, config: pb.BotConfig, definitions: Sequence[ToolDefinition], state: RunState
@@ -807,11 +807,9 @@ class ChatRun:
             [
                 *([said] if said is not None else []),
                 *(
-                    (
+                    self._run_message(
                         MessageType.FUNCTION_CALL,
                         self._function_call_content(tools.get(call.name), call),
-                        "",
-                        0,
                     )
                     for call in calls
                 ),
@@ -833,7 +831,7 @@ class ChatRun:
         if server_calls:
             await self._store_and_publish(
                 [
-                    (MessageType.TOOL_RESPONSE, output.content, call.id, 0)
+                    self._run_message(MessageType.TOOL_RESPONSE, output.content, call.id)
                     for call, output in zip(server_calls, outputs, strict=True)
                 ]
             )
@@ -870,22 +868,23 @@ class ChatRun:
             tool_call_id=call.id,
         )
 
-    async def _store_and_publish(self, messages: Sequence[tuple[str, str, str, int]]) -> None:
-        """(type, content, tool_call_id, id or 0 for a new one) messages: stored first, then
-        their events."""
+    def _run_message(
+        self, kind: str, content: str, tool_call_id: str = "", *, message_id: int = 0
+    ) -> cpb.RunMessage:
+        """A message of the run's own; a new id unless it has one (the answer's, whose
+        deltas went out under it)."""
+        return cpb.RunMessage(
+            id=message_id or self.deps.ids.next_id(),
+            role=MessageRole.ASSISTANT,
+            type=kind,
+            content=content,
+            tool_call_id=tool_call_id,
+        )
+
+    async def _store_and_publish(self, messages: Sequence[cpb.RunMessage]) -> None:
+        """Stored first, then their events."""
         request = cpb.AppendRunMessagesRequest(
-            owner_id=self.request.owner_id,
-            chat_id=self.request.chat_id,
-            messages=[
-                cpb.RunMessage(
-                    id=message_id or self.deps.ids.next_id(),
-                    role=MessageRole.ASSISTANT,
-                    type=kind,
-                    content=content,
-                    tool_call_id=call_id,
-                )
-                for kind, content, call_id, message_id in messages
-            ],
+            owner_id=self.request.owner_id, chat_id=self.request.chat_id, messages=messages
         )
         stored = await self.deps.registry.call(
             f"chat {self.request.chat_id}: storing its messages",

@@ -85,21 +85,15 @@ class _Upload:
 async def _store_files(
     runtime: EdgeRuntime, user: Principal, uploads: Sequence[_Upload]
 ) -> list[kpb.KnowledgeFile]:
-    """The bytes into the object store, then one registry record of them all. When the
-    registry refuses (over the account's quota, say) or a put fails, the bytes already put
-    are deleted again: no file will name them."""
-    limit = runtime.settings.max_file_bytes
-    for upload in uploads:
-        if len(upload.data) > limit:
-            raise ApiError(
-                400, f"file: {len(upload.data)} bytes is over the limit of {limit} bytes"
-            )
-    put: list[str] = []
+    """The bytes into the object store, then one registry record of them all (CreateFiles:
+    all or none). When a put fails or the registry refuses (over the account's quota, say),
+    the bytes already put are deleted again: no file will name them."""
     try:
         nc = await asyncio.wait_for(runtime.nats.wait_connected(), NATS_WAIT_S)
         bucket = await files_bucket(nc.jetstream(), runtime.settings.nats_replicas)
     except TimeoutError as exc:
         raise ApiError(503, "file storage is unavailable, try again") from exc
+    put: list[str] = []
     requests = []
     try:
         for upload in uploads:
@@ -115,24 +109,24 @@ async def _store_files(
                     object_name=object_name,
                 )
             )
-    except TimeoutError as exc:
+    except BaseException as exc:
         await _forget_objects(bucket, put)
-        raise ApiError(503, "file storage is unavailable, try again") from exc
+        if isinstance(exc, TimeoutError):
+            raise ApiError(503, "file storage is unavailable, try again") from exc
+        raise
     try:
-        if len(requests) == 1:
-            return [await runtime.registry.knowledge.CreateFile(requests[0])]
         created = await runtime.registry.knowledge.CreateFiles(
             kpb.CreateFilesRequest(owner_id=user.user_id, files=requests)
         )
-        return list(created.files)
     except grpc.aio.AioRpcError as err:
         # Not after a call whose outcome is unknown (a deadline): the records may exist.
         if err.code() in _REFUSALS:
             await _forget_objects(bucket, put)
         raise
+    return list(created.files)
 
 
-# Registry answers that mean CreateFile(s) stored nothing.
+# Registry answers that mean CreateFiles stored nothing.
 _REFUSALS = frozenset(
     {
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -166,6 +160,9 @@ async def upload_file(request: Request, user: CurrentUser, runtime: Runtime) -> 
     if not isinstance(upload, UploadFile):
         raise ApiError(400, "file is required (a multipart/form-data part named `file`)")
     data = await upload.read()
+    limit = runtime.settings.max_file_bytes
+    if len(data) > limit:
+        raise ApiError(400, f"file: {len(data)} bytes is over the limit of {limit} bytes")
     name = (upload.filename or "file").rsplit("/", 1)[-1][:255] or "file"
     (stored,) = await _store_files(runtime, user, [_Upload(name, data, upload.content_type or "")])
     return ok(mapping.file_out(stored))
