@@ -68,6 +68,13 @@ class IngestionQueue(Protocol):
     async def enqueue(self, document_ids: Sequence[int]) -> None: ...
 
 
+class FileObjects(Protocol):
+    """Where files' bytes are (the JetStream object store in production): the registry
+    deletes a document's own content file's bytes once the deletion is committed."""
+
+    async def delete(self, object_names: Sequence[str]) -> None: ...
+
+
 class ChunkStrategy(BaseModel):
     """As the official SDKs define it. chunk_type 0 = automatic (the worker's defaults)."""
 
@@ -101,6 +108,9 @@ class NewDocument:
     web_url: str = ""
     update_type: int = 0
     update_interval: int = 0
+    # The document's own content (already in the object store): recorded with it, counted
+    # against the quota, deleted with it. Instead of source_file_id.
+    content: NewFile | None = None
 
 
 @dataclass(frozen=True)
@@ -128,12 +138,15 @@ class KnowledgeService:
         vectors: ChunkVectors | None = None,
         *,
         file_quota_bytes: int = 0,
+        objects: FileObjects | None = None,
     ) -> None:
         self._db = database
         self._ids = ids
         self._queue = queue
         self._vectors = vectors or BruteForceVectors()
         self._file_quota_bytes = file_quota_bytes
+        # None: deleted files' records go, their bytes are left (tests without a store).
+        self._objects = objects
 
     @property
     def backend(self) -> str:
@@ -156,28 +169,10 @@ class KnowledgeService:
             raise InvalidArgument(f"files: between 1 and {MAX_DOCUMENTS_PER_CALL} required")
         several = len(files) > 1
         now = _now()
-        records = []
-        for index, file in enumerate(files):
-            where = f"files[{index}]." if several else ""
-            if not file.file_name.strip():
-                raise InvalidArgument(f"{where}file_name is required")
-            if len(file.file_name) > MAX_FILE_NAME_CHARS:
-                raise InvalidArgument(
-                    f"{where}file_name must be at most {MAX_FILE_NAME_CHARS} characters"
-                )
-            if file.size < 0 or not file.object_name:
-                raise InvalidArgument(f"{where}bytes and object_name are required")
-            records.append(
-                FileRecord(
-                    id=self._ids.next_id(),
-                    owner_id=owner_id,
-                    file_name=file.file_name,
-                    bytes=file.size,
-                    content_type=file.content_type[:255],
-                    object_name=file.object_name,
-                    created_at=now,
-                )
-            )
+        records = [
+            self._file_record(owner_id, file, now, f"files[{index}]." if several else "")
+            for index, file in enumerate(files)
+        ]
         quota = self._file_quota_bytes
         size = sum(f.size for f in files)
 
@@ -188,6 +183,40 @@ class KnowledgeService:
             return records
 
         return await self._db.write(work)
+
+    def _file_record(
+        self, owner_id: int, file: NewFile, now: int, where: str, document_id: int | None = None
+    ) -> FileRecord:
+        if not file.file_name.strip():
+            raise InvalidArgument(f"{where}file_name is required")
+        if len(file.file_name) > MAX_FILE_NAME_CHARS:
+            raise InvalidArgument(
+                f"{where}file_name must be at most {MAX_FILE_NAME_CHARS} characters"
+            )
+        if file.size < 0 or not file.object_name:
+            raise InvalidArgument(f"{where}bytes and object_name are required")
+        return FileRecord(
+            id=self._ids.next_id(),
+            owner_id=owner_id,
+            file_name=file.file_name,
+            bytes=file.size,
+            content_type=file.content_type[:255],
+            object_name=file.object_name,
+            created_at=now,
+            document_id=document_id,
+        )
+
+    async def _delete_objects(self, object_names: Sequence[str]) -> None:
+        """After the commit: a failure leaves bytes no record names (and no quota counts),
+        never a record without its bytes."""
+        if not object_names or self._objects is None:
+            return
+        try:
+            await self._objects.delete(object_names)
+        except Exception:
+            log.warning(
+                "could not delete the bytes of %d deleted files", len(object_names), exc_info=True
+            )
 
     async def get_file(self, *, owner_id: int, file_id: int) -> FileRecord:
         _require_owner(owner_id)
@@ -298,6 +327,7 @@ class KnowledgeService:
 
     async def delete_dataset(self, *, owner_id: int, dataset_id: int) -> DatasetView:
         _require_owner(owner_id)
+        freed: list[str] = []
 
         def work(session: Session) -> DatasetView:
             record = _load_dataset(session, owner_id, dataset_id)
@@ -305,11 +335,13 @@ class KnowledgeService:
             document_ids = session.exec(
                 select(DocumentRecord.id).where(DocumentRecord.dataset_id == dataset_id)
             ).all()
-            _delete_documents(session, list(document_ids), self.backend)
+            freed.extend(_delete_documents(session, list(document_ids), self.backend))
             session.delete(record)
             return view
 
-        return await self._db.write(work)
+        view = await self._db.write(work)
+        await self._delete_objects(freed)
+        return view
 
     # --------------------------------------------------------------- documents
 
@@ -335,15 +367,37 @@ class KnowledgeService:
         for index, document in enumerate(documents):
             _validate_new_document(index, document)
         now = _now()
+        document_ids = [self._ids.next_id() for _ in documents]
+        # Each document's own content file, made for it (all or none, with the documents).
+        contents = {
+            index: self._file_record(
+                owner_id,
+                document.content,
+                now,
+                f"document_bases[{index}].source_info.content.",
+                document_ids[index],
+            )
+            for index, document in enumerate(documents)
+            if document.content is not None
+        }
+        quota = self._file_quota_bytes
+        content_bytes = sum(f.bytes for f in contents.values())
 
         def work(session: Session) -> list[DocumentRecord]:
             dataset = _load_dataset(session, owner_id, dataset_id)
             if dataset.format_type != FORMAT_TEXT:
                 raise FailedPrecondition("only text datasets (format_type 0) take documents")
+            if contents and quota:
+                _check_file_quota(session, owner_id, content_bytes, quota, len(contents) > 1)
+            session.add_all(contents.values())
             records: list[DocumentRecord] = []
             for index, document in enumerate(documents):
                 size = 0
-                if document.source_file_id:
+                source_file_id = document.source_file_id
+                content = contents.get(index)
+                if content is not None:
+                    source_file_id, size = content.id, content.bytes
+                elif document.source_file_id:
                     try:
                         size = _load_file(session, owner_id, document.source_file_id).bytes
                     except NotFound:
@@ -352,13 +406,13 @@ class KnowledgeService:
                             f"file {document.source_file_id} not found"
                         ) from None
                 record = DocumentRecord(
-                    id=self._ids.next_id(),
+                    id=document_ids[index],
                     dataset_id=dataset_id,
                     owner_id=owner_id,
                     name=document.name.strip(),
                     source_type=document.source_type,
                     file_type=document.file_type,
-                    source_file_id=document.source_file_id,
+                    source_file_id=source_file_id,
                     web_url=document.web_url,
                     format_type=format_type,
                     chunk_strategy=chunk_strategy.model_dump(),
@@ -420,13 +474,16 @@ class KnowledgeService:
         if not document_ids:
             raise InvalidArgument("document_ids must not be empty")
         unique = list(dict.fromkeys(document_ids))
+        freed: list[str] = []
 
         def work(session: Session) -> list[DocumentRecord]:
             records = [_load_document(session, owner_id, i) for i in unique]
-            _delete_documents(session, unique, self.backend)
+            freed.extend(_delete_documents(session, unique, self.backend))
             return records
 
-        return await self._db.write(work)
+        records = await self._db.write(work)
+        await self._delete_objects(freed)
+        return records
 
     async def list_documents(
         self, *, owner_id: int, dataset_id: int, page: PageRequest
@@ -649,6 +706,8 @@ def _validate_new_document(index: int, document: NewDocument) -> None:
     where = f"document_bases[{index}]"
     _validate_name(document.name, MAX_DOCUMENT_NAME_CHARS, f"{where}.name")
     if document.source_type == SOURCE_WEB_PAGE:
+        if document.content is not None:
+            raise InvalidArgument(f"{where}.source_info: a web page's document has no content")
         if len(document.web_url) > MAX_WEB_URL_CHARS:
             raise InvalidArgument(f"{where}.source_info.web_url is too long")
         try:
@@ -660,7 +719,13 @@ def _validate_new_document(index: int, document: NewDocument) -> None:
         return
     if document.source_type not in (SOURCE_LOCAL_FILE, SOURCE_FILE_ID):
         raise InvalidArgument(f"{where}.source_info: unsupported document_source")
-    if document.source_file_id <= 0:
+    if document.content is not None:
+        if document.source_type != SOURCE_LOCAL_FILE or document.source_file_id:
+            raise InvalidArgument(
+                f"{where}.source_info: content is for a local file's document "
+                "(source_type 0, no source_file_id)"
+            )
+    elif document.source_file_id <= 0:
         raise InvalidArgument(f"{where}.source_info: file content or source_file_id is required")
     if document.file_type not in FILE_TYPES:
         raise InvalidArgument(
@@ -747,10 +812,18 @@ def _delete_chunks(session: Session, document_ids: list[int], backend: str) -> N
     session.execute(sa.delete(ChunkRecord).where(col(ChunkRecord.document_id).in_(document_ids)))
 
 
-def _delete_documents(session: Session, document_ids: list[int], backend: str) -> None:
+def _delete_documents(session: Session, document_ids: list[int], backend: str) -> list[str]:
+    """The documents, their chunks and their own content files; returns the files' object
+    names, whose bytes go once this commits."""
     _delete_chunks(session, document_ids, backend)
-    if document_ids:
-        session.execute(sa.delete(DocumentRecord).where(col(DocumentRecord.id).in_(document_ids)))
+    if not document_ids:
+        return []
+    owned = col(FileRecord.document_id).in_(document_ids)
+    object_names = list(session.exec(select(FileRecord.object_name).where(owned)).all())
+    if object_names:
+        session.execute(sa.delete(FileRecord).where(owned))
+    session.execute(sa.delete(DocumentRecord).where(col(DocumentRecord.id).in_(document_ids)))
+    return object_names
 
 
 def _dataset_views(session: Session, records: list[DatasetRecord]) -> list[DatasetView]:

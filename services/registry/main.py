@@ -24,6 +24,7 @@ from nats.aio.client import Client as NATS
 
 from cozeplus import event_loop, heap
 from cozeplus.embeddings import EmbeddingClient
+from cozeplus.file_store import FileBucket
 from cozeplus.ids import IdGenerator, lease_node_id, node_bucket_config
 from cozeplus.knowledge_jobs import JetStreamIngestionQueue, ensure_ingest_stream
 from cozeplus.model_catalog import ModelCatalog
@@ -221,6 +222,7 @@ async def _serve_with(
             JetStreamIngestionQueue(nc.jetstream(), settings.nats_replicas),
             vectors,
             file_quota_bytes=settings.file_quota_bytes,
+            objects=FileBucket(nc.jetstream(), settings.nats_replicas),
         )
         kpb_grpc.add_KnowledgeServicer_to_server(
             KnowledgeServicer(

@@ -339,7 +339,10 @@ class FileRecord(RegistryTable, table=True):
     """An uploaded file's metadata; the bytes live in the JetStream object store."""
 
     __tablename__ = "knowledge_files"
-    __table_args__ = (sa.Index("ix_knowledge_files_owner_id", "owner_id"),)
+    __table_args__ = (
+        sa.Index("ix_knowledge_files_owner_id", "owner_id"),
+        sa.Index("ix_knowledge_files_document_id", "document_id"),
+    )
 
     id: int = _id_column()
     owner_id: int = Field(sa_type=sa.BigInteger, nullable=False)
@@ -348,6 +351,9 @@ class FileRecord(RegistryTable, table=True):
     content_type: str = Field(sa_type=sa.String(255), nullable=False)
     object_name: str = Field(sa_type=sa.String(255), nullable=False)
     created_at: int = _time_column()
+    # The document this file holds the content of (a document/create's base64 content): it
+    # goes with that document. Uploads (/v1/files/upload) have none.
+    document_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
 
 
 class DatasetRecord(RegistryTable, table=True):

@@ -1,6 +1,7 @@
 """The per-account file quota (COZEPLUS_REGISTRY_FILE_QUOTA_BYTES), on a registry and edge of
 their own with a small one: an upload past it is a 403 that stores nothing, not even the
-bytes the edge put in the object store before asking."""
+bytes the edge put in the object store before asking; a base64 document's file is deleted
+with the document (or its dataset), bytes and all, which gives its room back."""
 
 from __future__ import annotations
 
@@ -88,6 +89,22 @@ def stored_objects(nats_url: str, user_id: int) -> int:
     return asyncio.run(count())
 
 
+def base64_documents(dataset: str, *sizes: int) -> dict[str, object]:
+    return {
+        "dataset_id": dataset,
+        "document_bases": [
+            {
+                "name": f"doc{n}",
+                "source_info": {
+                    "file_base64": base64.b64encode(b"q" * size).decode(),
+                    "file_type": "txt",
+                },
+            }
+            for n, size in enumerate(sizes)
+        ],
+    }
+
+
 def test_uploads_past_the_quota_are_refused_and_leave_no_bytes_behind(
     quota_edge: str, new_user: Callable[[], tuple[int, dict[str, str]]], nats_url: str
 ) -> None:
@@ -146,17 +163,7 @@ def test_documents_whose_files_pass_the_quota_together_store_none_of_them(
         dataset = http.post("/v1/datasets", json={"name": "two"}).json()["data"]["dataset_id"]
 
         def create(*sizes: int) -> httpx.Response:
-            bases = [
-                {
-                    "name": f"doc{n}",
-                    "source_info": {
-                        "file_base64": base64.b64encode(b"z" * size).decode(),
-                        "file_type": "txt",
-                    },
-                }
-                for n, size in enumerate(sizes)
-            ]
-            body = {"dataset_id": dataset, "document_bases": bases}
+            body = base64_documents(dataset, *sizes)
             return http.post("/open_api/knowledge/document/create", json=body)
 
         # Each fits; both don't.
@@ -171,3 +178,61 @@ def test_documents_whose_files_pass_the_quota_together_store_none_of_them(
         # Nothing was counted: the whole quota is still there.
         assert create(1500, 1000).status_code == 200
     assert stored_objects(nats_url, user_id) == 2
+
+
+def test_deleting_a_base64_document_or_its_dataset_gives_the_quota_back(
+    quota_edge: str, new_user: Callable[[], tuple[int, dict[str, str]]], nats_url: str
+) -> None:
+    user_id, headers = new_user()
+    with httpx.Client(base_url=quota_edge, headers=headers, timeout=30) as http:
+        dataset = http.post("/v1/datasets", json={"name": "room"}).json()["data"]["dataset_id"]
+        created = http.post(
+            "/open_api/knowledge/document/create", json=base64_documents(dataset, 2000)
+        )
+        assert created.status_code == 200, created.text
+        [document] = created.json()["document_infos"]
+        full = http.post("/v1/files/upload", files={"file": ("c.txt", b"c" * 1000)})
+        assert full.status_code == 403 and "2000 of 2500 bytes in use" in full.json()["msg"]
+
+        # The document goes, its file and bytes with it: the room is back.
+        deleted = http.post(
+            "/open_api/knowledge/document/delete", json={"document_ids": [document["document_id"]]}
+        )
+        assert deleted.json()["code"] == 0, deleted.text
+        assert stored_objects(nats_url, user_id) == 0
+        uploaded = http.post("/v1/files/upload", files={"file": ("c.txt", b"c" * 1000)})
+        assert uploaded.status_code == 200, uploaded.text
+
+        # A dataset's deletion frees its base64 documents' files, not a file named by id.
+        file_id = uploaded.json()["data"]["id"]
+        by_id = {
+            "dataset_id": dataset,
+            "document_bases": [{"name": "byid", "source_info": {"source_file_id": file_id}}],
+        }
+        assert http.post("/open_api/knowledge/document/create", json=by_id).status_code == 200
+        both = http.post(
+            "/open_api/knowledge/document/create", json=base64_documents(dataset, 1000, 500)
+        )
+        assert both.status_code == 200, both.text
+        assert stored_objects(nats_url, user_id) == 3
+        assert http.delete(f"/v1/datasets/{dataset}").json()["code"] == 0
+        assert stored_objects(nats_url, user_id) == 1, "the upload stays"
+        retrieved = http.get("/v1/files/retrieve", params={"file_id": file_id})
+        assert retrieved.json()["data"]["bytes"] == 1000
+        assert http.post("/v1/files/upload", files={"file": ("d.txt", b"d" * 1500)}).is_success
+
+
+def test_documents_the_registry_refuses_leave_no_bytes_behind(
+    quota_edge: str, new_user: Callable[[], tuple[int, dict[str, str]]], nats_url: str
+) -> None:
+    user_id, headers = new_user()
+    with httpx.Client(base_url=quota_edge, headers=headers, timeout=30) as http:
+        # An image dataset takes no text documents: the edge had put the bytes already.
+        images = http.post("/v1/datasets", json={"name": "pics", "format_type": 2})
+        dataset = images.json()["data"]["dataset_id"]
+        refused = http.post(
+            "/open_api/knowledge/document/create", json=base64_documents(dataset, 100, 100)
+        )
+        assert refused.status_code == 409, refused.text
+        assert "only text datasets" in refused.json()["msg"]
+    assert stored_objects(nats_url, user_id) == 0

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import grpc
 from fastapi import APIRouter, Path, Query, Request
@@ -25,7 +26,7 @@ from nats.js.object_store import ObjectStore
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from cozeplus.file_store import files_bucket
+from cozeplus.file_store import delete_objects, files_bucket
 from cozeplus.knowledge_jobs import FILE_TYPES, SOURCE_FILE_ID, SOURCE_LOCAL_FILE, SOURCE_WEB_PAGE
 from cozeplus.rpc.v1 import knowledge_pb2 as kpb
 from services.edge import knowledge_mapping as mapping
@@ -82,51 +83,73 @@ class _Upload:
     content_type: str = ""
 
 
+class _PutObjects:
+    """Uploads' bytes put in the object store, as files for the registry to record. When a
+    put fails, or the registry refuses the records (over the account's quota, say), the
+    bytes put are deleted again: no file will name them."""
+
+    def __init__(self, bucket: ObjectStore, owner_id: int) -> None:
+        self.bucket = bucket
+        self.owner_id = owner_id
+        self.files: list[kpb.CreateFileRequest] = []
+
+    @classmethod
+    async def put(cls, runtime: EdgeRuntime, user: Principal, uploads: Sequence[_Upload]) -> Self:
+        try:
+            nc = await asyncio.wait_for(runtime.nats.wait_connected(), NATS_WAIT_S)
+            bucket = await files_bucket(nc.jetstream(), runtime.settings.nats_replicas)
+        except TimeoutError as exc:
+            raise ApiError(503, "file storage is unavailable, try again") from exc
+        put = cls(bucket, user.user_id)
+        try:
+            for upload in uploads:
+                object_name = f"{user.user_id}/{secrets.token_hex(16)}"
+                await bucket.put(object_name, upload.data)
+                put.files.append(
+                    kpb.CreateFileRequest(
+                        owner_id=user.user_id,
+                        file_name=upload.file_name,
+                        bytes=len(upload.data),
+                        content_type=upload.content_type,
+                        object_name=object_name,
+                    )
+                )
+        except BaseException as exc:
+            await put.forget()
+            if isinstance(exc, TimeoutError):
+                raise ApiError(503, "file storage is unavailable, try again") from exc
+            raise
+        return put
+
+    async def forget(self) -> None:
+        await delete_objects(self.bucket, [f.object_name for f in self.files])
+
+    @contextlib.asynccontextmanager
+    async def recording(self) -> AsyncIterator[None]:
+        """Around the registry call that records them: a refusal forgets the bytes. Not a
+        call whose outcome is unknown (a deadline): the records may exist."""
+        try:
+            yield
+        except grpc.aio.AioRpcError as err:
+            if err.code() in _REFUSALS:
+                await self.forget()
+            raise
+
+
 async def _store_files(
     runtime: EdgeRuntime, user: Principal, uploads: Sequence[_Upload]
 ) -> list[kpb.KnowledgeFile]:
     """The bytes into the object store, then one registry record of them all (CreateFiles:
-    all or none). When a put fails or the registry refuses (over the account's quota, say),
-    the bytes already put are deleted again: no file will name them."""
-    try:
-        nc = await asyncio.wait_for(runtime.nats.wait_connected(), NATS_WAIT_S)
-        bucket = await files_bucket(nc.jetstream(), runtime.settings.nats_replicas)
-    except TimeoutError as exc:
-        raise ApiError(503, "file storage is unavailable, try again") from exc
-    put: list[str] = []
-    requests = []
-    try:
-        for upload in uploads:
-            object_name = f"{user.user_id}/{secrets.token_hex(16)}"
-            await bucket.put(object_name, upload.data)
-            put.append(object_name)
-            requests.append(
-                kpb.CreateFileRequest(
-                    owner_id=user.user_id,
-                    file_name=upload.file_name,
-                    bytes=len(upload.data),
-                    content_type=upload.content_type,
-                    object_name=object_name,
-                )
-            )
-    except BaseException as exc:
-        await _forget_objects(bucket, put)
-        if isinstance(exc, TimeoutError):
-            raise ApiError(503, "file storage is unavailable, try again") from exc
-        raise
-    try:
+    all or none)."""
+    put = await _PutObjects.put(runtime, user, uploads)
+    async with put.recording():
         created = await runtime.registry.knowledge.CreateFiles(
-            kpb.CreateFilesRequest(owner_id=user.user_id, files=requests)
+            kpb.CreateFilesRequest(owner_id=user.user_id, files=put.files)
         )
-    except grpc.aio.AioRpcError as err:
-        # Not after a call whose outcome is unknown (a deadline): the records may exist.
-        if err.code() in _REFUSALS:
-            await _forget_objects(bucket, put)
-        raise
     return list(created.files)
 
 
-# Registry answers that mean CreateFiles stored nothing.
+# Registry answers that mean it recorded none of the files.
 _REFUSALS = frozenset(
     {
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -137,14 +160,6 @@ _REFUSALS = frozenset(
         grpc.StatusCode.FAILED_PRECONDITION,
     }
 )
-
-
-async def _forget_objects(bucket: ObjectStore, object_names: Sequence[str]) -> None:
-    for object_name in object_names:
-        try:
-            await bucket.delete(object_name)
-        except Exception:
-            log.warning("could not delete unrecorded file object %s", object_name, exc_info=True)
 
 
 # ------------------------------------------------------------------------------- files
@@ -357,27 +372,30 @@ async def create_documents(
     pending = [
         await _check_document(runtime, user, i, base) for i, base in enumerate(body.document_bases)
     ]
-    # The base64 ones' files recorded together: all, or none (over the quota, say).
+    # The base64 ones' bytes go to the object store first; the registry records each as its
+    # document's own file, with the documents, in one transaction (all or none, their sum
+    # held against the quota), and deletes it with its document.
     with_content = [item for item in pending if item.content is not None]
+    put = None
     if with_content:
         uploads = [
             _Upload(f"{i.document.name}.{i.document.file_type}", i.content or b"")
             for i in with_content
         ]
-        stored = await _store_files(runtime, user, uploads)
-        for item, file in zip(with_content, stored, strict=True):
-            item.document.source_file_id = file.id
-    documents = [item.document for item in pending]
+        put = await _PutObjects.put(runtime, user, uploads)
+        for item, file in zip(with_content, put.files, strict=True):
+            item.document.content.CopyFrom(file)
     strategy = body.chunk_strategy
-    created = await runtime.registry.knowledge.CreateDocuments(
-        kpb.CreateDocumentsRequest(
-            owner_id=user.user_id,
-            dataset_id=body.dataset_id,
-            documents=documents,
-            chunk_strategy=kpb.ChunkStrategy(**strategy.model_dump()) if strategy else None,
-            format_type=body.format_type,
+    async with put.recording() if put else contextlib.nullcontext():
+        created = await runtime.registry.knowledge.CreateDocuments(
+            kpb.CreateDocumentsRequest(
+                owner_id=user.user_id,
+                dataset_id=body.dataset_id,
+                documents=[item.document for item in pending],
+                chunk_strategy=kpb.ChunkStrategy(**strategy.model_dump()) if strategy else None,
+                format_type=body.format_type,
+            )
         )
-    )
     infos = [mapping.document_out(d).model_dump() for d in created.documents]
     return envelope_json({"document_infos": infos}, document_infos=infos)
 

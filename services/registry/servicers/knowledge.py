@@ -40,9 +40,7 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
     async def CreateFiles(self, request: kpb.CreateFilesRequest, context: Any) -> kpb.FileList:
         records = await self._knowledge.create_files(
             owner_id=request.owner_id,
-            files=[
-                NewFile(f.file_name, f.bytes, f.content_type, f.object_name) for f in request.files
-            ],
+            files=[_new_file(f) for f in request.files],
         )
         return kpb.FileList(files=[file_to_proto(r) for r in records])
 
@@ -116,6 +114,7 @@ class KnowledgeServicer(kpb_grpc.KnowledgeServicer):
                     web_url=d.web_url,
                     update_type=d.update_type,
                     update_interval=d.update_interval,
+                    content=_new_file(d.content) if d.HasField("content") else None,
                 )
                 for d in request.documents
             ],
@@ -296,3 +295,7 @@ def document_to_proto(record: DocumentRecord) -> kpb.Document:
         attempts=record.attempts,
         format_type=record.format_type,
     )
+
+
+def _new_file(request: kpb.CreateFileRequest) -> NewFile:
+    return NewFile(request.file_name, request.bytes, request.content_type, request.object_name)

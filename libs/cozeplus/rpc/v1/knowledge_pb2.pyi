@@ -517,6 +517,7 @@ class NewDocument(_message.Message):
     WEB_URL_FIELD_NUMBER: _builtins.int
     UPDATE_TYPE_FIELD_NUMBER: _builtins.int
     UPDATE_INTERVAL_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     source_type: _builtins.int
     file_type: _builtins.str
@@ -524,6 +525,14 @@ class NewDocument(_message.Message):
     web_url: _builtins.str
     update_type: _builtins.int
     update_interval: _builtins.int
+    @_builtins.property
+    def content(self) -> Global___CreateFileRequest:
+        """The document's own content, already in the object store (a document/create's base64
+        content): recorded with the document in one transaction, held against the account's
+        file quota, and deleted with the document. Its owner_id is ignored (the request's).
+        With it, source_file_id is left 0.
+        """
+
     def __init__(
         self,
         *,
@@ -534,10 +543,11 @@ class NewDocument(_message.Message):
         web_url: _builtins.str = ...,
         update_type: _builtins.int = ...,
         update_interval: _builtins.int = ...,
+        content: Global___CreateFileRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["content", b"content"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_type", b"file_type", "name", b"name", "source_file_id", b"source_file_id", "source_type", b"source_type", "update_interval", b"update_interval", "update_type", b"update_type", "web_url", b"web_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "file_type", b"file_type", "name", b"name", "source_file_id", b"source_file_id", "source_type", b"source_type", "update_interval", b"update_interval", "update_type", b"update_type", "web_url", b"web_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -168,7 +168,7 @@ class KnowledgeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteDataset(self, request, context):
-        """Deletes its documents and chunks too.
+        """Deletes its documents and chunks too (and the documents' own content files).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,7 +188,8 @@ class KnowledgeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteDocuments(self, request, context):
-        """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none.
+        """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none. A document's
+        own content file (NewDocument.content) goes with it; a file it named by id stays.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

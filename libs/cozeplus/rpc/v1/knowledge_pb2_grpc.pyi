@@ -47,12 +47,14 @@ class KnowledgeStub:
     ListDatasets: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.ListDatasetsRequest, _knowledge_pb2.ListDatasetsResponse]
     UpdateDataset: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.UpdateDatasetRequest, _knowledge_pb2.Dataset]
     DeleteDataset: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.DatasetRef, _knowledge_pb2.Dataset]
-    """Deletes its documents and chunks too."""
+    """Deletes its documents and chunks too (and the documents' own content files)."""
     CreateDocuments: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.CreateDocumentsRequest, _knowledge_pb2.DocumentList]
     """Stores the documents as processing and queues one ingestion job each."""
     UpdateDocument: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.UpdateDocumentRequest, _knowledge_pb2.Document]
     DeleteDocuments: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.DeleteDocumentsRequest, _knowledge_pb2.DocumentList]
-    """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none."""
+    """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none. A document's
+    own content file (NewDocument.content) goes with it; a file it named by id stays.
+    """
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.ListDocumentsRequest, _knowledge_pb2.ListDocumentsResponse]
     DocumentProgress: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.DocumentProgressRequest, _knowledge_pb2.DocumentList]
     StartIngestion: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.StartIngestionRequest, _knowledge_pb2.Document]
@@ -73,12 +75,14 @@ class KnowledgeAsyncStub(KnowledgeStub):
     ListDatasets: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.ListDatasetsRequest, _knowledge_pb2.ListDatasetsResponse]  # type: ignore[assignment]
     UpdateDataset: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.UpdateDatasetRequest, _knowledge_pb2.Dataset]  # type: ignore[assignment]
     DeleteDataset: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.DatasetRef, _knowledge_pb2.Dataset]  # type: ignore[assignment]
-    """Deletes its documents and chunks too."""
+    """Deletes its documents and chunks too (and the documents' own content files)."""
     CreateDocuments: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.CreateDocumentsRequest, _knowledge_pb2.DocumentList]  # type: ignore[assignment]
     """Stores the documents as processing and queues one ingestion job each."""
     UpdateDocument: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.UpdateDocumentRequest, _knowledge_pb2.Document]  # type: ignore[assignment]
     DeleteDocuments: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.DeleteDocumentsRequest, _knowledge_pb2.DocumentList]  # type: ignore[assignment]
-    """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none."""
+    """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none. A document's
+    own content file (NewDocument.content) goes with it; a file it named by id stays.
+    """
     ListDocuments: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.ListDocumentsRequest, _knowledge_pb2.ListDocumentsResponse]  # type: ignore[assignment]
     DocumentProgress: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.DocumentProgressRequest, _knowledge_pb2.DocumentList]  # type: ignore[assignment]
     StartIngestion: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.StartIngestionRequest, _knowledge_pb2.Document]  # type: ignore[assignment]
@@ -144,7 +148,7 @@ class KnowledgeServicer(metaclass=_abc_1.ABCMeta):
         request: _knowledge_pb2.DatasetRef,
         context: _ServicerContext,
     ) -> _typing.Union[_knowledge_pb2.Dataset, _abc.Awaitable[_knowledge_pb2.Dataset]]:
-        """Deletes its documents and chunks too."""
+        """Deletes its documents and chunks too (and the documents' own content files)."""
 
     @_abc_1.abstractmethod
     def CreateDocuments(
@@ -167,7 +171,9 @@ class KnowledgeServicer(metaclass=_abc_1.ABCMeta):
         request: _knowledge_pb2.DeleteDocumentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_knowledge_pb2.DocumentList, _abc.Awaitable[_knowledge_pb2.DocumentList]]:
-        """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none."""
+        """All or nothing: an unknown or foreign id is NOT_FOUND and deletes none. A document's
+        own content file (NewDocument.content) goes with it; a file it named by id stays.
+        """
 
     @_abc_1.abstractmethod
     def ListDocuments(
