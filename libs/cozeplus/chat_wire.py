@@ -54,6 +54,16 @@ def _escape_line_breaks(data: bytes) -> bytes:
     return data
 
 
+# Between a chat's answer messages where they are one text (a non-streaming chat's `content`,
+# gRPC's ChatAnswer, the OpenAI-compatible routes): a model that spoke before a round of tool
+# calls said two things, and run together ("Let me check.It is 21.") they read as one.
+ANSWER_SEPARATOR = "\n\n"
+
+
+def join_answers(texts: Iterable[str]) -> str:
+    return ANSWER_SEPARATOR.join(t for t in texts if t)
+
+
 def json_object(raw: str) -> dict[str, Any]:
     if not raw:
         return {}

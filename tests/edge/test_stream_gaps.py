@@ -16,6 +16,7 @@ from nats.aio.client import Client as NATS
 from cozeplus.chat_protocol import (
     CHAT_COMPLETED,
     CHAT_CREATED,
+    CHAT_FAILED,
     EVENT_HEADER,
     HEARTBEAT_EVENT,
     MESSAGE_COMPLETED,
@@ -222,7 +223,23 @@ async def test_a_non_streaming_answer_is_every_answer_message_of_the_chat(
         waiting = asyncio.create_task(session.outcome())
         await play(runner_nc, session, skip=lost, script=TWO_ANSWERS)
         outcome = await asyncio.wait_for(waiting, 5)
-        assert outcome.answer == "Let me look.Hello world", lost
+        # Set apart: run together they would read as one sentence.
+        assert outcome.answer == "Let me look.\n\nHello world", lost
+
+
+async def test_a_chat_that_fails_mid_answer_returns_each_answer_apart_the_last_one_cut(
+    edge_nc: NATS, runner_nc: NATS
+) -> None:
+    failing = [*TWO_ANSWERS[:7], (CHAT_FAILED, chat_payload(CHAT_FAILED, "failed"))]
+    # The store has no answer to repair from (auto_save_history off).
+    for lost in ((), (4,)):
+        session = await open_session(edge_nc, StoredChat(""))
+        waiting = asyncio.create_task(session.outcome())
+        # With 4 lost, only the first answer's deltas tell what it said.
+        await play(runner_nc, session, skip=lost, script=failing)
+        outcome = await asyncio.wait_for(waiting, 5)
+        assert outcome.event == CHAT_FAILED
+        assert outcome.answer == "Let me look.\n\nHello world", lost
 
 
 async def test_a_loss_the_store_cannot_repair_is_told_before_the_terminal_event(

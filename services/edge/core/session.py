@@ -67,6 +67,7 @@ from cozeplus.chat_wire import (
     chat_event,
     chat_object,
     error_event,
+    join_answers,
     message_event,
     stream_trailer,
 )
@@ -281,10 +282,7 @@ class ChatSession:
     async def outcome(self) -> ChatOutcome:
         """Waits for the chat to end (non-streaming chat). A chat that failed or was canceled
         mid-answer still returns what the model had said (its deltas)."""
-        deltas: list[str] = []
-        # The completed answer messages: a model that spoke before a round of calls made
-        # one of its own (the chat's answer is all of them, in order).
-        answers: list[str] = []
+        said = _SaidText()
         try:
             while True:
                 item = await self._events.get()
@@ -296,7 +294,7 @@ class ChatSession:
                     ending = await self._on_watchdog(item)
                     if ending is not None:
                         name, chat = ending
-                        text = "".join(deltas)
+                        text = said.text()
                         if self._ended_unheard:
                             stored = await self._stored_messages()
                             text = _answer_text(stored) if stored is not None else text
@@ -304,27 +302,24 @@ class ChatSession:
                     continue
                 name = _event_name(item)
                 if name == MESSAGE_DELTA:
-                    deltas.append(orjson.loads(item.data).get("content", ""))
+                    said.delta(orjson.loads(item.data))
                 elif name == MESSAGE_COMPLETED:
-                    message = orjson.loads(item.data)
-                    # function_call / tool_response messages complete too; only the answer
-                    # is the chat's content.
-                    if message.get("type", MessageType.ANSWER) == MessageType.ANSWER:
-                        answers.append(message.get("content", ""))
+                    said.completed(orjson.loads(item.data))
                 elif name in TERMINAL_CHAT_EVENTS:
                     chat = orjson.loads(item.data)
                     # Stream-only fields; the JSON answer is the Chat object itself.
                     chat.pop("event", None)
                     chat.pop("run_record_item", None)
-                    answer = "".join(answers) if answers else None
+                    text = said.text()
                     if self._sequence.lost:
                         # A completed answer may be what was lost: the stored ones are whole
                         # (unless the chat stores no final answer: auto_save_history false).
                         stored = await self._stored_messages()
-                        text = _answer_text(stored) if stored is not None else ""
-                        if text and (answer is None or _continues(text, answer)):
-                            answer = text
-                    return ChatOutcome(name, chat, "".join(deltas) if answer is None else answer)
+                        whole = _answer_text(stored) if stored is not None else ""
+                        heard = said.completed_text()
+                        if whole and (not heard or _continues(whole, heard)):
+                            text = whole
+                    return ChatOutcome(name, chat, text)
         finally:
             await self.close()
 
@@ -527,7 +522,39 @@ def _completed_message(data: bytes) -> tuple[str, bool]:
 
 
 def _answer_text(messages: Sequence[cpb.Message]) -> str:
-    return "".join(m.content for m in messages if m.type == MessageType.ANSWER)
+    return join_answers(m.content for m in messages if m.type == MessageType.ANSWER)
+
+
+class _SaidText:
+    """A non-streaming chat's answer as its events tell it: every answer message in order (a
+    model that spoke before a round of calls made one of its own), each its completed text
+    or, for one the chat ended in the middle of, its deltas so far."""
+
+    def __init__(self) -> None:
+        self._deltas: dict[str, list[str]] = {}
+        self._completed: dict[str, str] = {}
+
+    def delta(self, message: dict[str, Any]) -> None:
+        if message.get("type", MessageType.ANSWER) != MessageType.ANSWER:
+            return
+        self._deltas.setdefault(str(message.get("id", "")), []).append(message.get("content", ""))
+
+    def completed(self, message: dict[str, Any]) -> None:
+        # function_call / tool_response messages complete too; only answers are the content.
+        if message.get("type", MessageType.ANSWER) != MessageType.ANSWER:
+            return
+        message_id = str(message.get("id", ""))
+        self._deltas.setdefault(message_id, [])
+        self._completed[message_id] = message.get("content", "")
+
+    def completed_text(self) -> str:
+        return join_answers(self._completed.values())
+
+    def text(self) -> str:
+        return join_answers(
+            self._completed.get(message_id, "".join(pieces))
+            for message_id, pieces in self._deltas.items()
+        )
 
 
 async def _unsubscribe(subscription: Subscription) -> None:

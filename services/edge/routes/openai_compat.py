@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from starlette.responses import Response, StreamingResponse
 
 from cozeplus.chat_protocol import CHAT_COMPLETED, MESSAGE_DELTA, TERMINAL_CHAT_EVENTS
+from cozeplus.chat_wire import ANSWER_SEPARATOR
 from cozeplus.rpc.v1 import registry_pb2 as pb
 from services.edge.bot_chat import BotChat, start_bot_chat
 from services.edge.core.auth import Principal
@@ -291,11 +292,17 @@ async def _stream(chat: BotChat, model: str, include_usage: bool) -> AsyncIterat
     yield _chunk(
         completion_id, created, model, choice({"role": "assistant", "content": ""}), **extra
     )
+    # The answer message being streamed: the next one's text is set apart from it, as in the
+    # non-streaming completion (ANSWER_SEPARATOR).
+    answer_id = None
     async for name, data in chat.events():
         if name == MESSAGE_DELTA and data.get("type") == "answer" and data.get("content"):
-            yield _chunk(
-                completion_id, created, model, choice({"content": data["content"]}), **extra
-            )
+            content = data["content"]
+            if data.get("id") != answer_id:
+                if answer_id is not None:
+                    content = ANSWER_SEPARATOR + content
+                answer_id = data.get("id")
+            yield _chunk(completion_id, created, model, choice({"content": content}), **extra)
         elif name == CHAT_COMPLETED:
             yield _chunk(completion_id, created, model, choice({}, "stop"), **extra)
             if include_usage:
