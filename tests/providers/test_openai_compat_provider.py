@@ -256,6 +256,14 @@ async def test_a_stalled_stream_is_a_timeout(mock_server: MockServer) -> None:
     assert "stopped streaming" in caught.value.msg
 
 
+async def test_a_stream_that_keeps_coming_outlasts_its_timeout(mock_server: MockServer) -> None:
+    # Each chunk pushes the deadline back: 16 chunks 0.3 s apart take 5 times the timeout.
+    items = await run(provider(mock_server.v1, "mock-inter-token-300"), ask(timeout_s=1.5))
+    text = "".join(i.text for i in items if isinstance(i, TextDelta))
+    assert text == DEFAULT_REPLY
+    assert isinstance(items[-1], Completion) and items[-1].finish_reason == "stop"
+
+
 async def test_cancelling_the_consumer_aborts_the_http_request(mock_server: MockServer) -> None:
     p = provider(mock_server.v1, "mock-inter-token-200")
     first_delta = asyncio.Event()

@@ -283,13 +283,10 @@ class OpenAICompatProvider:
                             headers=headers,
                             proxy=self._proxy,
                             proxy_auth=self._proxy_auth,
-                            # Backstop only: the asyncio deadlines above and below are what
-                            # fire; this bounds a connect or read the loop could not see.
-                            timeout=aiohttp.ClientTimeout(
-                                total=None,
-                                sock_connect=timeout_s + 5.0,
-                                sock_read=timeout_s + 5.0,
-                            ),
+                            # Backstop only: the deadlines above and below are what fire.
+                            # No sock_read: it re-arms a timer per packet, and every read
+                            # of the body has its deadline (_ReadDeadline).
+                            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s + 5.0),
                         )
                     )
                     if response.status >= 400:
@@ -420,6 +417,32 @@ def _status_error(model: str, status: int, raw: bytes, key: str) -> ProviderErro
     )
 
 
+class _ReadDeadline:
+    """When a stream's next block is due. A model sending a token every few milliseconds
+    pushes it back hundreds of times a second: an asyncio timeout per read (a timer armed
+    and cancelled each time) was ~8 % of the runner's CPU per paced token. Here a block only
+    moves `deadline`; the one timer, when it fires early, re-arms itself at the moved
+    deadline, and once it is due, fails the body's pending or next read with TimeoutError
+    (no task is cancelled, so the consumer's own awaits are never hit)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, body: aiohttp.StreamReader, deadline: float
+    ) -> None:
+        self.deadline = deadline
+        self._loop = loop
+        self._body = body
+        self._timer = loop.call_at(deadline, self._due)
+
+    def _due(self) -> None:
+        if self._loop.time() < self.deadline:
+            self._timer = self._loop.call_at(self.deadline, self._due)
+            return
+        self._body.set_exception(TimeoutError("no block from the model in time"))
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 async def _iter_chunk_blocks(
     body: aiohttp.StreamReader, deadline: float, timeout_s: float
 ) -> AsyncGenerator[list[dict[str, Any]], None]:
@@ -431,54 +454,55 @@ async def _iter_chunk_blocks(
     chat completions stream only carries data.
 
     A read that waits past `deadline` raises TimeoutError; each block received pushes it
-    `timeout_s` back. The timeout is armed per read of the socket, not per event: events
-    arrive several to a block under load, and an asyncio timeout per event was ~7 % of the
-    runner's CPU while streaming.
+    `timeout_s` back (`_ReadDeadline`: one timer per stream, not one per read).
     """
     loop = asyncio.get_running_loop()
-    buffer = b""
-    data: list[bytes] = []
-    while True:
-        async with asyncio.timeout_at(deadline):
+    watch = _ReadDeadline(loop, body, deadline)
+    try:
+        buffer = b""
+        data: list[bytes] = []
+        while True:
             block = await body.readany()
-        if not block:
-            return
-        deadline = loop.time() + timeout_s
-        buffer += block
-        *lines, buffer = buffer.split(b"\n")
-        events: list[dict[str, Any]] = []
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line:
-                if line.startswith(b"data:"):
-                    data.append(line[6:] if line[5:6] == b" " else line[5:])
-                continue
-            if not data:
-                continue
-            payload = data[0] if len(data) == 1 else b"\n".join(data)
-            data = []
-            if payload.startswith(b"[DONE]"):
-                if events:
-                    yield events
-                # Read the body to its end (briefly) so the connection goes back to the pool:
-                # closing a response with unread bytes drops it, and the next chat would
-                # pay a new TCP (and TLS) connection (seen in profiles as connect_tcp).
-                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-                    async with asyncio.timeout(_DRAIN_S):
-                        async for _ in body.iter_any():
-                            pass
+            if not block:
                 return
-            try:
-                parsed = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                if events:  # what came before it in the read is answer too
-                    yield events
-                raise
-            if isinstance(parsed, dict):
-                events.append(cast(dict[str, Any], parsed))
-        if events:
-            yield events
+            watch.deadline = loop.time() + timeout_s
+            buffer += block
+            *lines, buffer = buffer.split(b"\n")
+            events: list[dict[str, Any]] = []
+            for line in lines:
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if line:
+                    if line.startswith(b"data:"):
+                        data.append(line[6:] if line[5:6] == b" " else line[5:])
+                    continue
+                if not data:
+                    continue
+                payload = data[0] if len(data) == 1 else b"\n".join(data)
+                data = []
+                if payload.startswith(b"[DONE]"):
+                    if events:
+                        yield events
+                    # Read the body to its end (briefly) so the connection goes back to the pool:
+                    # closing a response with unread bytes drops it, and the next chat would
+                    # pay a new TCP (and TLS) connection (seen in profiles as connect_tcp).
+                    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                        async with asyncio.timeout(_DRAIN_S):
+                            async for _ in body.iter_any():
+                                pass
+                    return
+                try:
+                    parsed = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    if events:  # what came before it in the read is answer too
+                        yield events
+                    raise
+                if isinstance(parsed, dict):
+                    events.append(cast(dict[str, Any], parsed))
+            if events:
+                yield events
+    finally:
+        watch.cancel()
 
 
 def _upstream_detail(body: object, key: str) -> str:
