@@ -739,8 +739,11 @@ class ConversationService:
 
         return await self._db.write_rows(work)
 
-    async def start_run(self, *, owner_id: int, chat_id: int, history_rounds: int) -> StartedRun:
-        """created -> in_progress, with the history window for the prompt.
+    async def start_run(
+        self, *, owner_id: int, chat_id: int, history_rounds: int, with_messages: bool = True
+    ) -> StartedRun:
+        """created -> in_progress, with the history window for the prompt and the chat's own
+        messages (unless `with_messages` is false: the runner has them from the queue).
 
         A run already in progress is returned unchanged with `restarted`: its runner
         was lost and another was given the chat, or this is the retry of a StartRun whose
@@ -756,9 +759,9 @@ class ConversationService:
             def started(run: sa.Row[Any], restarted: bool) -> StartedRun:
                 return StartedRun(
                     _run_view(run),
-                    _history(connection, run, history_rounds),
+                    _history(connection, run, history_rounds) if with_messages else [],
                     restarted,
-                    _chat_messages(connection, run),
+                    _chat_messages(connection, run) if with_messages else [],
                     run.unsaved_input,
                     run.paused_answer,
                 )

@@ -423,7 +423,9 @@ class ChatRun:
             early = await self._prepare_early(
                 config, [cpb.Message(**m.model_dump()) for m in history]
             )
-            start = asyncio.create_task(self._start_run(config))
+            # The early call has the history and the chat's messages from the queue: the
+            # registry need not read them again (two reads per chat start).
+            start = asyncio.create_task(self._start_run(config, with_messages=early is None))
             started = await start
         except BaseException:
             if start is not None:
@@ -481,15 +483,19 @@ class ChatRun:
                 raise
             return None
 
-    async def _start_run(self, config: pb.BotConfig | None) -> cpb.StartRunResponse | None:
+    async def _start_run(
+        self, config: pb.BotConfig | None, *, with_messages: bool = True
+    ) -> cpb.StartRunResponse | None:
         """created -> in_progress; None when the chat already ended (canceled or failed while
-        queued: whoever ended it told the client)."""
+        queued: whoever ended it told the client). Without messages, the response's history
+        and chat_messages are empty (for a run that has them already)."""
         if self._handing_back:
             raise HandedBack
         request = cpb.StartRunRequest(
             owner_id=self.request.owner_id,
             chat_id=self.request.chat_id,
             history_rounds=config.history_rounds if config is not None else 0,
+            without_messages=not with_messages,
         )
         retried = False
 

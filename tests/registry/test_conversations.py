@@ -717,6 +717,25 @@ async def test_finish_run_refuses_unstarted_chats_and_bad_input(f: Fixture) -> N
     assert (await f.get_chat(chat.id)).status == "created"
 
 
+async def test_a_start_without_messages_reads_neither_history_nor_the_chat_s_own(
+    f: Fixture,
+) -> None:
+    conversation = await f.conversation(user("earlier"), assistant("answer"))
+    chat = await f.chat(conversation.id, user("now"))
+    request = cpb.StartRunRequest(
+        owner_id=f.owner_id, chat_id=chat.id, history_rounds=3, without_messages=True
+    )
+    started = await f.rpc.StartRun(request)
+    assert started.run.status == "in_progress" and not started.restarted
+    assert (list(started.history), list(started.chat_messages)) == ([], [])
+    # A restart (another runner's retry) as well; the messages are the caller's to ask for.
+    again = await f.rpc.StartRun(request)
+    assert again.restarted and (list(again.history), list(again.chat_messages)) == ([], [])
+    asked = await f.start(chat.id, history_rounds=3)
+    assert [m.content for m in asked.history] == ["earlier", "answer"]
+    assert [m.content for m in asked.chat_messages] == ["now"]
+
+
 async def test_starting_a_running_chat_again_reports_a_restart(f: Fixture) -> None:
     chat = await f.chat()
     first = await f.start(chat.id)

@@ -89,6 +89,7 @@ class Conversations:
         # applies (the registry is away), "lost" applies it and then fails (its reply lost).
         self.faults: dict[str, list[str]] = {}
         self.calls: dict[str, int] = {}
+        self.start_requests: list[cpb.StartRunRequest] = []
         # When set, StartRun waits for it (to see what a run does meanwhile).
         self.start_gate: asyncio.Event | None = None
         # Called with StartRun's call count before it looks the chat up: a test records a
@@ -159,6 +160,7 @@ class Conversations:
         timeout: float | None = None,  # noqa: ASYNC109 (gRPC's)
     ) -> cpb.StartRunResponse:
         self.calls["StartRun"] = self.calls.get("StartRun", 0) + 1
+        self.start_requests.append(request)
         if self.start_gate is not None:
             await self.start_gate.wait()
         self._fault("StartRun", "down")
@@ -169,13 +171,16 @@ class Conversations:
             raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"chat {request.chat_id} not found")
         run = found
         history = [m for m in self.messages if m.chat_id != run.id]
+        chat_messages = self.chat_messages(run.id)
+        if request.without_messages:
+            history, chat_messages = [], []
         kept = self.unsaved_inputs.get(run.id, "")
         answer_so_far = self.paused_answers.get(run.id, "")
         if run.status == ChatStatus.IN_PROGRESS:
             return cpb.StartRunResponse(
                 run=run,
                 history=history,
-                chat_messages=self.chat_messages(run.id),
+                chat_messages=chat_messages,
                 restarted=True,
                 unsaved_input_json=kept,
                 answer_so_far=answer_so_far,
@@ -187,7 +192,7 @@ class Conversations:
         return cpb.StartRunResponse(
             run=run,
             history=history,
-            chat_messages=self.chat_messages(run.id),
+            chat_messages=chat_messages,
             unsaved_input_json=kept,
             answer_so_far=answer_so_far,
         )
@@ -384,10 +389,15 @@ class HeldTool(FakeTool):
 @dataclass
 class Tools:
     tools: list[FakeTool]
+    # Loads that fail first (a registry fault, not retried), one each.
+    failures: int = 0
 
     async def tools_for(
         self, *, owner_id: int, bot_id: int, bot_version: int, config: pb.BotConfig
     ) -> Sequence[FakeTool]:
+        if self.failures:
+            self.failures -= 1
+            raise FakeRpcError(grpc.StatusCode.INTERNAL, "registry fault")
         return self.tools
 
 

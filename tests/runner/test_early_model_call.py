@@ -10,7 +10,15 @@ import grpc
 
 from cozeplus.chat_protocol import HistoryMessage
 from cozeplus.vocabulary import ChatStatus
-from tests.runner.fakes import ANSWERED, FakeRpcError, FakeTool, Harness, Round, harness
+from tests.runner.fakes import (
+    ANSWERED,
+    FakeRpcError,
+    FakeTool,
+    Harness,
+    Round,
+    Tools,
+    harness,
+)
 
 HISTORY = [
     HistoryMessage(role="user", type="question", content="earlier question"),
@@ -62,6 +70,21 @@ async def test_the_model_is_asked_before_start_run_returns_and_nothing_is_publis
     await task
     assert h.events.names() == ANSWERED
     assert len(h.provider.requests) == 1, "the early call is the first round's"
+    assert h.conversations.runs[1].status == ChatStatus.COMPLETED
+    # The registry was spared reading what the queue brought.
+    assert [r.without_messages for r in h.conversations.start_requests] == [True]
+
+
+async def test_an_early_call_that_could_not_be_prepared_starts_with_the_stored_history() -> None:
+    h = harness([Round(text="hi")], [])
+    h.conversations.create(9, "stored question")
+    assert isinstance(h.deps.tools, Tools)
+    h.deps.tools.failures = 1  # the early preparation's load; the usual order's works
+    await h.run(1, "new question", history=list(HISTORY))
+    assert [r.without_messages for r in h.conversations.start_requests] == [False]
+    [request] = h.provider.requests
+    prompt = [(m.role, m.parts[0].text) for m in request.messages[1:]]
+    assert prompt == [("user", "stored question"), ("user", "new question")]
     assert h.conversations.runs[1].status == ChatStatus.COMPLETED
 
 

@@ -172,6 +172,7 @@ class ConversationsServicer(cpb_grpc.ConversationsServicer):
             owner_id=request.owner_id,
             chat_id=request.chat_id,
             history_rounds=request.history_rounds,
+            with_messages=not request.without_messages,
         )
         return cpb.StartRunResponse(
             run=run_to_proto(started.run),

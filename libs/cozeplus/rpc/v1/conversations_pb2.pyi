@@ -801,20 +801,26 @@ class StartRunRequest(_message.Message):
     OWNER_ID_FIELD_NUMBER: _builtins.int
     CHAT_ID_FIELD_NUMBER: _builtins.int
     HISTORY_ROUNDS_FIELD_NUMBER: _builtins.int
+    WITHOUT_MESSAGES_FIELD_NUMBER: _builtins.int
     owner_id: _builtins.int
     chat_id: _builtins.int
     history_rounds: _builtins.int
     """Rounds of history to return; a round starts at a user message."""
+    without_messages: _builtins.bool
+    """The caller has the chat's history window (it came with the queued chat) and its own
+    messages: history and chat_messages are left empty, two reads fewer per chat start.
+    """
     def __init__(
         self,
         *,
         owner_id: _builtins.int = ...,
         chat_id: _builtins.int = ...,
         history_rounds: _builtins.int = ...,
+        without_messages: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "history_rounds", b"history_rounds", "owner_id", b"owner_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "history_rounds", b"history_rounds", "owner_id", b"owner_id", "without_messages", b"without_messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
