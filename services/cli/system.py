@@ -20,6 +20,8 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cozeplus.parent_death import stop_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -76,6 +78,8 @@ class ServiceProcess:
                 # Own process group: Ctrl-C in a terminal reaches only the supervisor,
                 # which then stops the children in order.
                 start_new_session=True,
+                # And a supervisor killed outright takes them with it.
+                preexec_fn=stop_with_parent(),
             )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
