@@ -327,19 +327,18 @@ class KnowledgeService:
 
     async def delete_dataset(self, *, owner_id: int, dataset_id: int) -> DatasetView:
         _require_owner(owner_id)
-        freed: list[str] = []
 
-        def work(session: Session) -> DatasetView:
+        def work(session: Session) -> tuple[DatasetView, list[str]]:
             record = _load_dataset(session, owner_id, dataset_id)
             view = _dataset_views(session, [record])[0]
             document_ids = session.exec(
                 select(DocumentRecord.id).where(DocumentRecord.dataset_id == dataset_id)
             ).all()
-            freed.extend(_delete_documents(session, list(document_ids), self.backend))
+            freed = _delete_documents(session, list(document_ids), self.backend)
             session.delete(record)
-            return view
+            return view, freed
 
-        view = await self._db.write(work)
+        view, freed = await self._db.write(work)
         await self._delete_objects(freed)
         return view
 
@@ -474,14 +473,12 @@ class KnowledgeService:
         if not document_ids:
             raise InvalidArgument("document_ids must not be empty")
         unique = list(dict.fromkeys(document_ids))
-        freed: list[str] = []
 
-        def work(session: Session) -> list[DocumentRecord]:
+        def work(session: Session) -> tuple[list[DocumentRecord], list[str]]:
             records = [_load_document(session, owner_id, i) for i in unique]
-            freed.extend(_delete_documents(session, unique, self.backend))
-            return records
+            return records, _delete_documents(session, unique, self.backend)
 
-        records = await self._db.write(work)
+        records, freed = await self._db.write(work)
         await self._delete_objects(freed)
         return records
 

@@ -88,9 +88,8 @@ class _PutObjects:
     put fails, or the registry refuses the records (over the account's quota, say), the
     bytes put are deleted again: no file will name them."""
 
-    def __init__(self, bucket: ObjectStore, owner_id: int) -> None:
+    def __init__(self, bucket: ObjectStore) -> None:
         self.bucket = bucket
-        self.owner_id = owner_id
         self.files: list[kpb.CreateFileRequest] = []
 
     @classmethod
@@ -100,7 +99,7 @@ class _PutObjects:
             bucket = await files_bucket(nc.jetstream(), runtime.settings.nats_replicas)
         except TimeoutError as exc:
             raise ApiError(503, "file storage is unavailable, try again") from exc
-        put = cls(bucket, user.user_id)
+        put = cls(bucket)
         try:
             for upload in uploads:
                 object_name = f"{user.user_id}/{secrets.token_hex(16)}"
